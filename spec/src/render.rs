@@ -1,0 +1,233 @@
+//! Printing a project as `docker compose config` does: JSON with Go's
+//! escaping and two-space indentation, or YAML in the same field order.
+
+use std::io;
+
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::ser::{Formatter, PrettyFormatter};
+
+use crate::model::Project;
+
+/// Wraps serde_json's pretty printer to escape `<`, `>` and `&` the way Go's
+/// `encoding/json` does, so output is byte-for-byte comparable.
+struct GoFormatter<'a>(PrettyFormatter<'a>);
+
+impl Formatter for GoFormatter<'_> {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        s: &str,
+    ) -> io::Result<()> {
+        let mut last = 0;
+        for (i, c) in s.char_indices() {
+            let esc = match c {
+                '<' => "\\u003c",
+                '>' => "\\u003e",
+                '&' => "\\u0026",
+                '\u{2028}' => "\\u2028",
+                '\u{2029}' => "\\u2029",
+                _ => continue,
+            };
+            w.write_all(&s.as_bytes()[last..i])?;
+            w.write_all(esc.as_bytes())?;
+            last = i + c.len_utf8();
+        }
+        w.write_all(&s.as_bytes()[last..])
+    }
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+/// Any serialisable value as Go-style indented JSON.
+pub fn to_json<T: Serialize>(value: &T) -> String {
+    let mut out = Vec::new();
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, GoFormatter(PrettyFormatter::new()));
+    // Writing into a Vec cannot fail and every map key in the model is a string.
+    if value.serialize(&mut ser).is_err() {
+        return String::new();
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The project as `docker compose config --format json` prints it.
+pub fn project_json(project: &Project) -> String {
+    to_json(project)
+}
+
+/// The project as `docker compose config` prints it (YAML).
+pub fn project_yaml(project: &Project) -> String {
+    let value = serde_json::to_value(project).unwrap_or(Value::Null);
+    let Value::Object(mut map) = value else {
+        return String::new();
+    };
+    // YAML output follows the model's field order, not sorted keys, and
+    // leaves out the `null` command/entrypoint that JSON must keep.
+    if let Some(Value::Object(services)) = map.get_mut("services") {
+        for svc in services.values_mut() {
+            if let Value::Object(s) = svc {
+                s.retain(|k, v| !(v.is_null() && (k == "command" || k == "entrypoint")));
+            }
+        }
+    }
+    let mut ordered = serde_json::Map::new();
+    for key in [
+        "name", "services", "networks", "volumes", "secrets", "configs",
+    ] {
+        if let Some(v) = map.remove(key) {
+            ordered.insert(key.to_string(), v);
+        }
+    }
+    ordered.extend(map);
+    let mut out = String::new();
+    yaml_map(&ordered, 0, &mut out);
+    out
+}
+
+fn yaml_map(map: &serde_json::Map<String, Value>, indent: usize, out: &mut String) {
+    if map.is_empty() {
+        out.push_str(" {}\n");
+        return;
+    }
+    for (k, v) in map {
+        out.push_str(&" ".repeat(indent));
+        out.push_str(&yaml_scalar_str(k));
+        out.push(':');
+        yaml_value(v, indent, out);
+    }
+}
+
+fn yaml_value(v: &Value, indent: usize, out: &mut String) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            yaml_map(m, indent + 2, out);
+        }
+        Value::Array(items) if !items.is_empty() => {
+            out.push('\n');
+            for item in items {
+                out.push_str(&" ".repeat(indent + 2));
+                out.push('-');
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        let mut first = true;
+                        for (k, v) in m {
+                            if first {
+                                out.push(' ');
+                                first = false;
+                            } else {
+                                out.push_str(&" ".repeat(indent + 4));
+                            }
+                            out.push_str(&yaml_scalar_str(k));
+                            out.push(':');
+                            yaml_value(v, indent + 4, out);
+                        }
+                    }
+                    other => yaml_value(other, indent + 2, out),
+                }
+            }
+        }
+        Value::Object(_) => out.push_str(" {}\n"),
+        Value::Array(_) => out.push_str(" []\n"),
+        Value::String(s) if s.contains('\n') => {
+            out.push_str(if s.ends_with('\n') { " |\n" } else { " |-\n" });
+            for line in s.trim_end_matches('\n').split('\n') {
+                if !line.is_empty() {
+                    out.push_str(&" ".repeat(indent + 2));
+                    out.push_str(line);
+                }
+                out.push('\n');
+            }
+        }
+        Value::String(s) => {
+            out.push(' ');
+            out.push_str(&yaml_scalar_str(s));
+            out.push('\n');
+        }
+        Value::Null => out.push_str(" null\n"),
+        Value::Bool(b) => {
+            out.push(' ');
+            out.push_str(if *b { "true" } else { "false" });
+            out.push('\n');
+        }
+        Value::Number(n) => {
+            out.push(' ');
+            out.push_str(&n.to_string());
+            out.push('\n');
+        }
+    }
+}
+
+/// A string as a YAML scalar, quoted when it would read back as something else.
+fn yaml_scalar_str(s: &str) -> String {
+    let plain_type_changes = !matches!(crate::yaml::resolve_plain(s), crate::yaml::Value::Str(_));
+    let special_start = s.starts_with([
+        '-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@',
+        '`', ' ',
+    ]);
+    let needs_quotes = s.is_empty()
+        || plain_type_changes
+        || special_start
+        || s.ends_with(' ')
+        || s.ends_with(':')
+        || s.contains(": ")
+        || s.contains(" #")
+        || s.chars().any(|c| c.is_control())
+        || matches!(
+            s,
+            "y" | "Y"
+                | "yes"
+                | "Yes"
+                | "YES"
+                | "n"
+                | "N"
+                | "no"
+                | "No"
+                | "NO"
+                | "on"
+                | "On"
+                | "ON"
+                | "off"
+                | "Off"
+                | "OFF"
+        );
+    if needs_quotes {
+        serde_json::to_string(s).unwrap_or_default()
+    } else {
+        s.to_string()
+    }
+}

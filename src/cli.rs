@@ -1,0 +1,115 @@
+//! The command line, shaped after `docker compose` so that muscle memory and
+//! scripts carry over.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Compose projects, daemonless: reads compose.yaml and makes the host match it.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes, as `docker compose` names them.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Compose configuration files (repeatable; `-` reads standard input)
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name
+    #[arg(short = 'p', long = "project-name", global = true)]
+    pub project_name: Option<String>,
+    /// Alternate working directory (default: the first compose file's folder)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+    /// Alternate environment files (repeatable; replaces the project's .env)
+    #[arg(long = "env-file", global = true, value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Profiles to enable (repeatable)
+    #[arg(
+        long = "profile",
+        id = "profile",
+        global = true,
+        value_name = "PROFILE"
+    )]
+    pub profiles: Vec<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse, resolve and render the compose file in canonical format
+    Config(ConfigArgs),
+    /// Show the berth version
+    Version(VersionArgs),
+}
+
+/// `berth config`
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Services to render (and their dependencies); default: all
+    pub services: Vec<String>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    pub format: Format,
+    /// Only validate the configuration, print nothing
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the service names, one per line
+    #[arg(long = "services")]
+    pub list_services: bool,
+    /// Print the volume names, one per line
+    #[arg(long)]
+    pub volumes: bool,
+    /// Print the network names, one per line
+    #[arg(long)]
+    pub networks: bool,
+    /// Print the profile names, one per line
+    #[arg(long = "profiles", id = "list_profiles")]
+    pub list_profiles: bool,
+    /// Print the image names, one per line
+    #[arg(long)]
+    pub images: bool,
+    /// Don't interpolate environment variables
+    #[arg(long)]
+    pub no_interpolate: bool,
+    /// Don't check model consistency (undefined networks, volumes …)
+    #[arg(long)]
+    pub no_consistency: bool,
+    /// Save to file (default: standard output)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `berth config --format`
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// YAML, as `docker compose config` prints by default
+    Yaml,
+    /// JSON, field for field as `docker compose config --format json`
+    Json,
+}
+
+/// `berth version`
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Show only the version number
+    #[arg(long)]
+    pub short: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,36 @@
+//! berth: run Compose projects with an embedded container engine.
+//!
+//! The binary parses the command line, loads the project through
+//! `berth-spec` and prints results; it owns no logic of its own.
+
+mod cli;
+mod config_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        cli::Command::Config(args) => config_cmd::run(&cli.global, args),
+        cli::Command::Version(args) => {
+            if args.short {
+                println!("{}", env!("CARGO_PKG_VERSION"));
+            } else {
+                println!("berth version v{}", env!("CARGO_PKG_VERSION"));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `berth config`: what a user sees when a project loads, and when it does not.
+
+use crate::sandbox::Dir;
+
+#[test]
+fn discovers_compose_yaml_and_its_override_from_a_subfolder() {
+    let d = Dir::new("discover");
+    d.write(
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n    ports: ['8080:80']\n",
+    )
+    .write(
+        "compose.override.yaml",
+        "services:\n  web:\n    environment: [DEBUG=1]\n",
+    )
+    .write("sub/dir/.keep", "");
+    let out = Dir::berth_in(&d, "sub/dir", &["config", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let dirname = d
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase();
+    let expected_name: String = dirname
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    assert_eq!(v["name"], expected_name.as_str());
+    assert_eq!(v["services"]["web"]["environment"]["DEBUG"], "1");
+    assert_eq!(v["services"]["web"]["ports"][0]["published"], "8080");
+}
+
+#[test]
+fn errors_name_file_line_column_and_field() {
+    let d = Dir::new("errors");
+    d.write(
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n    ports:\n      - 8080:80\n      - 80-70\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(
+        err.contains("compose.yaml:6:9: services.web.ports[1]: invalid port range \"80-70\""),
+        "{err}"
+    );
+
+    d.write(
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n    imagee: typo\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(
+        err.contains(
+            "compose.yaml:4:5: services.web: additional property \"imagee\" is not allowed"
+        ),
+        "{err}"
+    );
+
+    d.write(
+        "compose.yaml",
+        "services:\n  web:\n    image: ${IMAGE:?set IMAGE}\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(err.contains("compose.yaml:3:12: services.web.image: required variable IMAGE is missing a value: set IMAGE"), "{err}");
+
+    d.write("compose.yaml", "services:\n  web:\n    image: [nginx\n");
+    let err = d.berth(&["config"]).fails();
+    assert!(err.contains("compose.yaml:"), "{err}");
+
+    d.write(
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx\n    networks: [front]\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(err.contains("compose.yaml:4:5: services.web.networks: service \"web\" refers to undefined network front"), "{err}");
+
+    d.write("compose.yaml", "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n");
+    let err = d.berth(&["config"]).fails();
+    assert!(
+        err.contains("dependency cycle detected: a -> b -> a"),
+        "{err}"
+    );
+}
+
+#[test]
+fn env_file_flag_stdin_and_profiles() {
+    let d = Dir::new("envfile");
+    d.write("custom.env", "TAG=1.2\nexport NAME='my app'\n");
+    let yaml = "services:\n  web:\n    image: nginx:${TAG}\n    labels:\n      app: $NAME\n  debug:\n    image: busybox\n    profiles: [dev]\n";
+    let run = d.berth_with(
+        &[
+            "-f",
+            "-",
+            "--env-file",
+            "custom.env",
+            "config",
+            "--format",
+            "json",
+        ],
+        &[],
+        Some(yaml),
+    );
+    let v = run.json();
+    assert_eq!(v["services"]["web"]["image"], "nginx:1.2");
+    assert_eq!(v["services"]["web"]["labels"]["app"], "my app");
+    assert!(v["services"].get("debug").is_none());
+
+    let run = d.berth_with(
+        &[
+            "-f",
+            "-",
+            "--env-file",
+            "custom.env",
+            "--profile",
+            "dev",
+            "config",
+            "--services",
+        ],
+        &[],
+        Some(yaml),
+    );
+    assert_eq!(run.ok(), "debug\nweb\n");
+    let run = d.berth_with(
+        &[
+            "-f",
+            "-",
+            "--env-file",
+            "custom.env",
+            "config",
+            "--profiles",
+        ],
+        &[("COMPOSE_PROFILES", "dev")],
+        Some(yaml),
+    );
+    assert_eq!(run.ok(), "dev\n");
+}
+
+#[test]
+fn yaml_output_reads_back_the_same() {
+    let d = Dir::new("yaml");
+    d.write(
+        "compose.yaml",
+        "name: demo\nservices:\n  web:\n    image: nginx\n    command: echo 'hello world'\n    environment:\n      EMPTY: ''\n      YES: 'yes'\n    healthcheck:\n      test: curl -f http://localhost/ || exit 1\n      interval: 90s\nx-note: {a: 1}\n",
+    );
+    let yaml = d.berth(&["config"]).ok();
+    assert!(yaml.starts_with("name: demo\nservices:\n"), "{yaml}");
+    d.write("again.yaml", &yaml);
+    let a = d.berth(&["config", "--format", "json"]).json();
+    let b = d
+        .berth(&["-f", "again.yaml", "config", "--format", "json"])
+        .json();
+    assert_eq!(a, b);
+    assert_eq!(a["services"]["web"]["healthcheck"]["interval"], "1m30s");
+}
+
+#[test]
+fn no_interpolate_keeps_variables() {
+    let d = Dir::new("nointerp");
+    d.write(
+        "compose.yaml",
+        "services:\n  web:\n    image: nginx:${TAG:-latest}\n",
+    );
+    let v = d
+        .berth(&["config", "--no-interpolate", "--format", "json"])
+        .json();
+    assert_eq!(v["services"]["web"]["image"], "nginx:${TAG:-latest}");
+    assert_eq!(d.berth(&["config", "--images"]).ok(), "nginx:latest\n");
+    assert_eq!(d.berth(&["config", "-q"]).ok(), "");
+}

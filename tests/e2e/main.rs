@@ -1,0 +1,7 @@
+//! End-to-end tests of the `berth` binary, one module per command.
+//!
+//! Each test gets a fresh sandbox directory ([`sandbox::Dir`]) and runs the
+//! real binary built by cargo, asserting what a user would see.
+
+mod config;
+mod sandbox;
