@@ -28,12 +28,12 @@ pub enum Error {
         msg: String,
     },
     /// A file could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: io::Error,
+        /// Why (not a `source`: the message already says it).
+        cause: io::Error,
     },
     /// A whole-project problem: no compose file, a dependency cycle …
     #[error("{0}")]
@@ -65,10 +65,10 @@ impl Error {
     }
 
     /// Reading `path` failed.
-    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
+    pub fn io(path: impl Into<PathBuf>, cause: io::Error) -> Error {
         Error::Io {
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

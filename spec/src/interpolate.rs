@@ -184,11 +184,9 @@ pub fn interpolate_tree(
     unset: &mut BTreeSet<String>,
 ) -> Result<()> {
     match &mut node.value {
-        Value::Str(s) => {
-            if s.contains('$') {
-                *s = substitute(s, lookup, unset)
-                    .map_err(|e| Error::invalid(&node.mark, join_path(path), e.to_string()))?;
-            }
+        Value::Str(s) if s.contains('$') => {
+            *s = substitute(s, lookup, unset)
+                .map_err(|e| Error::invalid(&node.mark, join_path(path), e.to_string()))?;
         }
         Value::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {

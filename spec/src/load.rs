@@ -388,7 +388,7 @@ fn project_name(
             from_files = Some((value, node.mark.clone()));
         }
     }
-    if let Some((n, mark)) = from_files {
+    if let Some((n, mark)) = from_files.filter(|(n, _)| !n.is_empty()) {
         let normalized = normalize_project_name(&n);
         if normalized != n || normalized.is_empty() {
             return Err(Error::invalid(

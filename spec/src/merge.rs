@@ -46,9 +46,7 @@ pub fn merge(base: &mut Node, over: Node, path: &[&str]) {
                     Some(existing) if !existing.is_null() && !v.is_null() => {
                         merge(existing, v, &child);
                     }
-                    Some(existing) if v.is_null() && is_null_keeps(&child) => {
-                        let _ = existing;
-                    }
+                    Some(_) if v.is_null() && is_null_keeps(&child) => {}
                     _ => {
                         bm.insert(k, v);
                     }

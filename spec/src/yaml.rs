@@ -238,15 +238,28 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Vec<Node>> {
         file: file.clone(),
         events: Parser::new_from_str(text).peekable(),
         anchors: HashMap::new(),
+        nodes: 0,
+        depth: 0,
     };
     builder.stream()
 }
 
+/// How many nodes one file may expand to. Aliases copy their anchor, so a
+/// few lines of nested aliases ("billion laughs") could otherwise exhaust
+/// memory.
+const MAX_NODES: usize = 1_000_000;
+
 struct Builder<'a> {
     file: Arc<str>,
     events: std::iter::Peekable<Parser<'a, saphyr_parser::StrInput<'a>>>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes and how many nodes each contains.
+    anchors: HashMap<usize, (Node, usize)>,
+    nodes: usize,
+    /// Nesting depth, bounded so that hostile input cannot overflow the stack.
+    depth: usize,
 }
+
+const MAX_DEPTH: usize = 256;
 
 impl<'a> Builder<'a> {
     fn next(&mut self) -> Result<(Event<'a>, Span)> {
@@ -298,21 +311,65 @@ impl<'a> Builder<'a> {
         }
     }
 
+    fn count(&mut self, n: usize, mark: &Mark) -> Result<()> {
+        self.nodes += n;
+        if self.nodes > MAX_NODES {
+            return Err(Error::Syntax {
+                mark: mark.clone(),
+                msg: format!("document expands to more than {MAX_NODES} values (too many aliases)"),
+            });
+        }
+        Ok(())
+    }
+
     fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Node> {
         let mark = Mark::from_span(&self.file, &span);
+        if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..)) {
+            if self.depth >= MAX_DEPTH {
+                return Err(Error::Syntax {
+                    mark,
+                    msg: format!("nesting deeper than {MAX_DEPTH} levels"),
+                });
+            }
+            self.depth += 1;
+            let node = self.collection(ev, mark);
+            self.depth -= 1;
+            return node;
+        }
+        self.scalar_or_alias(ev, mark)
+    }
+
+    fn scalar_or_alias(&mut self, ev: Event<'a>, mark: Mark) -> Result<Node> {
+        self.count(1, &mark)?;
         match ev {
-            Event::Alias(id) => self.anchors.get(&id).cloned().ok_or_else(|| Error::Syntax {
-                mark,
-                msg: "unknown anchor".to_string(),
-            }),
+            Event::Alias(id) => {
+                let (node, size) = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| Error::Syntax {
+                        mark: mark.clone(),
+                        msg: "unknown anchor".to_string(),
+                    })?;
+                self.count(size, &mark)?;
+                Ok(node)
+            }
             Event::Scalar(text, style, anchor, tag) => {
                 let (value, tag) = resolve_scalar(&text, style, tag.as_deref(), &mark)?;
                 let node = Node { value, mark, tag };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors.insert(anchor, (node.clone(), 1));
                 }
                 Ok(node)
             }
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    fn collection(&mut self, ev: Event<'a>, mark: Mark) -> Result<Node> {
+        let start = self.nodes;
+        self.count(1, &mark)?;
+        match ev {
             Event::SequenceStart(anchor, tag) => {
                 let mut items = Vec::new();
                 loop {
@@ -328,7 +385,8 @@ impl<'a> Builder<'a> {
                     tag: compose_tag(tag.as_deref()),
                 };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors
+                        .insert(anchor, (node.clone(), self.nodes - start));
                 }
                 Ok(node)
             }
@@ -377,7 +435,8 @@ impl<'a> Builder<'a> {
                     tag: compose_tag(tag.as_deref()),
                 };
                 if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
+                    self.anchors
+                        .insert(anchor, (node.clone(), self.nodes - start));
                 }
                 Ok(node)
             }
@@ -605,6 +664,29 @@ mod tests {
         let (k, v) = cmd.as_map().unwrap().get_key_value("command").unwrap();
         assert_eq!((k.mark.line, k.mark.col), (3, 5));
         assert_eq!(v.tag, Tag::Reset);
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..8 {
+            let prev = (b'a' + i) as char;
+            let next = (b'a' + i + 1) as char;
+            text.push_str(&format!("{next}: &{next} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        let err = parse(&Arc::from("t.yaml"), &text).unwrap_err();
+        assert!(err.to_string().contains("too many aliases"), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = "[".repeat(100_000);
+        let err = parse(&Arc::from("t.yaml"), &text).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("nesting deeper") || msg.contains("recursion limit"),
+            "{msg}"
+        );
     }
 
     #[test]
