@@ -50,7 +50,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
     }
     if let Some(b) = map.get_mut("build") {
         if let Value::Str(ctx) = &b.value {
-            let mut m = Map::new();
+            let mut m = Map::default();
             m.insert(key("context", &b.mark), s(ctx, &b.mark));
             b.value = Value::Map(m);
         }
@@ -71,19 +71,19 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
     if let Some(e) = map.get_mut("extends")
         && let Value::Str(name) = &e.value
     {
-        let mut m = Map::new();
+        let mut m = Map::default();
         m.insert(key("service", &e.mark), s(name, &e.mark));
         e.value = Value::Map(m);
     }
     if let Some(d) = map.get_mut("depends_on")
         && let Value::Seq(items) = &d.value
     {
-        let mut m = Map::new();
+        let mut m = Map::default();
         for item in items {
             let Some(name) = item.scalar_text() else {
                 continue;
             };
-            let mut dep = Map::new();
+            let mut dep = Map::default();
             dep.insert(
                 key("condition", &item.mark),
                 s("service_started", &item.mark),
@@ -102,7 +102,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
     if let Some(n) = map.get_mut("networks")
         && let Value::Seq(items) = &n.value
     {
-        let mut m = Map::new();
+        let mut m = Map::default();
         for item in items {
             if let Some(name) = item.scalar_text() {
                 m.insert(
@@ -124,7 +124,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
                     let ports = short::parse_ports(&spec)
                         .map_err(|e| Error::invalid(&item.mark, format!("{path}.ports[{i}]"), e))?;
                     for p in ports {
-                        let mut m = Map::new();
+                        let mut m = Map::default();
                         let mk = &item.mark;
                         m.insert(key("mode", mk), s(&p.mode, mk));
                         if !p.host_ip.is_empty() {
@@ -163,7 +163,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
         {
             for item in items.iter_mut() {
                 if let Value::Str(src) = &item.value {
-                    let mut m = Map::new();
+                    let mut m = Map::default();
                     m.insert(key("source", &item.mark), s(src, &item.mark));
                     item.value = Value::Map(m);
                 }
@@ -175,7 +175,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
 
 /// The long form of a parsed short volume.
 fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
-    let mut m = Map::new();
+    let mut m = Map::default();
     m.insert(key("type", mark), s(&v.kind, mark));
     if !v.source.is_empty() {
         m.insert(key("source", mark), s(&v.source, mark));
@@ -191,7 +191,7 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
         m.insert(key("consistency", mark), s(&v.consistency, mark));
     }
     if let Some(b) = &v.bind {
-        let mut bm = Map::new();
+        let mut bm = Map::default();
         bm.insert(
             key("create_host_path", mark),
             Node::new(Value::Bool(b.create_host_path), mark.clone()),
@@ -205,7 +205,7 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
         m.insert(key("bind", mark), Node::new(Value::Map(bm), mark.clone()));
     }
     if let Some(vv) = &v.volume {
-        let mut vm = Map::new();
+        let mut vm = Map::default();
         if vv.nocopy {
             vm.insert(
                 key("nocopy", mark),
@@ -220,7 +220,7 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
 /// `[A=1, B]` → `{A: "1", B: null}` (or `B: ""` when `keep_null` is false).
 fn list_to_map(n: &mut Node, keep_null: bool) {
     let Value::Seq(items) = &n.value else { return };
-    let mut m = Map::new();
+    let mut m = Map::default();
     for item in items {
         let Some(text) = item.scalar_text() else {
             continue;

@@ -5,7 +5,9 @@
 //! asked for, so that any other key (except `x-*` extensions) is reported as
 //! unknown at the line where it is written. Short syntaxes are expanded here.
 
-use std::collections::{BTreeMap, HashSet};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -13,67 +15,93 @@ use crate::short;
 use crate::units::{Duration, FileMode, UnitBytes};
 use crate::yaml::{Map, Mark, Node, Value};
 
+/// A field path such as `services.web.ports[1]`, built without allocating
+/// and spelled out only when an error needs it.
+#[derive(Clone, Copy, Debug)]
+pub enum P<'a> {
+    /// A path already spelled out (possibly empty).
+    Root(&'a str),
+    /// A key below a spelled-out path.
+    RootKey(&'a str, &'a str),
+    /// A key below a path.
+    Key(&'a P<'a>, &'a str),
+    /// An index below a path.
+    Index(&'a P<'a>, usize),
+}
+
+impl fmt::Display for P<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            P::Root(s) => f.write_str(s),
+            P::RootKey(s, k) if s.is_empty() => f.write_str(k),
+            P::RootKey(s, k) => write!(f, "{s}.{k}"),
+            P::Key(p, k) => {
+                let parent = p.to_string();
+                if parent.is_empty() {
+                    f.write_str(k)
+                } else {
+                    write!(f, "{parent}.{k}")
+                }
+            }
+            P::Index(p, i) => write!(f, "{p}[{i}]"),
+        }
+    }
+}
+
 /// A mapping being read field by field.
 pub struct Fields<'a> {
     map: &'a Map,
     mark: &'a Mark,
     path: String,
-    seen: HashSet<&'a str>,
+    /// Keys asked for; a short list beats a hash set at these sizes.
+    seen: RefCell<Vec<&'static str>>,
 }
 
-fn child(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-fn err(node: &Node, path: &str, msg: impl Into<String>) -> Error {
-    Error::invalid(&node.mark, path, msg)
+fn err(node: &Node, path: &P<'_>, msg: impl Into<String>) -> Error {
+    Error::invalid(&node.mark, path.to_string(), msg)
 }
 
 impl<'a> Fields<'a> {
     /// Starts reading `node`, which must be a mapping (null reads as empty).
-    pub fn new(node: &'a Node, path: &str) -> Result<Fields<'a>> {
+    pub fn new(node: &'a Node, path: &P<'_>) -> Result<Fields<'a>> {
         static EMPTY: std::sync::OnceLock<Map> = std::sync::OnceLock::new();
         let map = match &node.value {
             Value::Map(m) => m,
-            Value::Null => EMPTY.get_or_init(Map::new),
+            Value::Null => EMPTY.get_or_init(Map::default),
             _ => return Err(err(node, path, "must be a mapping")),
         };
         Ok(Fields {
             map,
             mark: &node.mark,
             path: path.to_string(),
-            seen: HashSet::new(),
+            seen: RefCell::new(Vec::with_capacity(16)),
         })
     }
 
     /// The value of `key`, unless absent or null.
-    pub fn get(&mut self, key: &'static str) -> Option<&'a Node> {
-        self.seen.insert(key);
+    pub fn get(&self, key: &'static str) -> Option<&'a Node> {
+        self.seen.borrow_mut().push(key);
         self.map.get(key).filter(|n| !n.is_null())
     }
 
     /// The value of `key` even when null.
-    pub fn get_raw(&mut self, key: &'static str) -> Option<&'a Node> {
-        self.seen.insert(key);
+    pub fn get_raw(&self, key: &'static str) -> Option<&'a Node> {
+        self.seen.borrow_mut().push(key);
         self.map.get(key)
     }
 
     /// The path of `key` below this mapping.
-    pub fn path(&self, key: &str) -> String {
-        child(&self.path, key)
+    pub fn path<'k>(&'k self, key: &'k str) -> P<'k> {
+        P::RootKey(&self.path, key)
     }
 
     /// Reports the first key nobody asked for.
     pub fn finish(self) -> Result<()> {
         for key in self.map.keys() {
-            if !self.seen.contains(key.name.as_str()) && !key.name.starts_with("x-") {
+            if !self.seen.borrow().contains(&key.name.as_str()) && !key.name.starts_with("x-") {
                 return Err(Error::invalid(
                     &key.mark,
-                    &self.path,
+                    self.path.clone(),
                     format!("additional property {:?} is not allowed", key.name),
                 ));
             }
@@ -83,41 +111,41 @@ impl<'a> Fields<'a> {
     }
 
     /// A string field ("" when absent).
-    pub fn string(&mut self, key: &'static str) -> Result<String> {
+    pub fn string(&self, key: &'static str) -> Result<String> {
         let p = self.path(key);
         self.get(key).map_or(Ok(String::new()), |n| string(n, &p))
     }
 
     /// A field that may be a string or a number, as text.
-    pub fn text(&mut self, key: &'static str) -> Result<String> {
+    pub fn text(&self, key: &'static str) -> Result<String> {
         let p = self.path(key);
         self.get(key).map_or(Ok(String::new()), |n| text(n, &p))
     }
 
     /// A boolean field (false when absent).
-    pub fn bool(&mut self, key: &'static str) -> Result<bool> {
+    pub fn bool(&self, key: &'static str) -> Result<bool> {
         Ok(self.opt_bool(key)?.unwrap_or(false))
     }
 
     /// An optional boolean field.
-    pub fn opt_bool(&mut self, key: &'static str) -> Result<Option<bool>> {
+    pub fn opt_bool(&self, key: &'static str) -> Result<Option<bool>> {
         let p = self.path(key);
         self.get(key).map(|n| boolean(n, &p)).transpose()
     }
 
     /// An integer field (0 when absent).
-    pub fn int(&mut self, key: &'static str) -> Result<i64> {
+    pub fn int(&self, key: &'static str) -> Result<i64> {
         Ok(self.opt_int(key)?.unwrap_or(0))
     }
 
     /// An optional integer field.
-    pub fn opt_int(&mut self, key: &'static str) -> Result<Option<i64>> {
+    pub fn opt_int(&self, key: &'static str) -> Result<Option<i64>> {
         let p = self.path(key);
         self.get(key).map(|n| integer(n, &p)).transpose()
     }
 
     /// An optional non-negative integer field.
-    pub fn opt_uint(&mut self, key: &'static str) -> Result<Option<u64>> {
+    pub fn opt_uint(&self, key: &'static str) -> Result<Option<u64>> {
         let p = self.path(key);
         self.get(key)
             .map(|n| {
@@ -128,13 +156,13 @@ impl<'a> Fields<'a> {
     }
 
     /// A float field (0 when absent).
-    pub fn float(&mut self, key: &'static str) -> Result<f32> {
+    pub fn float(&self, key: &'static str) -> Result<f32> {
         let p = self.path(key);
         self.get(key).map_or(Ok(0.0), |n| float(n, &p))
     }
 
     /// An optional duration field.
-    pub fn duration(&mut self, key: &'static str) -> Result<Option<Duration>> {
+    pub fn duration(&self, key: &'static str) -> Result<Option<Duration>> {
         let p = self.path(key);
         self.get(key)
             .map(|n| {
@@ -145,33 +173,33 @@ impl<'a> Fields<'a> {
     }
 
     /// A byte size field (0 when absent).
-    pub fn bytes(&mut self, key: &'static str) -> Result<UnitBytes> {
+    pub fn bytes(&self, key: &'static str) -> Result<UnitBytes> {
         let p = self.path(key);
         self.get(key).map_or(Ok(UnitBytes(0)), |n| bytes(n, &p))
     }
 
     /// A list of strings ([] when absent).
-    pub fn list(&mut self, key: &'static str) -> Result<Vec<String>> {
+    pub fn list(&self, key: &'static str) -> Result<Vec<String>> {
         let p = self.path(key);
         self.get(key).map_or(Ok(Vec::new()), |n| string_list(n, &p))
     }
 
     /// A string or a list of strings.
-    pub fn string_or_list(&mut self, key: &'static str) -> Result<Vec<String>> {
+    pub fn string_or_list(&self, key: &'static str) -> Result<Vec<String>> {
         let p = self.path(key);
         self.get(key)
             .map_or(Ok(Vec::new()), |n| string_or_list(n, &p))
     }
 
     /// A `KEY=VALUE` list or mapping with string values.
-    pub fn mapping(&mut self, key: &'static str) -> Result<Mapping> {
+    pub fn mapping(&self, key: &'static str) -> Result<Mapping> {
         let p = self.path(key);
         self.get(key)
             .map_or(Ok(Mapping::new()), |n| mapping(n, &p, "="))
     }
 
     /// A `KEY=VALUE` list or mapping whose values may be absent.
-    pub fn mapping_with_equals(&mut self, key: &'static str) -> Result<MappingWithEquals> {
+    pub fn mapping_with_equals(&self, key: &'static str) -> Result<MappingWithEquals> {
         let p = self.path(key);
         self.get(key)
             .map_or(Ok(MappingWithEquals::new()), |n| mapping_with_equals(n, &p))
@@ -179,9 +207,9 @@ impl<'a> Fields<'a> {
 
     /// A sub-mapping converted by `f`.
     pub fn object<T>(
-        &mut self,
+        &self,
         key: &'static str,
-        f: impl FnOnce(&'a Node, &str) -> Result<T>,
+        f: impl FnOnce(&'a Node, &P<'_>) -> Result<T>,
     ) -> Result<Option<T>> {
         let p = self.path(key);
         self.get(key).map(|n| f(n, &p)).transpose()
@@ -189,9 +217,9 @@ impl<'a> Fields<'a> {
 
     /// A list whose items are converted by `f`.
     pub fn items<T>(
-        &mut self,
+        &self,
         key: &'static str,
-        mut f: impl FnMut(&'a Node, &str) -> Result<T>,
+        mut f: impl FnMut(&'a Node, &P<'_>) -> Result<T>,
     ) -> Result<Vec<T>> {
         let p = self.path(key);
         let Some(n) = self.get(key) else {
@@ -203,13 +231,13 @@ impl<'a> Fields<'a> {
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| f(item, &format!("{p}[{i}]")))
+            .map(|(i, item)| f(item, &P::Index(&p, i)))
             .collect()
     }
 }
 
 /// A plain string.
-pub fn string(n: &Node, path: &str) -> Result<String> {
+pub fn string(n: &Node, path: &P<'_>) -> Result<String> {
     match &n.value {
         Value::Str(s) => Ok(s.clone()),
         _ => Err(err(n, path, format!("must be a string, not {}", n.kind()))),
@@ -217,7 +245,7 @@ pub fn string(n: &Node, path: &str) -> Result<String> {
 }
 
 /// A string, number or boolean, as text.
-pub fn text(n: &Node, path: &str) -> Result<String> {
+pub fn text(n: &Node, path: &P<'_>) -> Result<String> {
     match &n.value {
         Value::Seq(_) | Value::Map(_) => Err(err(
             n,
@@ -229,7 +257,7 @@ pub fn text(n: &Node, path: &str) -> Result<String> {
 }
 
 /// A boolean, also from the strings interpolation leaves behind.
-pub fn boolean(n: &Node, path: &str) -> Result<bool> {
+pub fn boolean(n: &Node, path: &P<'_>) -> Result<bool> {
     match &n.value {
         Value::Bool(b) => Ok(*b),
         Value::Str(s) => match s.to_ascii_lowercase().as_str() {
@@ -242,7 +270,7 @@ pub fn boolean(n: &Node, path: &str) -> Result<bool> {
 }
 
 /// An integer, also from a string of digits.
-pub fn integer(n: &Node, path: &str) -> Result<i64> {
+pub fn integer(n: &Node, path: &P<'_>) -> Result<i64> {
     match &n.value {
         Value::Int(i) => Ok(*i),
         Value::Float(f) if f.fract() == 0.0 => Ok(*f as i64),
@@ -259,7 +287,7 @@ pub fn integer(n: &Node, path: &str) -> Result<i64> {
 }
 
 /// A number, also from a string.
-pub fn float(n: &Node, path: &str) -> Result<f32> {
+pub fn float(n: &Node, path: &P<'_>) -> Result<f32> {
     match &n.value {
         Value::Int(i) => Ok(*i as f32),
         Value::Float(f) => Ok(*f as f32),
@@ -272,7 +300,7 @@ pub fn float(n: &Node, path: &str) -> Result<f32> {
 }
 
 /// A byte size: a number of bytes or a string like `200m`.
-pub fn bytes(n: &Node, path: &str) -> Result<UnitBytes> {
+pub fn bytes(n: &Node, path: &P<'_>) -> Result<UnitBytes> {
     match &n.value {
         Value::Int(i) => Ok(UnitBytes(*i)),
         Value::Str(s) => {
@@ -283,19 +311,19 @@ pub fn bytes(n: &Node, path: &str) -> Result<UnitBytes> {
 }
 
 /// A list of strings (numbers accepted as text).
-pub fn string_list(n: &Node, path: &str) -> Result<Vec<String>> {
+pub fn string_list(n: &Node, path: &P<'_>) -> Result<Vec<String>> {
     match &n.value {
         Value::Seq(items) => items
             .iter()
             .enumerate()
-            .map(|(i, item)| text(item, &format!("{path}[{i}]")))
+            .map(|(i, item)| text(item, &P::Index(path, i)))
             .collect(),
         _ => Err(err(n, path, format!("must be a list, not {}", n.kind()))),
     }
 }
 
 /// A single string or a list of strings.
-pub fn string_or_list(n: &Node, path: &str) -> Result<Vec<String>> {
+pub fn string_or_list(n: &Node, path: &P<'_>) -> Result<Vec<String>> {
     match &n.value {
         Value::Str(s) => Ok(vec![s.clone()]),
         _ => string_list(n, path),
@@ -303,18 +331,18 @@ pub fn string_or_list(n: &Node, path: &str) -> Result<Vec<String>> {
 }
 
 /// A list of `KEY<sep>VALUE` strings or a mapping, values as text.
-pub fn mapping(n: &Node, path: &str, sep: &str) -> Result<Mapping> {
+pub fn mapping(n: &Node, path: &P<'_>, sep: &str) -> Result<Mapping> {
     let mut out = Mapping::new();
     match &n.value {
         Value::Map(m) => {
             for (k, v) in m {
-                let p = child(path, &k.name);
+                let p = P::Key(path, &k.name);
                 out.insert(k.name.clone(), text(v, &p)?);
             }
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                let s = text(item, &format!("{path}[{i}]"))?;
+                let s = text(item, &P::Index(path, i))?;
                 let (k, v) = s.split_once(sep).unwrap_or((&s, ""));
                 out.insert(k.to_string(), v.to_string());
             }
@@ -331,12 +359,12 @@ pub fn mapping(n: &Node, path: &str, sep: &str) -> Result<Mapping> {
 }
 
 /// Like [`mapping`], but `KEY` alone or `KEY: null` stays unset.
-pub fn mapping_with_equals(n: &Node, path: &str) -> Result<MappingWithEquals> {
+pub fn mapping_with_equals(n: &Node, path: &P<'_>) -> Result<MappingWithEquals> {
     let mut out = MappingWithEquals::new();
     match &n.value {
         Value::Map(m) => {
             for (k, v) in m {
-                let p = child(path, &k.name);
+                let p = P::Key(path, &k.name);
                 let value = if v.is_null() {
                     None
                 } else {
@@ -347,7 +375,7 @@ pub fn mapping_with_equals(n: &Node, path: &str) -> Result<MappingWithEquals> {
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                let s = text(item, &format!("{path}[{i}]"))?;
+                let s = text(item, &P::Index(path, i))?;
                 match s.split_once('=') {
                     Some((k, v)) => out.insert(k.to_string(), Some(v.to_string())),
                     None => out.insert(s, None),
@@ -366,7 +394,7 @@ pub fn mapping_with_equals(n: &Node, path: &str) -> Result<MappingWithEquals> {
 }
 
 /// `command` / `entrypoint`: a shell line or a list.
-pub fn shell_command(n: &Node, path: &str) -> Result<Option<Vec<String>>> {
+pub fn shell_command(n: &Node, path: &P<'_>) -> Result<Option<Vec<String>>> {
     match &n.value {
         Value::Null => Ok(None),
         Value::Str(s) => short::shell_words(s).map(Some).map_err(|e| err(n, path, e)),
@@ -405,8 +433,8 @@ pub fn extensions(n: &Node) -> BTreeMap<String, serde_json::Value> {
 }
 
 /// One service.
-pub fn service(name: &str, n: &Node, path: &str) -> Result<Service> {
-    let mut f = Fields::new(n, path)?;
+pub fn service(name: &str, n: &Node, path: &P<'_>) -> Result<Service> {
+    let f = Fields::new(n, path)?;
     let s = Service {
         name: name.to_string(),
         profiles: f.list("profiles")?,
@@ -423,8 +451,8 @@ pub fn service(name: &str, n: &Node, path: &str) -> Result<Service> {
         cpu_percent: f.float("cpu_percent")?,
         cpu_period: f.int("cpu_period")?,
         cpu_quota: f.int("cpu_quota")?,
-        cpu_rt_period: duration_or_int(&mut f, "cpu_rt_period")?,
-        cpu_rt_runtime: duration_or_int(&mut f, "cpu_rt_runtime")?,
+        cpu_rt_period: duration_or_int(&f, "cpu_rt_period")?,
+        cpu_rt_runtime: duration_or_int(&f, "cpu_rt_runtime")?,
         cpus: f.float("cpus")?,
         cpuset: f.string("cpuset")?,
         cpu_shares: f.int("cpu_shares")?,
@@ -465,7 +493,7 @@ pub fn service(name: &str, n: &Node, path: &str) -> Result<Service> {
         log_opt: f.mapping("log_opt")?,
         mem_limit: f.bytes("mem_limit")?,
         mem_reservation: f.bytes("mem_reservation")?,
-        memswap_limit: memswap(&mut f)?,
+        memswap_limit: memswap(&f)?,
         mem_swappiness: f.bytes("mem_swappiness")?,
         mac_address: f.string("mac_address")?,
         models: f.object("models", service_models)?.unwrap_or_default(),
@@ -510,7 +538,7 @@ pub fn service(name: &str, n: &Node, path: &str) -> Result<Service> {
     Ok(s)
 }
 
-fn duration_or_int(f: &mut Fields<'_>, key: &'static str) -> Result<i64> {
+fn duration_or_int(f: &Fields<'_>, key: &'static str) -> Result<i64> {
     let p = f.path(key);
     match f.get(key) {
         None => Ok(0),
@@ -526,7 +554,7 @@ fn duration_or_int(f: &mut Fields<'_>, key: &'static str) -> Result<i64> {
     }
 }
 
-fn memswap(f: &mut Fields<'_>) -> Result<UnitBytes> {
+fn memswap(f: &Fields<'_>) -> Result<UnitBytes> {
     let p = f.path("memswap_limit");
     match f.get("memswap_limit") {
         Some(n) if matches!(n.value, Value::Int(-1)) => Ok(UnitBytes(-1)),
@@ -535,14 +563,14 @@ fn memswap(f: &mut Fields<'_>) -> Result<UnitBytes> {
     }
 }
 
-fn build(n: &Node, path: &str) -> Result<Build> {
+fn build(n: &Node, path: &P<'_>) -> Result<Build> {
     if let Value::Str(s) = &n.value {
         return Ok(Build {
             context: s.clone(),
             ..Build::default()
         });
     }
-    let mut f = Fields::new(n, path)?;
+    let f = Fields::new(n, path)?;
     let b = Build {
         context: f.string("context")?,
         dockerfile: f.string("dockerfile")?,
@@ -574,12 +602,12 @@ fn build(n: &Node, path: &str) -> Result<Build> {
     Ok(b)
 }
 
-fn ssh(n: &Node, path: &str) -> Result<Vec<String>> {
+fn ssh(n: &Node, path: &P<'_>) -> Result<Vec<String>> {
     match &n.value {
         Value::Map(m) => m
             .iter()
             .map(|(k, v)| {
-                let value = text(v, &child(path, &k.name))?;
+                let value = text(v, &P::Key(path, &k.name))?;
                 Ok(if value.is_empty() {
                     k.name.clone()
                 } else {
@@ -591,11 +619,11 @@ fn ssh(n: &Node, path: &str) -> Result<Vec<String>> {
     }
 }
 
-fn develop(n: &Node, path: &str) -> Result<Develop> {
-    let mut f = Fields::new(n, path)?;
+fn develop(n: &Node, path: &P<'_>) -> Result<Develop> {
+    let f = Fields::new(n, path)?;
     let d = Develop {
-        watch: f.items("watch", |n, p| {
-            let mut f = Fields::new(n, p)?;
+        watch: f.items("watch", |n: &Node, p: &P<'_>| {
+            let f = Fields::new(n, p)?;
             let t = WatchTrigger {
                 path: f.string("path")?,
                 action: f.string("action")?,
@@ -622,8 +650,8 @@ fn develop(n: &Node, path: &str) -> Result<Develop> {
     Ok(d)
 }
 
-fn hook(n: &Node, path: &str) -> Result<Hook> {
-    let mut f = Fields::new(n, path)?;
+fn hook(n: &Node, path: &P<'_>) -> Result<Hook> {
+    let f = Fields::new(n, path)?;
     let h = Hook {
         command: f.object("command", shell_command)?.flatten(),
         user: f.string("user")?,
@@ -635,10 +663,10 @@ fn hook(n: &Node, path: &str) -> Result<Hook> {
     Ok(h)
 }
 
-fn blkio(n: &Node, path: &str) -> Result<BlkioConfig> {
-    let mut f = Fields::new(n, path)?;
-    let throttle = |n: &Node, p: &str| -> Result<ThrottleDevice> {
-        let mut f = Fields::new(n, p)?;
+fn blkio(n: &Node, path: &P<'_>) -> Result<BlkioConfig> {
+    let f = Fields::new(n, path)?;
+    let throttle = |n: &Node, p: &P<'_>| -> Result<ThrottleDevice> {
+        let f = Fields::new(n, p)?;
         let t = ThrottleDevice {
             path: f.string("path")?,
             rate: f.bytes("rate")?,
@@ -648,8 +676,8 @@ fn blkio(n: &Node, path: &str) -> Result<BlkioConfig> {
     };
     let b = BlkioConfig {
         weight: f.opt_uint("weight")?.unwrap_or(0),
-        weight_device: f.items("weight_device", |n, p| {
-            let mut f = Fields::new(n, p)?;
+        weight_device: f.items("weight_device", |n: &Node, p: &P<'_>| {
+            let f = Fields::new(n, p)?;
             let w = WeightDevice {
                 path: f.string("path")?,
                 weight: f.opt_uint("weight")?.unwrap_or(0),
@@ -666,14 +694,14 @@ fn blkio(n: &Node, path: &str) -> Result<BlkioConfig> {
     Ok(b)
 }
 
-fn file_reference(n: &Node, path: &str) -> Result<FileReference> {
+fn file_reference(n: &Node, path: &P<'_>) -> Result<FileReference> {
     if let Value::Str(s) = &n.value {
         return Ok(FileReference {
             source: s.clone(),
             ..FileReference::default()
         });
     }
-    let mut f = Fields::new(n, path)?;
+    let f = Fields::new(n, path)?;
     let mode_path = f.path("mode");
     let r = FileReference {
         source: f.string("source")?,
@@ -697,8 +725,8 @@ fn file_reference(n: &Node, path: &str) -> Result<FileReference> {
     Ok(r)
 }
 
-fn credential_spec(n: &Node, path: &str) -> Result<CredentialSpec> {
-    let mut f = Fields::new(n, path)?;
+fn credential_spec(n: &Node, path: &P<'_>) -> Result<CredentialSpec> {
+    let f = Fields::new(n, path)?;
     let c = CredentialSpec {
         config: f.string("config")?,
         file: f.string("file")?,
@@ -708,7 +736,7 @@ fn credential_spec(n: &Node, path: &str) -> Result<CredentialSpec> {
     Ok(c)
 }
 
-fn depends_on(n: &Node, path: &str) -> Result<BTreeMap<String, Dependency>> {
+fn depends_on(n: &Node, path: &P<'_>) -> Result<BTreeMap<String, Dependency>> {
     let mut out = BTreeMap::new();
     match &n.value {
         Value::Seq(_) => {
@@ -725,8 +753,8 @@ fn depends_on(n: &Node, path: &str) -> Result<BTreeMap<String, Dependency>> {
         }
         Value::Map(m) => {
             for (k, v) in m {
-                let p = child(path, &k.name);
-                let mut f = Fields::new(v, &p)?;
+                let p = P::Key(path, &k.name);
+                let f = Fields::new(v, &p)?;
                 let condition = f.string("condition")?;
                 let cond_node = f.get("condition");
                 let d = Dependency {
@@ -745,7 +773,7 @@ fn depends_on(n: &Node, path: &str) -> Result<BTreeMap<String, Dependency>> {
                     let at = cond_node.unwrap_or(v);
                     return Err(err(
                         at,
-                        &format!("{p}.condition"),
+                        &P::Key(&p, "condition"),
                         format!("invalid condition {:?}", d.condition),
                     ));
                 }
@@ -758,8 +786,8 @@ fn depends_on(n: &Node, path: &str) -> Result<BTreeMap<String, Dependency>> {
     Ok(out)
 }
 
-fn deploy(n: &Node, path: &str) -> Result<Deploy> {
-    let mut f = Fields::new(n, path)?;
+fn deploy(n: &Node, path: &P<'_>) -> Result<Deploy> {
+    let f = Fields::new(n, path)?;
     let d = Deploy {
         mode: f.string("mode")?,
         replicas: f.opt_int("replicas")?,
@@ -767,8 +795,8 @@ fn deploy(n: &Node, path: &str) -> Result<Deploy> {
         update_config: f.object("update_config", update_config)?,
         rollback_config: f.object("rollback_config", update_config)?,
         resources: f.object("resources", resources)?.unwrap_or_default(),
-        restart_policy: f.object("restart_policy", |n, p| {
-            let mut f = Fields::new(n, p)?;
+        restart_policy: f.object("restart_policy", |n: &Node, p: &P<'_>| {
+            let f = Fields::new(n, p)?;
             let r = RestartPolicy {
                 condition: f.string("condition")?,
                 delay: f.duration("delay")?,
@@ -779,12 +807,12 @@ fn deploy(n: &Node, path: &str) -> Result<Deploy> {
             Ok(r)
         })?,
         placement: f
-            .object("placement", |n, p| {
-                let mut f = Fields::new(n, p)?;
+            .object("placement", |n: &Node, p: &P<'_>| {
+                let f = Fields::new(n, p)?;
                 let pl = Placement {
                     constraints: f.list("constraints")?,
-                    preferences: f.items("preferences", |n, p| {
-                        let mut f = Fields::new(n, p)?;
+                    preferences: f.items("preferences", |n: &Node, p: &P<'_>| {
+                        let f = Fields::new(n, p)?;
                         let pref = PlacementPreference {
                             spread: f.string("spread")?,
                         };
@@ -803,8 +831,8 @@ fn deploy(n: &Node, path: &str) -> Result<Deploy> {
     Ok(d)
 }
 
-fn update_config(n: &Node, path: &str) -> Result<UpdateConfig> {
-    let mut f = Fields::new(n, path)?;
+fn update_config(n: &Node, path: &P<'_>) -> Result<UpdateConfig> {
+    let f = Fields::new(n, path)?;
     let u = UpdateConfig {
         parallelism: f.opt_uint("parallelism")?,
         delay: f.duration("delay")?.unwrap_or_default(),
@@ -817,8 +845,8 @@ fn update_config(n: &Node, path: &str) -> Result<UpdateConfig> {
     Ok(u)
 }
 
-fn resources(n: &Node, path: &str) -> Result<Resources> {
-    let mut f = Fields::new(n, path)?;
+fn resources(n: &Node, path: &P<'_>) -> Result<Resources> {
+    let f = Fields::new(n, path)?;
     let r = Resources {
         limits: f.object("limits", resource)?,
         reservations: f.object("reservations", resource)?,
@@ -827,25 +855,28 @@ fn resources(n: &Node, path: &str) -> Result<Resources> {
     Ok(r)
 }
 
-fn resource(n: &Node, path: &str) -> Result<Resource> {
-    let mut f = Fields::new(n, path)?;
+fn resource(n: &Node, path: &P<'_>) -> Result<Resource> {
+    let f = Fields::new(n, path)?;
     let r = Resource {
         cpus: f.float("cpus")?,
         memory: f.bytes("memory")?,
         pids: f.int("pids")?,
         devices: f.items("devices", device_request)?,
-        generic_resources: f.items("generic_resources", |n, p| {
-            let mut f = Fields::new(n, p)?;
+        generic_resources: f.items("generic_resources", |n: &Node, p: &P<'_>| {
+            let f = Fields::new(n, p)?;
             let g = GenericResource {
-                discrete_resource_spec: f.object("discrete_resource_spec", |n, p| {
-                    let mut f = Fields::new(n, p)?;
-                    let d = DiscreteResource {
-                        kind: f.string("kind")?,
-                        value: f.int("value")?,
-                    };
-                    f.finish()?;
-                    Ok(d)
-                })?,
+                discrete_resource_spec: f.object(
+                    "discrete_resource_spec",
+                    |n: &Node, p: &P<'_>| {
+                        let f = Fields::new(n, p)?;
+                        let d = DiscreteResource {
+                            kind: f.string("kind")?,
+                            value: f.int("value")?,
+                        };
+                        f.finish()?;
+                        Ok(d)
+                    },
+                )?,
             };
             f.finish()?;
             Ok(g)
@@ -855,8 +886,8 @@ fn resource(n: &Node, path: &str) -> Result<Resource> {
     Ok(r)
 }
 
-fn device_request(n: &Node, path: &str) -> Result<DeviceRequest> {
-    let mut f = Fields::new(n, path)?;
+fn device_request(n: &Node, path: &P<'_>) -> Result<DeviceRequest> {
+    let f = Fields::new(n, path)?;
     let count_path = f.path("count");
     let d = DeviceRequest {
         capabilities: f.list("capabilities")?,
@@ -875,7 +906,7 @@ fn device_request(n: &Node, path: &str) -> Result<DeviceRequest> {
     Ok(d)
 }
 
-fn gpus(n: &Node, path: &str) -> Result<Vec<DeviceRequest>> {
+fn gpus(n: &Node, path: &P<'_>) -> Result<Vec<DeviceRequest>> {
     match &n.value {
         Value::Str(s) if s == "all" => Ok(vec![DeviceRequest {
             count: -1,
@@ -884,13 +915,13 @@ fn gpus(n: &Node, path: &str) -> Result<Vec<DeviceRequest>> {
         Value::Seq(items) => items
             .iter()
             .enumerate()
-            .map(|(i, item)| device_request(item, &format!("{path}[{i}]")))
+            .map(|(i, item)| device_request(item, &P::Index(path, i)))
             .collect(),
         _ => Err(err(n, path, "must be \"all\" or a list")),
     }
 }
 
-fn device_mapping(n: &Node, path: &str) -> Result<DeviceMapping> {
+fn device_mapping(n: &Node, path: &P<'_>) -> Result<DeviceMapping> {
     if let Value::Str(s) = &n.value {
         let parts: Vec<&str> = s.split(':').collect();
         return match parts.as_slice() {
@@ -912,7 +943,7 @@ fn device_mapping(n: &Node, path: &str) -> Result<DeviceMapping> {
             _ => Err(err(n, path, format!("invalid device mapping {s:?}"))),
         };
     }
-    let mut f = Fields::new(n, path)?;
+    let f = Fields::new(n, path)?;
     let d = DeviceMapping {
         source: f.string("source")?,
         target: f.string("target")?,
@@ -922,18 +953,19 @@ fn device_mapping(n: &Node, path: &str) -> Result<DeviceMapping> {
     Ok(d)
 }
 
-fn provider(n: &Node, path: &str) -> Result<Provider> {
-    let mut f = Fields::new(n, path)?;
+fn provider(n: &Node, path: &P<'_>) -> Result<Provider> {
+    let f = Fields::new(n, path)?;
     let kind = f.string("type")?;
+    let opts_path = f.path("options");
     let options = match f.get("options") {
         None => BTreeMap::new(),
         Some(o) => {
             let Value::Map(m) = &o.value else {
-                return Err(err(o, &f.path("options"), "must be a mapping"));
+                return Err(err(o, &opts_path, "must be a mapping"));
             };
             let mut out = BTreeMap::new();
             for (k, v) in m {
-                let p = child(&f.path("options"), &k.name);
+                let p = P::Key(&opts_path, &k.name);
                 let values = match &v.value {
                     Value::Seq(_) => string_list(v, &p)?,
                     _ => vec![text(v, &p)?],
@@ -947,8 +979,8 @@ fn provider(n: &Node, path: &str) -> Result<Provider> {
     Ok(Provider { kind, options })
 }
 
-fn env_files(n: &Node, path: &str) -> Result<Vec<EnvFile>> {
-    let one = |n: &Node, p: &str| -> Result<EnvFile> {
+fn env_files(n: &Node, path: &P<'_>) -> Result<Vec<EnvFile>> {
+    let one = |n: &Node, p: &P<'_>| -> Result<EnvFile> {
         if let Value::Str(s) = &n.value {
             return Ok(EnvFile {
                 path: s.clone(),
@@ -956,7 +988,7 @@ fn env_files(n: &Node, path: &str) -> Result<Vec<EnvFile>> {
                 format: String::new(),
             });
         }
-        let mut f = Fields::new(n, p)?;
+        let f = Fields::new(n, p)?;
         let e = EnvFile {
             path: f.string("path")?,
             required: f.opt_bool("required")?.unwrap_or(true),
@@ -969,20 +1001,20 @@ fn env_files(n: &Node, path: &str) -> Result<Vec<EnvFile>> {
         Value::Seq(items) => items
             .iter()
             .enumerate()
-            .map(|(i, item)| one(item, &format!("{path}[{i}]")))
+            .map(|(i, item)| one(item, &P::Index(path, i)))
             .collect(),
         _ => Ok(vec![one(n, path)?]),
     }
 }
 
-fn extends(n: &Node, path: &str) -> Result<Extends> {
+fn extends(n: &Node, path: &P<'_>) -> Result<Extends> {
     if let Value::Str(s) = &n.value {
         return Ok(Extends {
             file: String::new(),
             service: s.clone(),
         });
     }
-    let mut f = Fields::new(n, path)?;
+    let f = Fields::new(n, path)?;
     let e = Extends {
         file: f.string("file")?,
         service: f.string("service")?,
@@ -994,9 +1026,9 @@ fn extends(n: &Node, path: &str) -> Result<Extends> {
     Ok(e)
 }
 
-fn extra_hosts(n: &Node, path: &str) -> Result<Vec<String>> {
+fn extra_hosts(n: &Node, path: &P<'_>) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    let mut push = |host: &str, ip: &str, at: &Node, p: &str| -> Result<()> {
+    let mut push = |host: &str, ip: &str, at: &Node, p: &P<'_>| -> Result<()> {
         if host.is_empty() || host.contains([':', '=']) {
             return Err(err(at, p, format!("bad host name {host:?}")));
         }
@@ -1012,7 +1044,7 @@ fn extra_hosts(n: &Node, path: &str) -> Result<Vec<String>> {
     match &n.value {
         Value::Map(m) => {
             for (k, v) in m {
-                let p = child(path, &k.name);
+                let p = P::Key(path, &k.name);
                 match &v.value {
                     Value::Seq(_) => {
                         for ip in string_list(v, &p)? {
@@ -1025,7 +1057,7 @@ fn extra_hosts(n: &Node, path: &str) -> Result<Vec<String>> {
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                let p = format!("{path}[{i}]");
+                let p = P::Index(path, i);
                 let s = text(item, &p)?;
                 let (host, ip) =
                     s.split_once('=')
@@ -1046,8 +1078,8 @@ fn extra_hosts(n: &Node, path: &str) -> Result<Vec<String>> {
     Ok(out)
 }
 
-fn healthcheck(n: &Node, path: &str) -> Result<Healthcheck> {
-    let mut f = Fields::new(n, path)?;
+fn healthcheck(n: &Node, path: &P<'_>) -> Result<Healthcheck> {
+    let f = Fields::new(n, path)?;
     let test_path = f.path("test");
     let h = Healthcheck {
         test: match f.get("test") {
@@ -1077,8 +1109,8 @@ fn healthcheck(n: &Node, path: &str) -> Result<Healthcheck> {
     Ok(h)
 }
 
-fn logging(n: &Node, path: &str) -> Result<Logging> {
-    let mut f = Fields::new(n, path)?;
+fn logging(n: &Node, path: &P<'_>) -> Result<Logging> {
+    let f = Fields::new(n, path)?;
     let l = Logging {
         driver: f.string("driver")?,
         options: f.mapping("options")?,
@@ -1087,7 +1119,7 @@ fn logging(n: &Node, path: &str) -> Result<Logging> {
     Ok(l)
 }
 
-fn service_models(n: &Node, path: &str) -> Result<BTreeMap<String, Option<ServiceModel>>> {
+fn service_models(n: &Node, path: &P<'_>) -> Result<BTreeMap<String, Option<ServiceModel>>> {
     let mut out = BTreeMap::new();
     match &n.value {
         Value::Seq(_) => {
@@ -1097,11 +1129,11 @@ fn service_models(n: &Node, path: &str) -> Result<BTreeMap<String, Option<Servic
         }
         Value::Map(m) => {
             for (k, v) in m {
-                let p = child(path, &k.name);
+                let p = P::Key(path, &k.name);
                 let model = if v.is_null() {
                     None
                 } else {
-                    let mut f = Fields::new(v, &p)?;
+                    let f = Fields::new(v, &p)?;
                     let sm = ServiceModel {
                         endpoint_var: f.string("endpoint_var")?,
                         model_var: f.string("model_var")?,
@@ -1117,7 +1149,7 @@ fn service_models(n: &Node, path: &str) -> Result<BTreeMap<String, Option<Servic
     Ok(out)
 }
 
-fn service_networks(n: &Node, path: &str) -> Result<BTreeMap<String, Option<ServiceNetwork>>> {
+fn service_networks(n: &Node, path: &P<'_>) -> Result<BTreeMap<String, Option<ServiceNetwork>>> {
     let mut out = BTreeMap::new();
     match &n.value {
         Value::Seq(_) => {
@@ -1127,11 +1159,11 @@ fn service_networks(n: &Node, path: &str) -> Result<BTreeMap<String, Option<Serv
         }
         Value::Map(m) => {
             for (k, v) in m {
-                let p = child(path, &k.name);
+                let p = P::Key(path, &k.name);
                 let net = if v.is_null() {
                     None
                 } else {
-                    let mut f = Fields::new(v, &p)?;
+                    let f = Fields::new(v, &p)?;
                     let sn = ServiceNetwork {
                         aliases: f.list("aliases")?,
                         driver_opts: f.mapping("driver_opts")?,
@@ -1154,14 +1186,14 @@ fn service_networks(n: &Node, path: &str) -> Result<BTreeMap<String, Option<Serv
     Ok(out)
 }
 
-fn ports(n: &Node, path: &str) -> Result<Vec<Port>> {
+fn ports(n: &Node, path: &P<'_>) -> Result<Vec<Port>> {
     match &n.value {
         Value::Int(_) | Value::Str(_) => {
             let spec = text(n, path)?;
             short::parse_ports(&spec).map_err(|e| err(n, path, e))
         }
         Value::Map(_) => {
-            let mut f = Fields::new(n, path)?;
+            let f = Fields::new(n, path)?;
             let target_path = f.path("target");
             let target = match f.get("target") {
                 Some(t) => {
@@ -1195,16 +1227,16 @@ fn ports(n: &Node, path: &str) -> Result<Vec<Port>> {
     }
 }
 
-fn ulimits(n: &Node, path: &str) -> Result<BTreeMap<String, Ulimit>> {
+fn ulimits(n: &Node, path: &P<'_>) -> Result<BTreeMap<String, Ulimit>> {
     let mut out = BTreeMap::new();
     let Value::Map(m) = &n.value else {
         return Err(err(n, path, "must be a mapping"));
     };
     for (k, v) in m {
-        let p = child(path, &k.name);
+        let p = P::Key(path, &k.name);
         let u = match &v.value {
             Value::Map(_) => {
-                let mut f = Fields::new(v, &p)?;
+                let f = Fields::new(v, &p)?;
                 let u = Ulimit::SoftHard {
                     soft: f.int("soft")?,
                     hard: f.int("hard")?,
@@ -1229,19 +1261,19 @@ fn ulimits(n: &Node, path: &str) -> Result<BTreeMap<String, Ulimit>> {
 }
 
 /// One `volumes[]` entry of a service, short or long syntax.
-pub fn service_volume(n: &Node, path: &str) -> Result<ServiceVolume> {
+pub fn service_volume(n: &Node, path: &P<'_>) -> Result<ServiceVolume> {
     if let Value::Str(s) = &n.value {
         return short::parse_volume(s).map_err(|e| err(n, path, e));
     }
-    let mut f = Fields::new(n, path)?;
+    let f = Fields::new(n, path)?;
     let v = ServiceVolume {
         kind: f.string("type")?,
         source: f.string("source")?,
         target: f.string("target")?,
         read_only: f.bool("read_only")?,
         consistency: f.string("consistency")?,
-        bind: f.object("bind", |n, p| {
-            let mut f = Fields::new(n, p)?;
+        bind: f.object("bind", |n: &Node, p: &P<'_>| {
+            let f = Fields::new(n, p)?;
             let b = VolumeBind {
                 selinux: f.string("selinux")?,
                 propagation: f.string("propagation")?,
@@ -1251,8 +1283,8 @@ pub fn service_volume(n: &Node, path: &str) -> Result<ServiceVolume> {
             f.finish()?;
             Ok(b)
         })?,
-        volume: f.object("volume", |n, p| {
-            let mut f = Fields::new(n, p)?;
+        volume: f.object("volume", |n: &Node, p: &P<'_>| {
+            let f = Fields::new(n, p)?;
             let v = VolumeVolume {
                 labels: f.mapping("labels")?,
                 nocopy: f.bool("nocopy")?,
@@ -1261,8 +1293,8 @@ pub fn service_volume(n: &Node, path: &str) -> Result<ServiceVolume> {
             f.finish()?;
             Ok(v)
         })?,
-        tmpfs: f.object("tmpfs", |n, p| {
-            let mut f = Fields::new(n, p)?;
+        tmpfs: f.object("tmpfs", |n: &Node, p: &P<'_>| {
+            let f = Fields::new(n, p)?;
             let mode_path = f.path("mode");
             let t = VolumeTmpfs {
                 size: f.bytes("size")?,
@@ -1275,8 +1307,8 @@ pub fn service_volume(n: &Node, path: &str) -> Result<ServiceVolume> {
             f.finish()?;
             Ok(t)
         })?,
-        image: f.object("image", |n, p| {
-            let mut f = Fields::new(n, p)?;
+        image: f.object("image", |n: &Node, p: &P<'_>| {
+            let f = Fields::new(n, p)?;
             let i = VolumeImage {
                 subpath: f.string("subpath")?,
             };
@@ -1290,7 +1322,7 @@ pub fn service_volume(n: &Node, path: &str) -> Result<ServiceVolume> {
     ) {
         return Err(err(
             n,
-            &child(path, "type"),
+            &P::Key(path, "type"),
             format!("invalid volume type {:?}", v.kind),
         ));
     }
@@ -1302,7 +1334,7 @@ pub fn service_volume(n: &Node, path: &str) -> Result<ServiceVolume> {
 }
 
 /// `external: true` or the legacy `external: {name: x}`.
-fn external(f: &mut Fields<'_>) -> Result<(bool, String)> {
+fn external(f: &Fields<'_>) -> Result<(bool, String)> {
     let p = f.path("external");
     match f.get("external") {
         None => Ok((false, String::new())),
@@ -1312,7 +1344,7 @@ fn external(f: &mut Fields<'_>) -> Result<(bool, String)> {
                 ..
             },
         ) => {
-            let mut ef = Fields::new(n, &p)?;
+            let ef = Fields::new(n, &p)?;
             let name = ef.string("name")?;
             ef.finish()?;
             Ok((true, name))
@@ -1321,7 +1353,7 @@ fn external(f: &mut Fields<'_>) -> Result<(bool, String)> {
     }
 }
 
-fn legacy_name(n: &Node, path: &str, name: String, external_name: String) -> Result<String> {
+fn legacy_name(n: &Node, path: &P<'_>, name: String, external_name: String) -> Result<String> {
     if external_name.is_empty() {
         return Ok(name);
     }
@@ -1336,21 +1368,21 @@ fn legacy_name(n: &Node, path: &str, name: String, external_name: String) -> Res
 }
 
 /// A top-level network.
-pub fn network(n: &Node, path: &str) -> Result<Network> {
-    let mut f = Fields::new(n, path)?;
+pub fn network(n: &Node, path: &P<'_>) -> Result<Network> {
+    let f = Fields::new(n, path)?;
     let name = f.string("name")?;
-    let (external, external_name) = external(&mut f)?;
+    let (external, external_name) = external(&f)?;
     let net = Network {
         name: legacy_name(n, path, name, external_name)?,
         driver: f.string("driver")?,
         driver_opts: f.mapping("driver_opts")?,
         ipam: f
-            .object("ipam", |n, p| {
-                let mut f = Fields::new(n, p)?;
+            .object("ipam", |n: &Node, p: &P<'_>| {
+                let f = Fields::new(n, p)?;
                 let ipam = Ipam {
                     driver: f.string("driver")?,
-                    config: f.items("config", |n, p| {
-                        let mut f = Fields::new(n, p)?;
+                    config: f.items("config", |n: &Node, p: &P<'_>| {
+                        let f = Fields::new(n, p)?;
                         let pool = IpamPool {
                             subnet: f.string("subnet")?,
                             gateway: f.string("gateway")?,
@@ -1378,10 +1410,10 @@ pub fn network(n: &Node, path: &str) -> Result<Network> {
 }
 
 /// A top-level volume.
-pub fn volume(n: &Node, path: &str) -> Result<Volume> {
-    let mut f = Fields::new(n, path)?;
+pub fn volume(n: &Node, path: &P<'_>) -> Result<Volume> {
+    let f = Fields::new(n, path)?;
     let name = f.string("name")?;
-    let (external, external_name) = external(&mut f)?;
+    let (external, external_name) = external(&f)?;
     let v = Volume {
         name: legacy_name(n, path, name, external_name)?,
         driver: f.string("driver")?,
@@ -1394,10 +1426,10 @@ pub fn volume(n: &Node, path: &str) -> Result<Volume> {
 }
 
 /// A top-level secret or config.
-pub fn file_object(n: &Node, path: &str) -> Result<FileObject> {
-    let mut f = Fields::new(n, path)?;
+pub fn file_object(n: &Node, path: &P<'_>) -> Result<FileObject> {
+    let f = Fields::new(n, path)?;
     let name = f.string("name")?;
-    let (external, external_name) = external(&mut f)?;
+    let (external, external_name) = external(&f)?;
     let o = FileObject {
         name: legacy_name(n, path, name, external_name)?,
         file: f.string("file")?,

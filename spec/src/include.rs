@@ -29,7 +29,7 @@ fn parse_entry(n: &Node, path: &str, base: &Path, ctx: &Context) -> Result<Inclu
             env_files: Vec::new(),
         });
     }
-    let mut f = Fields::new(n, path)?;
+    let f = Fields::new(n, &convert::P::Root(path))?;
     let inc = Include {
         paths: f.string_or_list("path")?.iter().map(|p| abs(p)).collect(),
         project_directory: Some(f.string("project_directory")?)

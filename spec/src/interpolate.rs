@@ -176,10 +176,20 @@ fn braced(
     }
 }
 
+/// One step of a path into the tree, borrowed so that walking costs nothing
+/// until an error needs the path spelled out.
+#[derive(Clone, Copy)]
+pub enum Seg<'a> {
+    /// A mapping key.
+    Key(&'a str),
+    /// A sequence index.
+    Index(usize),
+}
+
 /// Substitutes variables in every string value of `node`, in place.
-pub fn interpolate_tree(
-    node: &mut Node,
-    path: &mut Vec<String>,
+pub fn interpolate_tree<'a>(
+    node: &'a mut Node,
+    path: &mut Vec<Seg<'a>>,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut BTreeSet<String>,
 ) -> Result<()> {
@@ -190,14 +200,14 @@ pub fn interpolate_tree(
         }
         Value::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                path.push(format!("[{i}]"));
+                path.push(Seg::Index(i));
                 interpolate_tree(item, path, lookup, unset)?;
                 path.pop();
             }
         }
         Value::Map(map) => {
             for (k, v) in map.iter_mut() {
-                path.push(k.name.clone());
+                path.push(Seg::Key(&k.name));
                 interpolate_tree(v, path, lookup, unset)?;
                 path.pop();
             }
@@ -207,14 +217,19 @@ pub fn interpolate_tree(
     Ok(())
 }
 
-/// Joins path segments, gluing `[i]` indexes to the segment before them.
-pub fn join_path(path: &[String]) -> String {
+/// Spells a path out: `services.web.ports[1]`.
+pub fn join_path(path: &[Seg<'_>]) -> String {
     let mut out = String::new();
     for seg in path {
-        if !out.is_empty() && !seg.starts_with('[') {
-            out.push('.');
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
         }
-        out.push_str(seg);
     }
     out
 }

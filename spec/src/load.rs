@@ -377,7 +377,7 @@ fn project_name(
     let mut from_files = None;
     for root in roots {
         if let Some(node) = root.get("name") {
-            let raw = convert::text(node, "name")?;
+            let raw = convert::text(node, &convert::P::Root("name"))?;
             let value = if ctx.interpolate {
                 let lookup = |k: &str| ctx.lookup(k);
                 substitute(&raw, &lookup, &mut BTreeSet::new())
@@ -447,23 +447,23 @@ fn to_project(root: &Node, name: &str) -> Result<Project> {
     }
     if let Some(services) = section(root, "services")? {
         for (k, v) in services {
-            let path = format!("services.{}", k.name);
             if !matches!(v.value, Value::Map(_)) {
+                let path = format!("services.{}", k.name);
                 return Err(Error::invalid(&v.mark, path, "must be a mapping"));
             }
-            let svc = convert::service(&k.name, v, &path)?;
+            let svc = convert::service(&k.name, v, &convert::P::RootKey("services", &k.name))?;
             project.services.insert(k.name.clone(), svc);
         }
     }
     if let Some(networks) = section(root, "networks")? {
         for (k, v) in networks {
-            let net = convert::network(v, &format!("networks.{}", k.name))?;
+            let net = convert::network(v, &convert::P::RootKey("networks", &k.name))?;
             project.networks.insert(k.name.clone(), net);
         }
     }
     if let Some(volumes) = section(root, "volumes")? {
         for (k, v) in volumes {
-            let vol = convert::volume(v, &format!("volumes.{}", k.name))?;
+            let vol = convert::volume(v, &convert::P::RootKey("volumes", &k.name))?;
             project.volumes.insert(k.name.clone(), vol);
         }
     }
@@ -473,7 +473,7 @@ fn to_project(root: &Node, name: &str) -> Result<Project> {
     ] {
         if let Some(objects) = section(root, key)? {
             for (k, v) in objects {
-                let obj = convert::file_object(v, &format!("{key}.{}", k.name))?;
+                let obj = convert::file_object(v, &convert::P::RootKey(key, &k.name))?;
                 target.insert(k.name.clone(), obj);
             }
         }

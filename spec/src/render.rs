@@ -104,7 +104,7 @@ pub fn project_yaml(project: &Project) -> String {
             }
         }
     }
-    let mut ordered = serde_json::Map::new();
+    let mut ordered = serde_json::Map::default();
     for key in [
         "name", "services", "networks", "volumes", "secrets", "configs",
     ] {

@@ -97,8 +97,9 @@ impl Borrow<str> for Key {
     }
 }
 
-/// An ordered mapping that keeps its keys' positions.
-pub type Map = IndexMap<Key, Node>;
+/// An ordered mapping that keeps its keys' positions. Hashed with foldhash:
+/// fast, and seeded per process so hostile keys cannot force collisions.
+pub type Map = IndexMap<Key, Node, foldhash::fast::RandomState>;
 
 /// A YAML value.
 #[derive(Clone, Debug)]
@@ -147,7 +148,7 @@ impl Node {
 
     /// An empty mapping node.
     pub fn map(mark: Mark) -> Node {
-        Node::new(Value::Map(Map::new()), mark)
+        Node::new(Value::Map(Map::default()), mark)
     }
 
     /// The mapping inside, if this is one.
@@ -391,7 +392,7 @@ impl<'a> Builder<'a> {
                 Ok(node)
             }
             Event::MappingStart(anchor, tag) => {
-                let mut map = Map::new();
+                let mut map = Map::default();
                 let mut merges: Vec<Node> = Vec::new();
                 loop {
                     let (ev, span) = self.next()?;
@@ -407,13 +408,26 @@ impl<'a> Builder<'a> {
                         merges.push(value);
                         continue;
                     }
-                    let name = key_node.scalar_text().ok_or_else(|| Error::Syntax {
-                        mark: key_node.mark.clone(),
-                        msg: "mapping keys must be scalars".to_string(),
-                    })?;
+                    let Node {
+                        value: key_value,
+                        mark: key_mark,
+                        ..
+                    } = key_node;
+                    let name = match key_value {
+                        Value::Str(s) => s,
+                        Value::Seq(_) | Value::Map(_) => {
+                            return Err(Error::Syntax {
+                                mark: key_mark,
+                                msg: "mapping keys must be scalars".to_string(),
+                            });
+                        }
+                        scalar => Node::new(scalar, key_mark.clone())
+                            .scalar_text()
+                            .unwrap_or_default(),
+                    };
                     let key = Key {
                         name,
-                        mark: key_node.mark,
+                        mark: key_mark,
                     };
                     if let Some((prev, _)) = map.get_key_value(key.name.as_str()) {
                         return Err(Error::Syntax {
