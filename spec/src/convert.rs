@@ -33,7 +33,7 @@ impl fmt::Display for P<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             P::Root(s) => f.write_str(s),
-            P::RootKey(s, k) if s.is_empty() => f.write_str(k),
+            P::RootKey("", k) => f.write_str(k),
             P::RootKey(s, k) => write!(f, "{s}.{k}"),
             P::Key(p, k) => {
                 let parent = p.to_string();
