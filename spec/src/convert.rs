@@ -508,6 +508,7 @@ pub fn service(name: &str, n: &Node, path: &P<'_>) -> Result<Service> {
         ports: f.items("ports", ports)?.into_iter().flatten().collect(),
         privileged: f.bool("privileged")?,
         pull_policy: f.string("pull_policy")?,
+        pull_refresh_after: f.string("pull_refresh_after")?,
         read_only: f.bool("read_only")?,
         restart: f.string("restart")?,
         runtime: f.string("runtime")?,
@@ -1443,4 +1444,17 @@ pub fn file_object(n: &Node, path: &P<'_>) -> Result<FileObject> {
     };
     f.finish()?;
     Ok(o)
+}
+
+/// A top-level model.
+pub fn model(n: &Node, path: &P<'_>) -> Result<Model> {
+    let f = Fields::new(n, path)?;
+    let m = Model {
+        name: f.string("name")?,
+        model: f.string("model")?,
+        context_size: f.int("context_size")?,
+        runtime_flags: f.list("runtime_flags")?,
+    };
+    f.finish()?;
+    Ok(m)
 }

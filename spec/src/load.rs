@@ -467,6 +467,12 @@ fn to_project(root: &Node, name: &str) -> Result<Project> {
             project.volumes.insert(k.name.clone(), vol);
         }
     }
+    if let Some(models) = section(root, "models")? {
+        for (k, v) in models {
+            let m = convert::model(v, &convert::P::RootKey("models", &k.name))?;
+            project.models.insert(k.name.clone(), m);
+        }
+    }
     for (key, target) in [
         ("secrets", &mut project.secrets),
         ("configs", &mut project.configs),

@@ -60,6 +60,8 @@ pub struct Project {
     pub secrets: BTreeMap<String, FileObject>,
     /// Configs.
     pub configs: BTreeMap<String, FileObject>,
+    /// AI models served to services (`models:`).
+    pub models: BTreeMap<String, Model>,
     /// Top-level `x-*` extension fields, kept as written.
     pub extensions: BTreeMap<String, serde_json::Value>,
     /// The compose files the project was loaded from.
@@ -89,6 +91,9 @@ impl Serialize for Project {
         }
         if !self.configs.is_empty() {
             entries.push(("configs", to(&self.configs)));
+        }
+        if !self.models.is_empty() {
+            entries.push(("models", to(&self.models)));
         }
         for (k, v) in &self.extensions {
             entries.push((k, v.clone()));
@@ -266,6 +271,8 @@ pub struct Service {
     pub privileged: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub pull_policy: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pull_refresh_after: String,
     #[serde(skip_serializing_if = "is_false")]
     pub read_only: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -787,5 +794,15 @@ plain_struct!(
         #[serde(skip_serializing_if = "String::is_empty")] driver: String,
         #[serde(skip_serializing_if = "BTreeMap::is_empty")] driver_opts: Mapping,
         #[serde(skip_serializing_if = "String::is_empty")] template_driver: String,
+    }
+);
+
+plain_struct!(
+    /// A top-level model.
+    Model {
+        #[serde(skip_serializing_if = "String::is_empty")] name: String,
+        #[serde(skip_serializing_if = "String::is_empty")] model: String,
+        #[serde(skip_serializing_if = "is_zero_i64")] context_size: i64,
+        #[serde(skip_serializing_if = "Vec::is_empty")] runtime_flags: Vec<String>,
     }
 );

@@ -248,7 +248,9 @@ impl Project {
         let mut volumes = BTreeSet::new();
         let mut secrets = BTreeSet::new();
         let mut configs = BTreeSet::new();
+        let mut models = BTreeSet::new();
         for svc in self.services.values() {
+            models.extend(svc.models.keys().cloned());
             networks.extend(svc.networks.keys().cloned());
             for v in &svc.volumes {
                 if v.kind == "volume" && !v.source.is_empty() {
@@ -265,6 +267,7 @@ impl Project {
         self.volumes.retain(|k, _| volumes.contains(k));
         self.secrets.retain(|k, _| secrets.contains(k));
         self.configs.retain(|k, _| configs.contains(k));
+        self.models.retain(|k, _| models.contains(k));
         self
     }
 }

@@ -120,6 +120,14 @@ pub fn consistency(project: &Project, root: &Node) -> Result<()> {
                 );
             }
         }
+        for m in svc.models.keys() {
+            if !project.models.contains_key(m) {
+                return fail(
+                    "models",
+                    format!("service {name:?} refers to undefined model {m}"),
+                );
+            }
+        }
         for (dep, d) in &svc.depends_on {
             let known =
                 project.services.contains_key(dep) || project.disabled_services.contains_key(dep);

@@ -167,3 +167,133 @@ fn no_interpolate_keeps_variables() {
     assert_eq!(d.berth(&["config", "--images"]).ok(), "nginx:latest\n");
     assert_eq!(d.berth(&["config", "-q"]).ok(), "");
 }
+
+#[test]
+fn override_files_merge_by_the_spec_rules() {
+    let d = Dir::new("override");
+    d.write(
+        "base.yaml",
+        "services:\n  app:\n    image: app:1\n    command: [serve]\n    ports: ['8080:80']\n    environment: [A=1, B=2]\n    volumes: ['data:/data']\nvolumes:\n  data: {}\n  other: {}\n",
+    )
+    .write(
+        "prod.yaml",
+        "services:\n  app:\n    image: app:2\n    command: [serve, --prod]\n    ports: !override ['443:443']\n    environment:\n      B: !reset null\n      C: '3'\n    volumes: ['other:/data']\n",
+    );
+    let v = d
+        .berth(&[
+            "-f",
+            "base.yaml",
+            "-f",
+            "prod.yaml",
+            "config",
+            "--format",
+            "json",
+        ])
+        .json();
+    let app = &v["services"]["app"];
+    assert_eq!(app["image"], "app:2");
+    assert_eq!(app["command"], serde_json::json!(["serve", "--prod"]));
+    assert_eq!(app["ports"].as_array().unwrap().len(), 1);
+    assert_eq!(app["ports"][0]["target"], 443);
+    assert_eq!(app["environment"], serde_json::json!({"A": "1", "C": "3"}));
+    assert_eq!(app["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(app["volumes"][0]["source"], "other");
+    assert!(v["volumes"].get("data").is_none(), "unused volume left out");
+
+    let run = d.berth_with(
+        &["config", "--services"],
+        &[("COMPOSE_FILE", "base.yaml:prod.yaml")],
+        None,
+    );
+    assert_eq!(run.ok(), "app\n");
+}
+
+#[test]
+fn extends_and_include_resolve_paths_from_their_own_folder() {
+    let d = Dir::new("extends");
+    d.write(
+        "common/base.yaml",
+        "services:\n  base:\n    image: base\n    env_file: ./base.env\n    volumes: ['./conf:/conf']\n",
+    )
+    .write("common/base.env", "FROM_BASE=yes\n")
+    .write(
+        "lib/compose.yaml",
+        "services:\n  lib:\n    build: .\n",
+    )
+    .write(
+        "compose.yaml",
+        "include: [lib/compose.yaml]\nservices:\n  web:\n    extends: {file: common/base.yaml, service: base}\n    environment: [OWN=1]\n",
+    );
+    let v = d.berth(&["config", "--format", "json"]).json();
+    let root = d.path().canonicalize().unwrap();
+    let web = &v["services"]["web"];
+    assert_eq!(web["environment"]["FROM_BASE"], "yes");
+    assert_eq!(web["environment"]["OWN"], "1");
+    assert_eq!(
+        web["volumes"][0]["source"],
+        root.join("common/conf").to_string_lossy().as_ref()
+    );
+    assert_eq!(
+        v["services"]["lib"]["build"]["context"],
+        root.join("lib").to_string_lossy().as_ref()
+    );
+
+    d.write(
+        "compose.yaml",
+        "services:\n  a:\n    extends: b\n  b:\n    extends: a\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(err.contains("circular reference with extends"), "{err}");
+}
+
+#[test]
+fn model_conflicts_are_refused() {
+    let d = Dir::new("conflicts");
+    d.write(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    scale: 2\n    deploy: {replicas: 3}\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(
+        err.contains("'scale' (2) and 'deploy.replicas' (3)"),
+        "{err}"
+    );
+
+    d.write(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    network_mode: host\n    networks: [n]\nnetworks:\n  n: {}\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(
+        err.contains("mutually exclusive `network_mode` and `networks`"),
+        "{err}"
+    );
+    assert!(d.berth(&["config", "--no-consistency"]).0.status.success());
+
+    d.write(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    volumes: ['missing:/data']\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(err.contains("refers to undefined volume missing"), "{err}");
+
+    d.write(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    privileged: maybe\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(
+        err.contains("compose.yaml:4:17: services.a.privileged: invalid boolean \"maybe\""),
+        "{err}"
+    );
+
+    d.write(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    mem_limit: 12zb\n    stop_grace_period: 1m30s\n",
+    );
+    let err = d.berth(&["config"]).fails();
+    assert!(
+        err.contains("services.a.mem_limit: invalid size \"12zb\""),
+        "{err}"
+    );
+}
