@@ -412,11 +412,15 @@ pub fn to_json(n: &Node) -> serde_json::Value {
         Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
         Value::Str(s) => J::String(s.clone()),
         Value::Seq(items) => J::Array(items.iter().map(to_json).collect()),
-        Value::Map(m) => J::Object(
-            m.iter()
+        Value::Map(m) => {
+            // Go prints maps with sorted keys.
+            let mut entries: Vec<(String, J)> = m
+                .iter()
                 .map(|(k, v)| (k.name.clone(), to_json(v)))
-                .collect(),
-        ),
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            J::Object(entries.into_iter().collect())
+        }
     }
 }
 
@@ -437,6 +441,7 @@ pub fn service(name: &str, n: &Node, path: &P<'_>) -> Result<Service> {
     let f = Fields::new(n, path)?;
     let s = Service {
         name: name.to_string(),
+        extensions: extensions(n),
         profiles: f.list("profiles")?,
         annotations: f.mapping("annotations")?,
         attach: f.opt_bool("attach")?,
@@ -513,7 +518,16 @@ pub fn service(name: &str, n: &Node, path: &P<'_>) -> Result<Service> {
         restart: f.string("restart")?,
         runtime: f.string("runtime")?,
         scale: f.opt_int("scale")?,
-        secrets: f.items("secrets", file_reference)?,
+        secrets: f
+            .items("secrets", file_reference)?
+            .into_iter()
+            .map(|mut s| {
+                if s.target.is_empty() {
+                    s.target = format!("/run/secrets/{}", s.source);
+                }
+                s
+            })
+            .collect(),
         security_opt: f.list("security_opt")?,
         shm_size: f.bytes("shm_size")?,
         stdin_open: f.bool("stdin_open")?,
@@ -629,7 +643,7 @@ fn develop(n: &Node, path: &P<'_>) -> Result<Develop> {
                 path: f.string("path")?,
                 action: f.string("action")?,
                 target: f.string("target")?,
-                exec: f.object("exec", hook)?,
+                exec: f.object("exec", hook)?.unwrap_or_default(),
                 ignore: f.string_or_list("ignore")?,
                 include: f.string_or_list("include")?,
                 initial_sync: f.bool("initial_sync")?,
@@ -1278,7 +1292,8 @@ pub fn service_volume(n: &Node, path: &P<'_>) -> Result<ServiceVolume> {
             let b = VolumeBind {
                 selinux: f.string("selinux")?,
                 propagation: f.string("propagation")?,
-                create_host_path: f.opt_bool("create_host_path")?.unwrap_or(true),
+                // Only the short syntax implies creating the host path.
+                create_host_path: f.bool("create_host_path")?,
                 recursive: f.string("recursive")?,
             };
             f.finish()?;

@@ -128,6 +128,9 @@ pub struct Service {
     /// The service's key.
     #[serde(skip)]
     pub name: String,
+    /// `x-*` fields: printed in YAML output only, as Docker Compose does.
+    #[serde(skip)]
+    pub extensions: BTreeMap<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -387,7 +390,8 @@ plain_struct!(
         path: String,
         action: String,
         #[serde(skip_serializing_if = "String::is_empty")] target: String,
-        #[serde(skip_serializing_if = "Option::is_none")] exec: Option<Hook>,
+        /// Always printed, as Docker Compose does (`{"command": null}` when unset).
+        exec: Hook,
         #[serde(skip_serializing_if = "Vec::is_empty")] ignore: Vec<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")] include: Vec<String>,
         #[serde(skip_serializing_if = "is_false")] initial_sync: bool,

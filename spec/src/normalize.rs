@@ -23,11 +23,12 @@ pub(crate) fn normalize(project: &mut Project, ctx: &Context) -> Result<()> {
             if b.dockerfile.is_empty() && b.dockerfile_inline.is_empty() {
                 b.dockerfile = "Dockerfile".into();
             }
-            for (k, v) in b.args.iter_mut() {
-                if v.is_none() {
-                    *v = lookup(k);
-                }
-            }
+            // An argument with no value takes the environment's, or is dropped.
+            let args = std::mem::take(&mut b.args);
+            b.args = args
+                .into_iter()
+                .filter_map(|(k, v)| v.or_else(|| lookup(&k)).map(|v| (k, Some(v))))
+                .collect();
         }
         fold_env_files(name, svc, &lookup)?;
         fold_label_files(name, svc, &lookup)?;

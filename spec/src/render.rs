@@ -96,11 +96,13 @@ pub fn project_yaml(project: &Project) -> String {
         return String::new();
     };
     // YAML output follows the model's field order, not sorted keys, and
-    // leaves out the `null` command/entrypoint that JSON must keep.
+    // leaves out what Docker Compose's YAML encoder omits but its JSON
+    // encoder keeps.
+    yaml_shape(&mut map, 0);
     if let Some(Value::Object(services)) = map.get_mut("services") {
-        for svc in services.values_mut() {
-            if let Value::Object(s) = svc {
-                s.retain(|k, v| !(v.is_null() && (k == "command" || k == "entrypoint")));
+        for (name, svc) in services.iter_mut() {
+            if let (Value::Object(s), Some(model)) = (svc, project.services.get(name)) {
+                s.extend(model.extensions.clone());
             }
         }
     }
@@ -108,7 +110,7 @@ pub fn project_yaml(project: &Project) -> String {
     for key in [
         "name", "services", "networks", "volumes", "secrets", "configs",
     ] {
-        if let Some(v) = map.remove(key) {
+        if let Some(v) = map.shift_remove(key) {
             ordered.insert(key.to_string(), v);
         }
     }
@@ -116,6 +118,39 @@ pub fn project_yaml(project: &Project) -> String {
     let mut out = String::new();
     yaml_map(&ordered, 0, &mut out);
     out
+}
+
+/// Drops the empty structs and `null` commands Go's YAML encoder omits, and
+/// uses the YAML names of the block-IO device fields.
+fn yaml_shape(map: &mut serde_json::Map<String, Value>, depth: usize) {
+    map.retain(|k, v| {
+        let empty_struct = matches!(v, Value::Object(o) if o.is_empty())
+            && matches!(k.as_str(), "ipam" | "placement" | "resources");
+        let null_command = depth == 2 && v.is_null() && (k == "command" || k == "entrypoint");
+        let empty_exec = k == "exec"
+            && matches!(v, Value::Object(o) if o.len() == 1 && o.get("command") == Some(&Value::Null));
+        !(empty_struct || null_command || empty_exec)
+    });
+    for (k, v) in map.iter_mut() {
+        match v {
+            Value::Object(o) => yaml_shape(o, depth + 1),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(o) = item {
+                        if k.starts_with("device_") || k == "weight_device" {
+                            let renamed: serde_json::Map<String, Value> = std::mem::take(o)
+                                .into_iter()
+                                .map(|(k, v)| (k.to_lowercase(), v))
+                                .collect();
+                            *o = renamed;
+                        }
+                        yaml_shape(o, depth + 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn yaml_map(map: &serde_json::Map<String, Value>, indent: usize, out: &mut String) {
@@ -196,9 +231,12 @@ fn yaml_value(v: &Value, indent: usize, out: &mut String) {
 fn yaml_scalar_str(s: &str) -> String {
     let plain_type_changes = !matches!(crate::yaml::resolve_plain(s), crate::yaml::Value::Str(_));
     let special_start = s.starts_with([
-        '-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@',
-        '`', ' ',
-    ]);
+        ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`', ' ',
+    ]) || ["-", "?", ":"].contains(&s)
+        || s.starts_with("- ")
+        || s.starts_with("? ")
+        || s.starts_with(": ")
+        || s.starts_with("---");
     let needs_quotes = s.is_empty()
         || plain_type_changes
         || special_start
