@@ -75,7 +75,9 @@ pub struct ConfigArgs {
     /// Print the image names, one per line
     #[arg(long)]
     pub images: bool,
-    /// Don't interpolate environment variables
+    /// Don't interpolate environment variables. Unlike Docker Compose, which
+    /// then prints the raw merged file, berth still prints the typed model,
+    /// so a variable must stand where its field accepts any text.
     #[arg(long)]
     pub no_interpolate: bool,
     /// Don't check model consistency (undefined networks, volumes …)

@@ -58,7 +58,7 @@ pub fn run(global: &Global, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if args.list_services {
-        return print_lines(project.services.keys().map(String::as_str));
+        return print_lines(project.services_in_dependency_order().into_iter());
     }
     if args.volumes {
         return print_lines(project.volumes.keys().map(String::as_str));
@@ -74,10 +74,15 @@ pub fn run(global: &Global, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
             .collect();
         return print_lines(images.iter().map(String::as_str));
     }
-    let text = match args.format {
+    let mut text = match args.format {
         Format::Json => render::project_json(&project) + "\n",
         Format::Yaml => render::project_yaml(&project),
     };
+    if !args.no_interpolate {
+        // Interpolation consumed one level of `$$`; print them escaped again
+        // so the output loads back to the same model, as Docker Compose does.
+        text = text.replace('$', "$$");
+    }
     match &args.output {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?

@@ -39,6 +39,7 @@ pub(crate) fn normalize(project: &mut Project, ctx: &Context) -> Result<()> {
             svc.pull_policy = "missing".into();
         }
         implicit_dependencies(svc);
+        check_resource_duplicates(name, svc)?;
         if let (Some(scale), Some(replicas)) =
             (svc.scale, svc.deploy.as_ref().and_then(|d| d.replicas))
             && scale != replicas
@@ -81,6 +82,37 @@ pub(crate) fn normalize(project: &mut Project, ctx: &Context) -> Result<()> {
                 o.name = named(k, o.external);
             }
         }
+    }
+    Ok(())
+}
+
+/// The legacy resource attributes and `deploy.resources` must agree.
+fn check_resource_duplicates(name: &str, svc: &Service) -> Result<()> {
+    let Some(res) = svc.deploy.as_ref().map(|d| &d.resources) else {
+        return Ok(());
+    };
+    let conflict = |a: &str, b: &str| {
+        Err(Error::Project(format!(
+            "services.{name}: can't set distinct values on '{a}' and '{b}'"
+        )))
+    };
+    if let Some(l) = &res.limits {
+        if svc.cpus != 0.0 && l.cpus != 0.0 && svc.cpus != l.cpus {
+            return conflict("cpus", "deploy.resources.limits.cpus");
+        }
+        if svc.mem_limit.0 != 0 && l.memory.0 != 0 && svc.mem_limit != l.memory {
+            return conflict("mem_limit", "deploy.resources.limits.memory");
+        }
+        if svc.pids_limit != 0 && l.pids != 0 && svc.pids_limit != l.pids {
+            return conflict("pids_limit", "deploy.resources.limits.pids");
+        }
+    }
+    if let Some(r) = &res.reservations
+        && svc.mem_reservation.0 != 0
+        && r.memory.0 != 0
+        && svc.mem_reservation != r.memory
+    {
+        return conflict("mem_reservation", "deploy.resources.reservations.memory");
     }
     Ok(())
 }
@@ -295,6 +327,35 @@ impl Project {
         }
         self.services.retain(|k, _| keep.contains(k));
         Ok(self)
+    }
+
+    /// Service names with every service after the services it depends on,
+    /// ties broken by name (the order `config --services` prints).
+    pub fn services_in_dependency_order(&self) -> Vec<&str> {
+        fn visit<'a>(
+            p: &'a Project,
+            name: &'a str,
+            seen: &mut BTreeSet<&'a str>,
+            out: &mut Vec<&'a str>,
+        ) {
+            if !seen.insert(name) {
+                return;
+            }
+            if let Some(svc) = p.services.get(name) {
+                for dep in svc.depends_on.keys() {
+                    if p.services.contains_key(dep) {
+                        visit(p, dep, seen, out);
+                    }
+                }
+                out.push(name);
+            }
+        }
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for name in self.services.keys() {
+            visit(self, name, &mut seen, &mut out);
+        }
+        out
     }
 
     /// The image a service runs: its `image`, else `<project>-<service>`

@@ -140,7 +140,10 @@ pub fn resolve_service(svc: &mut Node, base: &Path, home: Option<&Path>) {
     }
 }
 
-/// Resolves paths of the top-level resources (configs, secrets, bind volumes).
+/// Resolves paths of the top-level resources (configs and secrets files).
+///
+/// A local volume's `driver_opts.device` is left as written, as Docker
+/// Compose leaves it.
 pub fn resolve_resources(root: &mut Node, base: &Path, home: Option<&Path>) {
     let abs = |p: &str| absolute(base, p, home);
     for section in ["configs", "secrets"] {
@@ -149,27 +152,6 @@ pub fn resolve_resources(root: &mut Node, base: &Path, home: Option<&Path>) {
                 if let Some(file) = obj.get_mut("file") {
                     rewrite(file, &abs);
                 }
-            }
-        }
-    }
-    if let Some(m) = root.get_mut("volumes").and_then(Node::as_map_mut) {
-        for vol in m.values_mut() {
-            let is_local = vol
-                .get("driver")
-                .and_then(Node::as_str)
-                .is_none_or(|d| d == "local");
-            let Some(opts) = vol.get_mut("driver_opts") else {
-                continue;
-            };
-            let is_bind = opts
-                .get("o")
-                .and_then(Node::as_str)
-                .is_some_and(|o| o.split(',').any(|x| x == "bind"));
-            if is_local
-                && is_bind
-                && let Some(dev) = opts.get_mut("device")
-            {
-                rewrite(dev, &abs);
             }
         }
     }

@@ -227,45 +227,113 @@ fn yaml_value(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
-/// A string as a YAML scalar, quoted when it would read back as something else.
+/// A string as a YAML scalar, styled the way Go's YAML encoder styles it:
+/// plain when that reads back as the same string, double quotes when the
+/// plain form would read as another type, single quotes when only the syntax
+/// is in the way.
 fn yaml_scalar_str(s: &str) -> String {
-    let plain_type_changes = !matches!(crate::yaml::resolve_plain(s), crate::yaml::Value::Str(_));
-    let special_start = s.starts_with([
-        ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`', ' ',
-    ]) || ["-", "?", ":"].contains(&s)
-        || s.starts_with("- ")
-        || s.starts_with("? ")
-        || s.starts_with(": ")
-        || s.starts_with("---");
-    let needs_quotes = s.is_empty()
-        || plain_type_changes
-        || special_start
-        || s.ends_with(' ')
-        || s.ends_with(':')
-        || s.contains(": ")
-        || s.contains(" #")
-        || s.chars().any(|c| c.is_control())
-        || matches!(
-            s,
-            "y" | "Y"
-                | "yes"
-                | "Yes"
-                | "YES"
-                | "n"
-                | "N"
-                | "no"
-                | "No"
-                | "NO"
-                | "on"
-                | "On"
-                | "ON"
-                | "off"
-                | "Off"
-                | "OFF"
-        );
-    if needs_quotes {
-        serde_json::to_string(s).unwrap_or_default()
-    } else {
-        s.to_string()
+    let other_type = !matches!(crate::yaml::resolve_plain(s), crate::yaml::Value::Str(_))
+        || is_old_bool(s)
+        || is_base60_float(s);
+    let printable = s.chars().all(|c| !c.is_control() || c == '\t');
+    if other_type || !printable {
+        return serde_json::to_string(s).unwrap_or_default();
+    }
+    if plain_allowed(s) {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// YAML 1.1 booleans Go's encoder still quotes.
+fn is_old_bool(s: &str) -> bool {
+    matches!(
+        s,
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+    )
+}
+
+/// YAML 1.1 sexagesimal numbers such as `10:30`.
+fn is_base60_float(s: &str) -> bool {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (main, frac) = body.split_once('.').unwrap_or((body, ""));
+    let mut parts = main.split(':');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let first_ok = first.starts_with(|c: char| c.is_ascii_digit())
+        && first.chars().all(|c| c.is_ascii_digit() || c == '_');
+    let mut rest = 0;
+    let rest_ok = parts.all(|p| {
+        rest += 1;
+        !p.is_empty()
+            && p.len() <= 2
+            && p.chars().all(|c| c.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n < 60)
+    });
+    first_ok && rest > 0 && rest_ok && frac.chars().all(|c| c.is_ascii_digit() || c == '_')
+}
+
+/// Whether the block-context plain style can carry `s` unchanged.
+fn plain_allowed(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    if "#,[]{}&*!|>'\"%@`".contains(first) {
+        return false;
+    }
+    let second = s.chars().nth(1);
+    if "-?:".contains(first) && second.is_none_or(|c| c == ' ') {
+        return false;
+    }
+    if s.starts_with("---") || s.starts_with("...") {
+        return false;
+    }
+    if s.starts_with(' ') || s.ends_with(' ') || s.ends_with(':') {
+        return false;
+    }
+    !(s.contains(": ") || s.contains(" #") || s.contains('\t'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_styles_follow_go_yaml() {
+        let cases = [
+            ("plain", "plain"),
+            ("-c", "-c"),
+            ("--port", "--port"),
+            ("3000", "\"3000\""),
+            ("yes", "\"yes\""),
+            ("", "\"\""),
+            ("10:30", "\"10:30\""),
+            ("8080:80", "8080:80"),
+            ("a: b", "'a: b'"),
+            ("-", "'-'"),
+            ("#x", "'#x'"),
+            (" lead", "' lead'"),
+            ("*star", "'*star'"),
+            ("it's: x", "'it''s: x'"),
+            ("héllo ✓", "héllo ✓"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(yaml_scalar_str(input), want, "{input:?}");
+        }
     }
 }

@@ -3,5 +3,6 @@
 //! Each test gets a fresh sandbox directory ([`sandbox::Dir`]) and runs the
 //! real binary built by cargo, asserting what a user would see.
 
+mod compat;
 mod config;
 mod sandbox;
