@@ -52,7 +52,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
         if let Value::Str(ctx) = &b.value {
             let mut m = Map::default();
             m.insert(key("context", &b.mark), s(ctx, &b.mark));
-            b.value = Value::Map(m);
+            b.value = Value::Map(Box::new(m));
         }
         if let Some(bm) = b.as_map_mut() {
             if let Some(n) = bm.get_mut("args") {
@@ -73,7 +73,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
     {
         let mut m = Map::default();
         m.insert(key("service", &e.mark), s(name, &e.mark));
-        e.value = Value::Map(m);
+        e.value = Value::Map(Box::new(m));
     }
     if let Some(d) = map.get_mut("depends_on")
         && let Value::Seq(items) = &d.value
@@ -94,10 +94,10 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
             );
             m.insert(
                 key(&name, &item.mark),
-                Node::new(Value::Map(dep), item.mark.clone()),
+                Node::new(Value::Map(Box::new(dep)), item.mark.clone()),
             );
         }
-        d.value = Value::Map(m);
+        d.value = Value::Map(Box::new(m));
     }
     if let Some(n) = map.get_mut("networks")
         && let Value::Seq(items) = &n.value
@@ -111,7 +111,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
                 );
             }
         }
-        n.value = Value::Map(m);
+        n.value = Value::Map(Box::new(m));
     }
     if let Some(n) = map.get_mut("ports")
         && let Value::Seq(items) = &mut n.value
@@ -138,7 +138,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
                             m.insert(key("published", mk), s(&p.published, mk));
                         }
                         m.insert(key("protocol", mk), s(&p.protocol, mk));
-                        out.push(Node::new(Value::Map(m), mk.clone()));
+                        out.push(Node::new(Value::Map(Box::new(m)), mk.clone()));
                     }
                 }
                 _ => out.push(item),
@@ -165,7 +165,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
                 if let Value::Str(src) = &item.value {
                     let mut m = Map::default();
                     m.insert(key("source", &item.mark), s(src, &item.mark));
-                    item.value = Value::Map(m);
+                    item.value = Value::Map(Box::new(m));
                 }
             }
         }
@@ -202,7 +202,10 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
         if !b.propagation.is_empty() {
             bm.insert(key("propagation", mark), s(&b.propagation, mark));
         }
-        m.insert(key("bind", mark), Node::new(Value::Map(bm), mark.clone()));
+        m.insert(
+            key("bind", mark),
+            Node::new(Value::Map(Box::new(bm)), mark.clone()),
+        );
     }
     if let Some(vv) = &v.volume {
         let mut vm = Map::default();
@@ -212,9 +215,12 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
                 Node::new(Value::Bool(true), mark.clone()),
             );
         }
-        m.insert(key("volume", mark), Node::new(Value::Map(vm), mark.clone()));
+        m.insert(
+            key("volume", mark),
+            Node::new(Value::Map(Box::new(vm)), mark.clone()),
+        );
     }
-    Node::new(Value::Map(m), mark.clone())
+    Node::new(Value::Map(Box::new(m)), mark.clone())
 }
 
 /// `[A=1, B]` → `{A: "1", B: null}` (or `B: ""` when `keep_null` is false).
@@ -233,7 +239,7 @@ fn list_to_map(n: &mut Node, keep_null: bool) {
         m.insert(key(&k, &item.mark), Node::new(v, item.mark.clone()));
     }
     let tag = n.tag;
-    *n = Node::new(Value::Map(m), n.mark.clone());
+    *n = Node::new(Value::Map(Box::new(m)), n.mark.clone());
     n.tag = tag;
 }
 

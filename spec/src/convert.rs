@@ -335,7 +335,7 @@ pub fn mapping(n: &Node, path: &P<'_>, sep: &str) -> Result<Mapping> {
     let mut out = Mapping::new();
     match &n.value {
         Value::Map(m) => {
-            for (k, v) in m {
+            for (k, v) in m.iter() {
                 let p = P::Key(path, &k.name);
                 out.insert(k.name.clone(), text(v, &p)?);
             }
@@ -363,7 +363,7 @@ pub fn mapping_with_equals(n: &Node, path: &P<'_>) -> Result<MappingWithEquals> 
     let mut out = MappingWithEquals::new();
     match &n.value {
         Value::Map(m) => {
-            for (k, v) in m {
+            for (k, v) in m.iter() {
                 let p = P::Key(path, &k.name);
                 let value = if v.is_null() {
                     None
@@ -767,7 +767,7 @@ fn depends_on(n: &Node, path: &P<'_>) -> Result<BTreeMap<String, Dependency>> {
             }
         }
         Value::Map(m) => {
-            for (k, v) in m {
+            for (k, v) in m.iter() {
                 let p = P::Key(path, &k.name);
                 let f = Fields::new(v, &p)?;
                 let condition = f.string("condition")?;
@@ -979,7 +979,7 @@ fn provider(n: &Node, path: &P<'_>) -> Result<Provider> {
                 return Err(err(o, &opts_path, "must be a mapping"));
             };
             let mut out = BTreeMap::new();
-            for (k, v) in m {
+            for (k, v) in m.iter() {
                 let p = P::Key(&opts_path, &k.name);
                 let values = match &v.value {
                     Value::Seq(_) => string_list(v, &p)?,
@@ -1058,7 +1058,7 @@ fn extra_hosts(n: &Node, path: &P<'_>) -> Result<Vec<String>> {
     };
     match &n.value {
         Value::Map(m) => {
-            for (k, v) in m {
+            for (k, v) in m.iter() {
                 let p = P::Key(path, &k.name);
                 match &v.value {
                     Value::Seq(_) => {
@@ -1143,7 +1143,7 @@ fn service_models(n: &Node, path: &P<'_>) -> Result<BTreeMap<String, Option<Serv
             }
         }
         Value::Map(m) => {
-            for (k, v) in m {
+            for (k, v) in m.iter() {
                 let p = P::Key(path, &k.name);
                 let model = if v.is_null() {
                     None
@@ -1173,7 +1173,7 @@ fn service_networks(n: &Node, path: &P<'_>) -> Result<BTreeMap<String, Option<Se
             }
         }
         Value::Map(m) => {
-            for (k, v) in m {
+            for (k, v) in m.iter() {
                 let p = P::Key(path, &k.name);
                 let net = if v.is_null() {
                     None
@@ -1247,7 +1247,7 @@ fn ulimits(n: &Node, path: &P<'_>) -> Result<BTreeMap<String, Ulimit>> {
     let Value::Map(m) = &n.value else {
         return Err(err(n, path, "must be a mapping"));
     };
-    for (k, v) in m {
+    for (k, v) in m.iter() {
         let p = P::Key(path, &k.name);
         let u = match &v.value {
             Value::Map(_) => {

@@ -138,7 +138,7 @@ fn add_resources(root: &mut Node, included: Node, path: &str, at: &Node) -> Resu
         return Ok(());
     };
     let root_map = root.as_map_mut().expect("compose files are mappings");
-    for (section, value) in inc_map {
+    for (section, value) in *inc_map {
         if !matches!(
             section.name.as_str(),
             "services" | "networks" | "volumes" | "secrets" | "configs" | "models"
@@ -157,7 +157,7 @@ fn add_resources(root: &mut Node, included: Node, path: &str, at: &Node) -> Resu
         let Some(target) = target.as_map_mut() else {
             continue;
         };
-        for (k, v) in entries {
+        for (k, v) in *entries {
             match target.get(k.name.as_str()) {
                 Some(existing) if convert::to_json(existing) != convert::to_json(&v) => {
                     return Err(Error::invalid(

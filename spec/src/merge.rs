@@ -35,7 +35,7 @@ pub fn merge(base: &mut Node, over: Node, path: &[&str]) {
                 *bm = om;
                 return;
             }
-            for (k, v) in om {
+            for (k, v) in *om {
                 if v.tag == Tag::Reset {
                     bm.shift_remove(k.name.as_str());
                     continue;

@@ -116,8 +116,8 @@ pub enum Value {
     Str(String),
     /// A sequence.
     Seq(Vec<Node>),
-    /// A mapping.
-    Map(Map),
+    /// A mapping (boxed: it is the largest variant, and nodes move a lot).
+    Map(Box<Map>),
 }
 
 /// A YAML value with its position and Compose tag.
@@ -148,7 +148,7 @@ impl Node {
 
     /// An empty mapping node.
     pub fn map(mark: Mark) -> Node {
-        Node::new(Value::Map(Map::default()), mark)
+        Node::new(Value::Map(Box::default()), mark)
     }
 
     /// The mapping inside, if this is one.
@@ -444,7 +444,7 @@ impl<'a> Builder<'a> {
                     apply_merge_key(&mut map, merge)?;
                 }
                 let node = Node {
-                    value: Value::Map(map),
+                    value: Value::Map(Box::new(map)),
                     mark,
                     tag: compose_tag(tag.as_deref()),
                 };
@@ -482,7 +482,7 @@ fn apply_merge_key(map: &mut Map, merge: Node) -> Result<()> {
         }
     };
     for source in sources {
-        for (k, v) in source {
+        for (k, v) in *source {
             if !map.contains_key(k.name.as_str()) {
                 map.insert(k, v);
             }
