@@ -14,12 +14,12 @@ use crate::yaml::{Key, Map, Mark, Node, Tag, Value};
 fn key(name: &str, mark: &Mark) -> Key {
     Key {
         name: name.to_string(),
-        mark: mark.clone(),
+        mark: *mark,
     }
 }
 
 fn s(v: &str, mark: &Mark) -> Node {
-    Node::str(v, mark.clone())
+    Node::str(v, *mark)
 }
 
 /// Brings every short syntax of the services in `root` to its long form.
@@ -90,11 +90,11 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
             );
             dep.insert(
                 key("required", &item.mark),
-                Node::new(Value::Bool(true), item.mark.clone()),
+                Node::new(Value::Bool(true), item.mark),
             );
             m.insert(
                 key(&name, &item.mark),
-                Node::new(Value::Map(Box::new(dep)), item.mark.clone()),
+                Node::new(Value::Map(Box::new(dep)), item.mark),
             );
         }
         d.value = Value::Map(Box::new(m));
@@ -107,7 +107,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
             if let Some(name) = item.scalar_text() {
                 m.insert(
                     key(&name, &item.mark),
-                    Node::new(Value::Null, item.mark.clone()),
+                    Node::new(Value::Null, item.mark),
                 );
             }
         }
@@ -132,13 +132,13 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
                         }
                         m.insert(
                             key("target", mk),
-                            Node::new(Value::Int(i64::from(p.target)), mk.clone()),
+                            Node::new(Value::Int(i64::from(p.target)), *mk),
                         );
                         if !p.published.is_empty() {
                             m.insert(key("published", mk), s(&p.published, mk));
                         }
                         m.insert(key("protocol", mk), s(&p.protocol, mk));
-                        out.push(Node::new(Value::Map(Box::new(m)), mk.clone()));
+                        out.push(Node::new(Value::Map(Box::new(m)), *mk));
                     }
                 }
                 _ => out.push(item),
@@ -184,7 +184,7 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
     if v.read_only {
         m.insert(
             key("read_only", mark),
-            Node::new(Value::Bool(true), mark.clone()),
+            Node::new(Value::Bool(true), *mark),
         );
     }
     if !v.consistency.is_empty() {
@@ -194,7 +194,7 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
         let mut bm = Map::default();
         bm.insert(
             key("create_host_path", mark),
-            Node::new(Value::Bool(b.create_host_path), mark.clone()),
+            Node::new(Value::Bool(b.create_host_path), *mark),
         );
         if !b.selinux.is_empty() {
             bm.insert(key("selinux", mark), s(&b.selinux, mark));
@@ -204,7 +204,7 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
         }
         m.insert(
             key("bind", mark),
-            Node::new(Value::Map(Box::new(bm)), mark.clone()),
+            Node::new(Value::Map(Box::new(bm)), *mark),
         );
     }
     if let Some(vv) = &v.volume {
@@ -212,15 +212,15 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
         if vv.nocopy {
             vm.insert(
                 key("nocopy", mark),
-                Node::new(Value::Bool(true), mark.clone()),
+                Node::new(Value::Bool(true), *mark),
             );
         }
         m.insert(
             key("volume", mark),
-            Node::new(Value::Map(Box::new(vm)), mark.clone()),
+            Node::new(Value::Map(Box::new(vm)), *mark),
         );
     }
-    Node::new(Value::Map(Box::new(m)), mark.clone())
+    Node::new(Value::Map(Box::new(m)), *mark)
 }
 
 /// `[A=1, B]` → `{A: "1", B: null}` (or `B: ""` when `keep_null` is false).
@@ -236,10 +236,10 @@ fn list_to_map(n: &mut Node, keep_null: bool) {
             None if keep_null => (text, Value::Null),
             None => (text, Value::Str(String::new())),
         };
-        m.insert(key(&k, &item.mark), Node::new(v, item.mark.clone()));
+        m.insert(key(&k, &item.mark), Node::new(v, item.mark));
     }
     let tag = n.tag;
-    *n = Node::new(Value::Map(Box::new(m)), n.mark.clone());
+    *n = Node::new(Value::Map(Box::new(m)), n.mark);
     n.tag = tag;
 }
 
@@ -247,7 +247,7 @@ fn string_to_list(n: &mut Node) {
     if matches!(n.value, Value::Str(_) | Value::Map(_)) {
         let item = Node {
             value: std::mem::replace(&mut n.value, Value::Null),
-            mark: n.mark.clone(),
+            mark: n.mark,
             tag: Tag::None,
         };
         n.value = Value::Seq(vec![item]);

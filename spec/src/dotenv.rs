@@ -21,11 +21,7 @@ pub fn read(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<EnvM
     let text = read_to_string(path)?;
     parse(&text, lookup).map_err(|(line, msg)| {
         Error::invalid(
-            &Mark {
-                file: path.display().to_string().into(),
-                line,
-                col: 1,
-            },
+            &Mark::new(&path.display().to_string(), line, 1),
             "",
             msg,
         )

@@ -42,7 +42,7 @@ pub enum Error {
 
 fn located(mark: &Mark, path: &str, msg: &str) -> String {
     let mut out = String::new();
-    if !mark.file.is_empty() || mark.line > 0 {
+    if !mark.is_synthetic() {
         out.push_str(&mark.to_string());
         out.push_str(": ");
     }
@@ -58,7 +58,7 @@ impl Error {
     /// A field error at `mark`.
     pub fn invalid(mark: &Mark, path: impl Into<String>, msg: impl Into<String>) -> Error {
         Error::Invalid {
-            mark: mark.clone(),
+            mark: *mark,
             path: path.into(),
             msg: msg.into(),
         }

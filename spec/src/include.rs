@@ -150,9 +150,9 @@ fn add_resources(root: &mut Node, included: Node, path: &str, at: &Node) -> Resu
         };
         let target = root_map
             .entry(section.clone())
-            .or_insert_with(|| Node::map(section.mark.clone()));
+            .or_insert_with(|| Node::map(section.mark));
         if target.is_null() {
-            *target = Node::map(section.mark.clone());
+            *target = Node::map(section.mark);
         }
         let Some(target) = target.as_map_mut() else {
             continue;

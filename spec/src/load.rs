@@ -385,7 +385,7 @@ fn project_name(
             } else {
                 raw
             };
-            from_files = Some((value, node.mark.clone()));
+            from_files = Some((value, node.mark));
         }
     }
     if let Some((n, mark)) = from_files.filter(|(n, _)| !n.is_empty()) {

@@ -72,7 +72,7 @@ pub fn resolve_service(svc: &mut Node, base: &Path, home: Option<&Path>) {
             build.insert(
                 crate::yaml::Key {
                     name: "context".into(),
-                    mark: mark.clone(),
+                    mark,
                 },
                 Node::str(".", mark),
             );

@@ -56,12 +56,12 @@ fn mark_of(root: &Node, service: &str, field: &str) -> Mark {
     let svc = root
         .get("services")
         .and_then(|s| s.as_map())
-        .and_then(|m| m.get_key_value(service).map(|(k, v)| (k.mark.clone(), v)));
+        .and_then(|m| m.get_key_value(service).map(|(k, v)| (k.mark, v)));
     match svc {
         Some((key_mark, node)) => node
             .as_map()
             .and_then(|m| m.get_key_value(field))
-            .map(|(k, _)| k.mark.clone())
+            .map(|(k, _)| k.mark)
             .unwrap_or(key_mark),
         None => Mark::synthetic(),
     }

@@ -19,42 +19,82 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::error::{Error, Result};
 
+/// A file name interned once per process, so that the mark every node
+/// carries is a small `Copy` value instead of a reference-counted string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileId(u32);
+
+static FILES: std::sync::Mutex<Vec<Arc<str>>> = std::sync::Mutex::new(Vec::new());
+
+impl FileId {
+    /// The id of `name`, registering it the first time.
+    pub fn intern(name: &str) -> FileId {
+        let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = files.iter().position(|f| &**f == name) {
+            return FileId(i as u32);
+        }
+        files.push(Arc::from(name));
+        FileId((files.len() - 1) as u32)
+    }
+
+    /// The file's name.
+    pub fn name(self) -> Arc<str> {
+        let files = FILES.lock().unwrap_or_else(|e| e.into_inner());
+        files.get(self.0 as usize).cloned().unwrap_or_else(|| Arc::from(""))
+    }
+}
+
 /// Where a node starts: file, 1-based line and 1-based column.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mark {
-    /// The file's name as the user gave it (or `-` for stdin).
-    pub file: Arc<str>,
-    /// 1-based line.
-    pub line: usize,
+    /// The file (or `-` for stdin).
+    pub file: FileId,
+    /// 1-based line (0 for values that come from no file).
+    pub line: u32,
     /// 1-based column.
-    pub col: usize,
+    pub col: u32,
 }
 
 impl Mark {
     /// A mark for values that do not come from a file (defaults, CLI flags).
     pub fn synthetic() -> Mark {
         Mark {
-            file: Arc::from(""),
+            file: FileId::intern(""),
             line: 0,
             col: 0,
         }
     }
 
-    fn from_span(file: &Arc<str>, span: &Span) -> Mark {
+    /// A mark in `file` at 1-based `line` and `col`.
+    pub fn new(file: &str, line: usize, col: usize) -> Mark {
         Mark {
-            file: file.clone(),
-            line: span.start.line(),
-            col: span.start.col() + 1,
+            file: FileId::intern(file),
+            line: line as u32,
+            col: col as u32,
+        }
+    }
+
+    /// True for marks that point into no file.
+    pub fn is_synthetic(&self) -> bool {
+        self.line == 0 && self.file.name().is_empty()
+    }
+
+    fn from_span(file: FileId, span: &Span) -> Mark {
+        Mark {
+            file,
+            line: span.start.line() as u32,
+            col: span.start.col() as u32 + 1,
         }
     }
 }
 
 impl fmt::Display for Mark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = self.file.name();
         if self.line == 0 {
-            write!(f, "{}", self.file)
+            write!(f, "{file}")
         } else {
-            write!(f, "{}:{}:{}", self.file, self.line, self.col)
+            write!(f, "{file}:{}:{}", self.line, self.col)
         }
     }
 }
@@ -236,7 +276,7 @@ pub fn format_float(f: f64) -> String {
 /// Parses YAML text into one node per document. An empty stream gives none.
 pub fn parse(file: &Arc<str>, text: &str) -> Result<Vec<Node>> {
     let mut builder = Builder {
-        file: file.clone(),
+        file: FileId::intern(file),
         events: Parser::new_from_str(text).peekable(),
         anchors: HashMap::new(),
         nodes: 0,
@@ -251,7 +291,7 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Vec<Node>> {
 const MAX_NODES: usize = 1_000_000;
 
 struct Builder<'a> {
-    file: Arc<str>,
+    file: FileId,
     events: std::iter::Peekable<Parser<'a, saphyr_parser::StrInput<'a>>>,
     /// Anchored nodes and how many nodes each contains.
     anchors: HashMap<usize, (Node, usize)>,
@@ -268,15 +308,15 @@ impl<'a> Builder<'a> {
             Some(Ok(ev)) => Ok(ev),
             Some(Err(e)) => Err(Error::Syntax {
                 mark: Mark {
-                    file: self.file.clone(),
-                    line: e.marker().line(),
-                    col: e.marker().col() + 1,
+                    file: self.file,
+                    line: e.marker().line() as u32,
+                    col: e.marker().col() as u32 + 1,
                 },
                 msg: e.info().to_string(),
             }),
             None => Err(Error::Syntax {
                 mark: Mark {
-                    file: self.file.clone(),
+                    file: self.file,
                     line: 0,
                     col: 0,
                 },
@@ -316,7 +356,7 @@ impl<'a> Builder<'a> {
         self.nodes += n;
         if self.nodes > MAX_NODES {
             return Err(Error::Syntax {
-                mark: mark.clone(),
+                mark: *mark,
                 msg: format!("document expands to more than {MAX_NODES} values (too many aliases)"),
             });
         }
@@ -324,7 +364,7 @@ impl<'a> Builder<'a> {
     }
 
     fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Node> {
-        let mark = Mark::from_span(&self.file, &span);
+        let mark = Mark::from_span(self.file, &span);
         if matches!(ev, Event::SequenceStart(..) | Event::MappingStart(..)) {
             if self.depth >= MAX_DEPTH {
                 return Err(Error::Syntax {
@@ -349,7 +389,7 @@ impl<'a> Builder<'a> {
                     .get(&id)
                     .cloned()
                     .ok_or_else(|| Error::Syntax {
-                        mark: mark.clone(),
+                        mark,
                         msg: "unknown anchor".to_string(),
                     })?;
                 self.count(size, &mark)?;
@@ -421,7 +461,7 @@ impl<'a> Builder<'a> {
                                 msg: "mapping keys must be scalars".to_string(),
                             });
                         }
-                        scalar => Node::new(scalar, key_mark.clone())
+                        scalar => Node::new(scalar, key_mark)
                             .scalar_text()
                             .unwrap_or_default(),
                     };
@@ -431,7 +471,7 @@ impl<'a> Builder<'a> {
                     };
                     if let Some((prev, _)) = map.get_key_value(key.name.as_str()) {
                         return Err(Error::Syntax {
-                            mark: key.mark.clone(),
+                            mark: key.mark,
                             msg: format!(
                                 "mapping key {:?} already defined at line {}",
                                 key.name, prev.mark.line
@@ -523,7 +563,7 @@ fn resolve_scalar(
                     );
                     if !ok {
                         return Err(Error::Syntax {
-                            mark: mark.clone(),
+                            mark: *mark,
                             msg: format!("cannot decode {text:?} as !!{}", t.suffix),
                         });
                     }
