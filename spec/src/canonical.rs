@@ -105,10 +105,7 @@ pub fn service(svc: &mut Node, path: &str) -> Result<()> {
         let mut m = Map::default();
         for item in items {
             if let Some(name) = item.scalar_text() {
-                m.insert(
-                    key(&name, &item.mark),
-                    Node::new(Value::Null, item.mark),
-                );
+                m.insert(key(&name, &item.mark), Node::new(Value::Null, item.mark));
             }
         }
         n.value = Value::Map(Box::new(m));
@@ -182,10 +179,7 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
     }
     m.insert(key("target", mark), s(&v.target, mark));
     if v.read_only {
-        m.insert(
-            key("read_only", mark),
-            Node::new(Value::Bool(true), *mark),
-        );
+        m.insert(key("read_only", mark), Node::new(Value::Bool(true), *mark));
     }
     if !v.consistency.is_empty() {
         m.insert(key("consistency", mark), s(&v.consistency, mark));
@@ -210,10 +204,7 @@ fn volume_node(v: &ServiceVolume, mark: &Mark) -> Node {
     if let Some(vv) = &v.volume {
         let mut vm = Map::default();
         if vv.nocopy {
-            vm.insert(
-                key("nocopy", mark),
-                Node::new(Value::Bool(true), *mark),
-            );
+            vm.insert(key("nocopy", mark), Node::new(Value::Bool(true), *mark));
         }
         m.insert(
             key("volume", mark),

@@ -49,10 +49,10 @@ impl fmt::Display for P<'_> {
 }
 
 /// A mapping being read field by field.
-pub struct Fields<'a> {
+pub struct Fields<'a, 'p> {
     map: &'a Map,
     mark: &'a Mark,
-    path: String,
+    path: &'p P<'p>,
     /// Keys asked for; a short list beats a hash set at these sizes.
     seen: RefCell<Vec<&'static str>>,
 }
@@ -61,9 +61,9 @@ fn err(node: &Node, path: &P<'_>, msg: impl Into<String>) -> Error {
     Error::invalid(&node.mark, path.to_string(), msg)
 }
 
-impl<'a> Fields<'a> {
+impl<'a, 'p> Fields<'a, 'p> {
     /// Starts reading `node`, which must be a mapping (null reads as empty).
-    pub fn new(node: &'a Node, path: &P<'_>) -> Result<Fields<'a>> {
+    pub fn new(node: &'a Node, path: &'p P<'p>) -> Result<Fields<'a, 'p>> {
         static EMPTY: std::sync::OnceLock<Map> = std::sync::OnceLock::new();
         let map = match &node.value {
             Value::Map(m) => m,
@@ -73,7 +73,7 @@ impl<'a> Fields<'a> {
         Ok(Fields {
             map,
             mark: &node.mark,
-            path: path.to_string(),
+            path,
             seen: RefCell::new(Vec::with_capacity(16)),
         })
     }
@@ -92,7 +92,7 @@ impl<'a> Fields<'a> {
 
     /// The path of `key` below this mapping.
     pub fn path<'k>(&'k self, key: &'k str) -> P<'k> {
-        P::RootKey(&self.path, key)
+        P::Key(self.path, key)
     }
 
     /// Reports the first key nobody asked for.
@@ -101,7 +101,7 @@ impl<'a> Fields<'a> {
             if !self.seen.borrow().contains(&key.name.as_str()) && !key.name.starts_with("x-") {
                 return Err(Error::invalid(
                     &key.mark,
-                    self.path.clone(),
+                    self.path.to_string(),
                     format!("additional property {:?} is not allowed", key.name),
                 ));
             }
@@ -553,7 +553,7 @@ pub fn service(name: &str, n: &Node, path: &P<'_>) -> Result<Service> {
     Ok(s)
 }
 
-fn duration_or_int(f: &Fields<'_>, key: &'static str) -> Result<i64> {
+fn duration_or_int(f: &Fields<'_, '_>, key: &'static str) -> Result<i64> {
     let p = f.path(key);
     match f.get(key) {
         None => Ok(0),
@@ -569,7 +569,7 @@ fn duration_or_int(f: &Fields<'_>, key: &'static str) -> Result<i64> {
     }
 }
 
-fn memswap(f: &Fields<'_>) -> Result<UnitBytes> {
+fn memswap(f: &Fields<'_, '_>) -> Result<UnitBytes> {
     let p = f.path("memswap_limit");
     match f.get("memswap_limit") {
         Some(n) if matches!(n.value, Value::Int(-1)) => Ok(UnitBytes(-1)),
@@ -1350,7 +1350,7 @@ pub fn service_volume(n: &Node, path: &P<'_>) -> Result<ServiceVolume> {
 }
 
 /// `external: true` or the legacy `external: {name: x}`.
-fn external(f: &Fields<'_>) -> Result<(bool, String)> {
+fn external(f: &Fields<'_, '_>) -> Result<(bool, String)> {
     let p = f.path("external");
     match f.get("external") {
         None => Ok((false, String::new())),

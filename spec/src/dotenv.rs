@@ -20,11 +20,7 @@ pub type EnvMap = IndexMap<String, String>;
 pub fn read(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<EnvMap> {
     let text = read_to_string(path)?;
     parse(&text, lookup).map_err(|(line, msg)| {
-        Error::invalid(
-            &Mark::new(&path.display().to_string(), line, 1),
-            "",
-            msg,
-        )
+        Error::invalid(&Mark::new(&path.display().to_string(), line, 1), "", msg)
     })
 }
 

@@ -29,7 +29,8 @@ fn parse_entry(n: &Node, path: &str, base: &Path, ctx: &Context) -> Result<Inclu
             env_files: Vec::new(),
         });
     }
-    let f = Fields::new(n, &convert::P::Root(path))?;
+    let field_path = convert::P::Root(path);
+    let f = Fields::new(n, &field_path)?;
     let inc = Include {
         paths: f.string_or_list("path")?.iter().map(|p| abs(p)).collect(),
         project_directory: Some(f.string("project_directory")?)

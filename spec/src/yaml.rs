@@ -40,7 +40,10 @@ impl FileId {
     /// The file's name.
     pub fn name(self) -> Arc<str> {
         let files = FILES.lock().unwrap_or_else(|e| e.into_inner());
-        files.get(self.0 as usize).cloned().unwrap_or_else(|| Arc::from(""))
+        files
+            .get(self.0 as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
     }
 }
 
