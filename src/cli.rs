@@ -38,6 +38,15 @@ pub struct Global {
         value_name = "PROFILE"
     )]
     pub profiles: Vec<String>,
+    /// Where berth keeps its state (images, containers, volumes)
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth",
+        value_name = "DIR"
+    )]
+    pub root: PathBuf,
 }
 
 /// The commands.
@@ -47,6 +56,101 @@ pub enum Command {
     Config(ConfigArgs),
     /// Show the berth version
     Version(VersionArgs),
+    /// Manage images (as `docker image`)
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+/// `berth image …`
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Load images from a docker-save tarball or an OCI archive
+    Load(ImageLoadArgs),
+    /// Create an image from a root filesystem tarball
+    Import(ImageImportArgs),
+    /// List images
+    #[command(alias = "list")]
+    Ls(ImageLsArgs),
+    /// Show an image's record, manifest and configuration as JSON
+    Inspect(ImageNamesArgs),
+    /// Show the layers of an image
+    History(ImageNamesArgs),
+    /// Give an image another reference
+    Tag(ImageTagArgs),
+    /// Remove images (a container's image only with --force)
+    #[command(alias = "remove")]
+    Rm(ImageRmArgs),
+}
+
+/// `berth image load`
+#[derive(Debug, Args)]
+pub struct ImageLoadArgs {
+    /// Read from this file instead of standard input
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Print nothing
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `berth image import`
+#[derive(Debug, Args)]
+pub struct ImageImportArgs {
+    /// The tarball (`-` for standard input)
+    pub file: PathBuf,
+    /// The reference to give the image
+    pub reference: Option<String>,
+    /// Dockerfile instruction to apply (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL)
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+}
+
+/// `berth image ls`
+#[derive(Debug, Args)]
+pub struct ImageLsArgs {
+    /// Only show image ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+/// Table or JSON listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns
+    Table,
+    /// One JSON object per line
+    Json,
+}
+
+/// Commands that take image names.
+#[derive(Debug, Args)]
+pub struct ImageNamesArgs {
+    /// Images (reference or id)
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `berth image tag`
+#[derive(Debug, Args)]
+pub struct ImageTagArgs {
+    /// The image (reference or id)
+    pub source: String,
+    /// The new reference
+    pub target: String,
+}
+
+/// `berth image rm`
+#[derive(Debug, Args)]
+pub struct ImageRmArgs {
+    /// Images (reference or id)
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Remove even when used or referenced several times
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// `berth config`

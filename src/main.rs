@@ -5,6 +5,7 @@
 
 mod cli;
 mod config_cmd;
+mod image_cmd;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         cli::Command::Config(args) => config_cmd::run(&cli.global, args),
+        cli::Command::Image(cmd) => image_cmd::run(&cli.global, cmd),
         cli::Command::Version(args) => {
             if args.short {
                 println!("{}", env!("CARGO_PKG_VERSION"));

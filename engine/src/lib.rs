@@ -1,6 +1,13 @@
-//! berth-engine: image store, overlay root filesystems, the container runtime,
-//! supervisors, logs and volumes.
+//! berth-engine: the embedded container engine.
 //!
-//! Empty until the engine issues land: the crate exists so the workspace has
-//! the shape `DESIGN.md` draws.
+//! So far: the image store ([`image::ImageStore`]): content-addressed blobs,
+//! layers unpacked once each and safely, references, `load` of docker-save
+//! and OCI archives, `import` of root filesystem tarballs. Root filesystems,
+//! volumes and the runtime follow (see the engine issues).
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod fsutil;
+pub mod image;
+
+pub use error::{Error, Result};

@@ -1,0 +1,13 @@
+//! Images: digests, references, the store, safe layer unpacking, and the
+//! archive formats `load` and `import` read.
+
+pub mod archive;
+pub mod config;
+pub mod digest;
+pub mod reference;
+pub mod store;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use reference::Reference;
+pub use store::{ImageRecord, ImageStore, ImageSummary};

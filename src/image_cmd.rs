@@ -1,0 +1,206 @@
+//! `berth image …`: the image store from the command line.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use berth_engine::image::{ImageStore, Reference, archive};
+
+use crate::cli::{Global, ImageCommand, ListFormat};
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + UNITS[i]
+    }
+}
+
+/// Runs one `berth image` command.
+pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
+    let store = ImageStore::open(&global.root)
+        .with_context(|| format!("opening the image store in {}", global.root.display()))?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        ImageCommand::Load(args) => {
+            let images = match &args.input {
+                Some(p) => {
+                    let f = std::fs::File::open(p)
+                        .with_context(|| format!("opening {}", p.display()))?;
+                    archive::load(&store, f)
+                }
+                None => archive::load(&store, std::io::stdin().lock()),
+            }?;
+            if !args.quiet {
+                for rec in images {
+                    if rec.refs.is_empty() {
+                        writeln!(out, "Loaded image ID: {}", rec.id)?;
+                    }
+                    for r in &rec.refs {
+                        writeln!(out, "Loaded image: {r}")?;
+                    }
+                }
+            }
+        }
+        ImageCommand::Import(args) => {
+            let reference = args
+                .reference
+                .as_deref()
+                .map(Reference::parse)
+                .transpose()?;
+            let rec = if args.file.as_os_str() == "-" {
+                archive::import(
+                    &store,
+                    std::io::stdin().lock(),
+                    reference.as_ref(),
+                    &args.changes,
+                )?
+            } else {
+                let f = std::fs::File::open(&args.file)
+                    .with_context(|| format!("opening {}", args.file.display()))?;
+                archive::import(&store, f, reference.as_ref(), &args.changes)?
+            };
+            writeln!(out, "{}", rec.id)?;
+        }
+        ImageCommand::Ls(args) => {
+            let images = store.list()?;
+            if args.quiet {
+                for i in &images {
+                    writeln!(out, "{}", &i.record.id["sha256:".len()..][..12])?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows = Vec::new();
+            for i in &images {
+                let id = i.record.id["sha256:".len()..][..12].to_string();
+                let created = i.created.clone().unwrap_or_default();
+                let refs: Vec<Option<Reference>> = if i.record.refs.is_empty() {
+                    vec![None]
+                } else {
+                    i.record
+                        .refs
+                        .iter()
+                        .map(|r| Reference::parse(r).ok())
+                        .collect()
+                };
+                for r in refs {
+                    let (repo, tag) = match &r {
+                        Some(r) => (
+                            r.familiar_repository(),
+                            r.tag.clone().unwrap_or_else(|| "<none>".into()),
+                        ),
+                        None => ("<none>".to_string(), "<none>".to_string()),
+                    };
+                    rows.push([repo, tag, id.clone(), created.clone(), human_size(i.size)]);
+                }
+            }
+            match args.format {
+                ListFormat::Json => {
+                    for r in rows {
+                        let v = serde_json::json!({
+                            "Repository": r[0], "Tag": r[1], "ID": r[2], "CreatedAt": r[3], "Size": r[4],
+                        });
+                        writeln!(out, "{v}")?;
+                    }
+                }
+                ListFormat::Table => {
+                    let head = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
+                    let mut widths: Vec<usize> = head.iter().map(|h| h.len()).collect();
+                    for r in &rows {
+                        for (w, c) in widths.iter_mut().zip(r) {
+                            *w = (*w).max(c.len());
+                        }
+                    }
+                    let line = |cells: Vec<&str>| {
+                        cells
+                            .iter()
+                            .zip(&widths)
+                            .map(|(c, w)| format!("{c:<w$}"))
+                            .collect::<Vec<_>>()
+                            .join("   ")
+                            .trim_end()
+                            .to_string()
+                    };
+                    writeln!(out, "{}", line(head.to_vec()))?;
+                    for r in &rows {
+                        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+                    }
+                }
+            }
+        }
+        ImageCommand::Inspect(args) => {
+            let mut all = Vec::new();
+            for name in &args.images {
+                let rec = store.resolve(name)?;
+                let config = store.config(&rec)?;
+                let manifest = store.manifest(&rec)?;
+                all.push(serde_json::json!({
+                    "Id": rec.id,
+                    "RepoTags": rec.refs,
+                    "ManifestDigest": rec.manifest,
+                    "Created": config.created,
+                    "Architecture": config.architecture,
+                    "Os": config.os,
+                    "Config": config.config,
+                    "RootFS": config.rootfs,
+                    "Layers": manifest.layers,
+                }));
+            }
+            writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+        }
+        ImageCommand::History(args) => {
+            for name in &args.images {
+                let rec = store.resolve(name)?;
+                let config = store.config(&rec)?;
+                writeln!(out, "{:<71}   CREATED BY", "LAYER")?;
+                for (i, d) in config.rootfs.diff_ids.iter().enumerate().rev() {
+                    let by = config
+                        .history
+                        .iter()
+                        .filter(|h| h.get("empty_layer").and_then(|v| v.as_bool()) != Some(true))
+                        .nth(i)
+                        .and_then(|h| h.get("created_by"))
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("");
+                    writeln!(out, "{d:<71}   {by}")?;
+                }
+            }
+        }
+        ImageCommand::Tag(args) => {
+            let target = Reference::parse(&args.target)?;
+            store.tag(&args.source, &target)?;
+        }
+        ImageCommand::Rm(args) => {
+            let mut failed = false;
+            for name in &args.images {
+                // No containers exist yet: nothing is in use.
+                match store.remove(name, args.force, &|_| false) {
+                    Ok(lines) => {
+                        for l in lines {
+                            writeln!(out, "{l}")?;
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("Error response: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
