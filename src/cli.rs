@@ -15,14 +15,16 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags every command takes, as `docker compose` names them.
+/// Flags every command takes, as `docker compose` names them. `-f` and `-p`
+/// go before the command, as with `docker compose`, so that commands keep
+/// their own `-f` (`image rm -f`) and `-p` (`container run -p`).
 #[derive(Debug, Args)]
 pub struct Global {
     /// Compose configuration files (repeatable; `-` reads standard input)
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Project name
-    #[arg(short = 'p', long = "project-name", global = true)]
+    #[arg(short = 'p', long = "project-name")]
     pub project_name: Option<String>,
     /// Alternate working directory (default: the first compose file's folder)
     #[arg(long, global = true, value_name = "DIR")]
