@@ -5,4 +5,5 @@
 
 mod compat;
 mod config;
+mod image;
 mod sandbox;
