@@ -61,6 +61,89 @@ pub enum Command {
     /// Manage images (as `docker image`)
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Manage volumes (as `docker volume`)
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+}
+
+/// `berth volume …`
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(VolumeCreateArgs),
+    /// List volumes
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Show volumes as JSON
+    Inspect(VolumeNamesArgs),
+    /// Remove volumes
+    #[command(alias = "remove")]
+    Rm(VolumeNamesArgs),
+    /// Remove unused anonymous volumes (all unused ones with --all)
+    Prune(VolumePruneArgs),
+    /// Write a volume's content to a tar archive
+    Export(VolumeExportArgs),
+    /// Replace a volume's content with a tar archive
+    Import(VolumeImportArgs),
+}
+
+/// `berth volume create`
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// The volume's name
+    pub name: String,
+    /// Volume driver (only `local`)
+    #[arg(short, long, default_value = "local")]
+    pub driver: String,
+    /// Driver options, `key=value` (`type`, `device`, `o`)
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    pub opts: Vec<String>,
+    /// Labels, `key=value`
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+}
+
+/// `berth volume ls`
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only show names
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Commands that take volume names.
+#[derive(Debug, Args)]
+pub struct VolumeNamesArgs {
+    /// Volume names
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `berth volume prune`
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Remove all unused volumes, not just anonymous ones
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+/// `berth volume export`
+#[derive(Debug, Args)]
+pub struct VolumeExportArgs {
+    /// The volume
+    pub name: String,
+    /// Write to this file instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `berth volume import`
+#[derive(Debug, Args)]
+pub struct VolumeImportArgs {
+    /// The volume
+    pub name: String,
+    /// The archive (`-` or absent for standard input)
+    pub file: Option<PathBuf>,
 }
 
 /// `berth image …`

@@ -6,6 +6,7 @@
 mod cli;
 mod config_cmd;
 mod image_cmd;
+mod volume_cmd;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         cli::Command::Config(args) => config_cmd::run(&cli.global, args),
         cli::Command::Image(cmd) => image_cmd::run(&cli.global, cmd),
+        cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Version(args) => {
             if args.short {
                 println!("{}", env!("CARGO_PKG_VERSION"));

@@ -2,12 +2,15 @@
 //!
 //! So far: the image store ([`image::ImageStore`]): content-addressed blobs,
 //! layers unpacked once each and safely, references, `load` of docker-save
-//! and OCI archives, `import` of root filesystem tarballs. Root filesystems,
-//! volumes and the runtime follow (see the engine issues).
+//! and OCI archives, `import` of root filesystem tarballs; overlay root
+//! filesystems ([`rootfs::ContainerFs`]); named volumes
+//! ([`volume::VolumeStore`]). The runtime follows (see the engine issues).
 #![deny(missing_docs)]
 
 pub mod error;
 pub mod fsutil;
 pub mod image;
+pub mod rootfs;
+pub mod volume;
 
 pub use error::{Error, Result};

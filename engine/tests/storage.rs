@@ -1,0 +1,141 @@
+//! Volumes and overlay root filesystems, as root against the real kernel.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use berth_engine::image::unpack::{Limits, unpack_layer};
+use berth_engine::rootfs::ContainerFs;
+use berth_engine::volume::VolumeStore;
+
+fn requires_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "these tests mount filesystems: run them as root"
+    );
+}
+
+fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn volumes_are_created_listed_exported_imported_and_removed() {
+    requires_root();
+    let root = tempfile::tempdir().unwrap();
+    let store = VolumeStore::open(root.path()).unwrap();
+    let mut labels = BTreeMap::new();
+    labels.insert("com.docker.compose.project".to_string(), "demo".to_string());
+    let v = store
+        .create("demo_data", "local", BTreeMap::new(), labels.clone())
+        .unwrap();
+    assert_eq!(v.driver, "local");
+    // Same settings: a no-op; other settings: refused.
+    store
+        .create("demo_data", "", BTreeMap::new(), labels.clone())
+        .unwrap();
+    assert!(
+        store
+            .create("demo_data", "local", BTreeMap::new(), BTreeMap::new())
+            .is_err()
+    );
+    assert!(
+        store
+            .create("../x", "local", BTreeMap::new(), BTreeMap::new())
+            .is_err()
+    );
+
+    std::fs::write(store.data_path("demo_data").join("file"), b"kept").unwrap();
+    let mut archive = Vec::new();
+    store.export("demo_data", &mut archive).unwrap();
+
+    store
+        .create("copy", "local", BTreeMap::new(), BTreeMap::new())
+        .unwrap();
+    store.import("copy", &archive[..]).unwrap();
+    assert_eq!(
+        std::fs::read(store.data_path("copy").join("file")).unwrap(),
+        b"kept"
+    );
+
+    let names: Vec<String> = store.list().unwrap().into_iter().map(|v| v.name).collect();
+    assert_eq!(names, ["copy", "demo_data"]);
+    let err = store
+        .remove("demo_data", &|n| n == "demo_data")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("in use"), "{err}");
+    let mut anon = BTreeMap::new();
+    anon.insert("com.docker.volume.anonymous".to_string(), String::new());
+    store
+        .create("0123456789abcdef", "local", BTreeMap::new(), anon)
+        .unwrap();
+    assert_eq!(
+        store.prune(false, &|_| false).unwrap(),
+        ["0123456789abcdef"]
+    );
+    assert_eq!(store.prune(true, &|n| n == "demo_data").unwrap(), ["copy"]);
+    store.remove("demo_data", &|_| false).unwrap();
+    assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn overlay_roots_stack_layers_and_write_to_the_container_layer() {
+    requires_root();
+    let dir = tempfile::tempdir().unwrap();
+    let mut layers = Vec::new();
+    let contents: Vec<Vec<u8>> = vec![
+        layer(&[
+            ("etc/base", b"from layer 1"),
+            ("etc/gone", b"deleted above"),
+        ]),
+        layer(&[("etc/.wh.gone", b""), ("etc/top", b"from layer 2")]),
+    ];
+    for (i, tar) in contents.iter().enumerate() {
+        let l = dir.path().join(format!("layer{i}"));
+        std::fs::create_dir(&l).unwrap();
+        unpack_layer(&tar[..], &l, &Limits::default()).unwrap();
+        layers.push(l);
+    }
+    // More layers than one mount option string could name.
+    for i in 2..120 {
+        let l = dir
+            .path()
+            .join(format!("{}-{i}", "long-layer-name".repeat(3)));
+        std::fs::create_dir(&l).unwrap();
+        let mut f = std::fs::File::create(l.join(format!("f{i}"))).unwrap();
+        writeln!(f, "{i}").unwrap();
+        layers.push(l);
+    }
+    let fs = ContainerFs::create(&dir.path().join("c1")).unwrap();
+    fs.mount(&layers).unwrap();
+    let result = std::panic::catch_unwind(|| {
+        assert_eq!(
+            std::fs::read(fs.merged.join("etc/base")).unwrap(),
+            b"from layer 1"
+        );
+        assert_eq!(
+            std::fs::read(fs.merged.join("etc/top")).unwrap(),
+            b"from layer 2"
+        );
+        assert!(!fs.merged.join("etc/gone").exists());
+        assert!(fs.merged.join("f119").exists());
+        std::fs::write(fs.merged.join("etc/new"), b"container write").unwrap();
+        assert_eq!(
+            std::fs::read(fs.upper.join("etc/new")).unwrap(),
+            b"container write"
+        );
+        assert!(!layers[0].join("etc/new").exists());
+    });
+    fs.unmount().unwrap();
+    fs.unmount().unwrap();
+    result.unwrap();
+    assert!(!fs.merged.join("etc").exists(), "unmounted");
+}

@@ -1,0 +1,94 @@
+//! `berth volume …`: named volumes from the command line.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use berth_engine::volume::VolumeStore;
+
+use crate::cli::{Global, VolumeCommand};
+
+fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for kv in items {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("invalid {what} {kv:?}: expected key=value");
+        };
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// Runs one `berth volume` command. No containers exist yet, so no volume
+/// is in use.
+pub fn run(global: &Global, cmd: &VolumeCommand) -> anyhow::Result<ExitCode> {
+    let store = VolumeStore::open(&global.root)
+        .with_context(|| format!("opening the volume store in {}", global.root.display()))?;
+    let in_use = |_: &str| false;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        VolumeCommand::Create(a) => {
+            let v = store.create(
+                &a.name,
+                &a.driver,
+                key_values(&a.opts, "option")?,
+                key_values(&a.labels, "label")?,
+            )?;
+            writeln!(out, "{}", v.name)?;
+        }
+        VolumeCommand::Ls(a) => {
+            let vols = store.list()?;
+            if !a.quiet {
+                writeln!(out, "DRIVER    VOLUME NAME")?;
+            }
+            for v in vols {
+                if a.quiet {
+                    writeln!(out, "{}", v.name)?;
+                } else {
+                    writeln!(out, "{:<10}{}", v.driver, v.name)?;
+                }
+            }
+        }
+        VolumeCommand::Inspect(a) => {
+            let vols = a
+                .names
+                .iter()
+                .map(|n| store.inspect(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&vols)?)?;
+        }
+        VolumeCommand::Rm(a) => {
+            for n in &a.names {
+                store.remove(n, &in_use)?;
+                writeln!(out, "{n}")?;
+            }
+        }
+        VolumeCommand::Prune(a) => {
+            let removed = store.prune(a.all, &in_use)?;
+            if !removed.is_empty() {
+                writeln!(out, "Deleted Volumes:")?;
+                for n in removed {
+                    writeln!(out, "{n}")?;
+                }
+            }
+        }
+        VolumeCommand::Export(a) => match &a.output {
+            Some(p) => {
+                let f = std::fs::File::create(p)
+                    .with_context(|| format!("creating {}", p.display()))?;
+                store.export(&a.name, f)?;
+            }
+            None => store.export(&a.name, &mut out)?,
+        },
+        VolumeCommand::Import(a) => match a.file.as_deref().filter(|p| p.as_os_str() != "-") {
+            Some(p) => {
+                let f =
+                    std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+                store.import(&a.name, f)?;
+            }
+            None => store.import(&a.name, std::io::stdin().lock())?,
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
