@@ -64,6 +64,57 @@ pub enum Command {
     /// Manage volumes (as `docker volume`)
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage containers (as `docker container`)
+    #[command(subcommand)]
+    Container(ContainerCommand),
+}
+
+/// `berth container …`
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Run a command in a new container, in the foreground (detached
+    /// containers come with the supervisor)
+    Run(ContainerRunArgs),
+}
+
+/// `berth container run`
+#[derive(Debug, Args)]
+pub struct ContainerRunArgs {
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// The container's name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` to pass the caller's)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// User (name or uid, optionally `:group` or `:gid`)
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Override the image's ENTRYPOINT
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// The container's host name
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add a Linux capability
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability (`ALL` for all)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// The image to run
+    pub image: String,
+    /// The command and its arguments (default: the image's)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 /// `berth volume …`

@@ -5,6 +5,7 @@
 
 mod cli;
 mod config_cmd;
+mod container_cmd;
 mod image_cmd;
 mod volume_cmd;
 
@@ -28,6 +29,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Config(args) => config_cmd::run(&cli.global, args),
         cli::Command::Image(cmd) => image_cmd::run(&cli.global, cmd),
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
+        cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),
         cli::Command::Version(args) => {
             if args.short {
                 println!("{}", env!("CARGO_PKG_VERSION"));

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fsutil;
 pub mod image;
 pub mod rootfs;
+pub mod runtime;
 pub mod volume;
 
 pub use error::{Error, Result};

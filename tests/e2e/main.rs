@@ -5,5 +5,6 @@
 
 mod compat;
 mod config;
+mod container;
 mod image;
 mod sandbox;

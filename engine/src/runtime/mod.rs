@@ -1,0 +1,13 @@
+//! The container runtime: OCI runtime specs built from an image and a run
+//! request, executed by youki's `libcontainer` in this (single-threaded)
+//! process, on an overlay root filesystem.
+//!
+//! So far containers run in the foreground (`container run`); the
+//! per-container supervisor, detached containers, logs and the rest of the
+//! lifecycle follow.
+
+pub mod run;
+pub mod spec;
+pub mod user;
+
+pub use run::{RunRequest, run_foreground};

@@ -1,0 +1,272 @@
+//! The OCI runtime spec of a container: what to run (the image's
+//! entrypoint and command with the request's overrides), as whom, and with
+//! Docker's defaults for capabilities, mounts, masked and read-only paths.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxCapabilitiesBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
+};
+
+use crate::error::{Error, Result};
+use crate::image::config::RunConfig;
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// Docker's masked paths.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's read-only paths.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Parses a capability name (`NET_ADMIN` or `CAP_NET_ADMIN`).
+pub fn capability(name: &str) -> Result<Capability> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    serde_json::from_value(serde_json::Value::String(full.clone()))
+        .map_err(|_| Error::Conflict(format!("unknown capability {name:?}")))
+}
+
+/// The process of a container: command line, environment, working dir.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessRequest {
+    /// Replaces the image's CMD.
+    pub cmd: Option<Vec<String>>,
+    /// Replaces the image's ENTRYPOINT (and then its CMD too).
+    pub entrypoint: Option<Vec<String>>,
+    /// Extra `KEY=VALUE` pairs over the image's.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub workdir: Option<String>,
+    /// Resolved user: uid, gid, supplementary gids.
+    pub user: (u32, u32, Vec<u32>),
+    /// Capabilities to add.
+    pub cap_add: Vec<String>,
+    /// Capabilities to drop (`ALL` drops every one).
+    pub cap_drop: Vec<String>,
+}
+
+/// The command line to run, with Docker's ENTRYPOINT/CMD rules.
+pub fn command_line(image: &RunConfig, req: &ProcessRequest) -> Result<Vec<String>> {
+    let (entry, cmd) = match &req.entrypoint {
+        Some(e) => (e.clone(), req.cmd.clone().unwrap_or_default()),
+        None => (
+            image.entrypoint.clone().unwrap_or_default(),
+            req.cmd
+                .clone()
+                .or_else(|| image.cmd.clone())
+                .unwrap_or_default(),
+        ),
+    };
+    let args: Vec<String> = entry.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(Error::Conflict(
+            "no command specified: the image has no CMD or ENTRYPOINT".into(),
+        ));
+    }
+    Ok(args)
+}
+
+/// The environment: image's, then the request's (later keys win).
+pub fn environment(image: &RunConfig, extra: &[String]) -> Vec<String> {
+    let mut env: Vec<String> = image.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    for e in extra {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    env
+}
+
+/// A bind mount of a file or directory into the container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    /// Host path.
+    pub source: PathBuf,
+    /// Container path.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+/// The complete OCI spec for one container.
+pub fn build(
+    rootfs: &Path,
+    image: &RunConfig,
+    req: &ProcessRequest,
+    hostname: &str,
+    cgroup: &str,
+    read_only: bool,
+    binds: &[Bind],
+) -> Result<Spec> {
+    let oci =
+        |e: oci_spec::OciSpecError| Error::Conflict(format!("building the runtime spec: {e}"));
+    let mut caps: HashSet<Capability> =
+        if req.cap_drop.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
+            HashSet::new()
+        } else {
+            DEFAULT_CAPS
+                .iter()
+                .map(|c| capability(c))
+                .collect::<Result<_>>()?
+        };
+    for c in &req.cap_drop {
+        if !c.eq_ignore_ascii_case("ALL") {
+            caps.remove(&capability(c)?);
+        }
+    }
+    for c in &req.cap_add {
+        caps.insert(capability(c)?);
+    }
+    // Inheritable and ambient sets stay empty (CVE-2022-24769), and a
+    // non-root user starts without effective or permitted capabilities, as
+    // with Docker. Both are set explicitly: the builder's defaults are not empty.
+    let running = if req.user.0 == 0 {
+        caps.clone()
+    } else {
+        HashSet::new()
+    };
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(running.clone())
+        .permitted(running)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
+        .build()
+        .map_err(oci)?;
+    let user = UserBuilder::default()
+        .uid(req.user.0)
+        .gid(req.user.1)
+        .additional_gids(req.user.2.clone())
+        .build()
+        .map_err(oci)?;
+    let process = ProcessBuilder::default()
+        .args(command_line(image, req)?)
+        .env(environment(image, &req.env))
+        .cwd(
+            req.workdir
+                .clone()
+                .or_else(|| image.working_dir.clone())
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "/".into()),
+        )
+        .user(user)
+        .capabilities(capabilities)
+        .no_new_privileges(false)
+        .terminal(false)
+        .build()
+        .map_err(oci)?;
+    let mut spec = Spec::default();
+    spec.set_process(Some(process));
+    spec.set_hostname(Some(hostname.to_string()));
+    spec.set_root(Some(
+        RootBuilder::default()
+            .path(rootfs.to_path_buf())
+            .readonly(read_only)
+            .build()
+            .map_err(oci)?,
+    ));
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for b in binds {
+        let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+        if b.read_only {
+            options.push("ro".into());
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(PathBuf::from(&b.target))
+                .typ("bind")
+                .source(b.source.clone())
+                .options(options)
+                .build()
+                .map_err(oci)?,
+        );
+    }
+    spec.set_mounts(Some(mounts));
+    if let Some(linux) = spec.linux_mut() {
+        linux.set_cgroups_path(Some(PathBuf::from(cgroup)));
+        linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
+        linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entrypoint_and_cmd_follow_docker_rules() {
+        let image = RunConfig {
+            entrypoint: Some(vec!["/entry".into()]),
+            cmd: Some(vec!["default".into()]),
+            ..RunConfig::default()
+        };
+        let run = |req: ProcessRequest| command_line(&image, &req).unwrap();
+        assert_eq!(run(ProcessRequest::default()), ["/entry", "default"]);
+        assert_eq!(
+            run(ProcessRequest {
+                cmd: Some(vec!["x".into()]),
+                ..ProcessRequest::default()
+            }),
+            ["/entry", "x"]
+        );
+        assert_eq!(
+            run(ProcessRequest {
+                entrypoint: Some(vec!["sh".into()]),
+                ..ProcessRequest::default()
+            }),
+            ["sh"]
+        );
+        assert!(command_line(&RunConfig::default(), &ProcessRequest::default()).is_err());
+        assert!(capability("net_admin").is_ok() && capability("CAP_SYS_ADMIN").is_ok());
+        assert!(capability("NOPE").is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! `berth container run`: real containers from a busybox image, as root.
+
+use crate::sandbox::Dir;
+
+/// A state root in the sandbox holding `localhost/busybox-test:latest`,
+/// built from Debian's busybox-static (which `scripts/test` installs).
+fn busybox_root(d: &Dir) -> String {
+    assert!(
+        std::path::Path::new("/bin/busybox").exists(),
+        "/bin/busybox is missing: scripts/test installs Debian's busybox-static"
+    );
+    let mut b = tar::Builder::new(Vec::new());
+    for dir in ["bin", "etc", "tmp", "root", "proc", "sys", "dev"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(if dir == "tmp" { 0o1777 } else { 0o755 });
+        h.set_size(0);
+        b.append_data(&mut h, dir, &[][..]).unwrap();
+    }
+    b.append_path_with_name("/bin/busybox", "bin/busybox")
+        .unwrap();
+    for applet in [
+        "sh", "echo", "id", "cat", "grep", "touch", "ls", "true", "hostname", "sleep",
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    let passwd =
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+    let group = b"root:x:0:\nnogroup:x:65534:\n";
+    for (name, data) in [("etc/passwd", &passwd[..]), ("etc/group", &group[..])] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let tar_path = d.path().join("busybox.tar");
+    std::fs::write(&tar_path, b.into_inner().unwrap()).unwrap();
+    let root = d.path().join("state").to_string_lossy().into_owned();
+    d.berth_with(
+        &[
+            "image",
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            "-c",
+            "ENV PATH=/bin",
+            &tar_path.to_string_lossy(),
+            "localhost/busybox-test:latest",
+        ],
+        &[("BERTH_ROOT", &root)],
+        None,
+    )
+    .ok();
+    root
+}
+
+fn mounts_under(path: &str) -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(path))
+        .count()
+}
+
+#[test]
+fn run_prints_output_returns_the_exit_code_and_leaves_nothing_behind() {
+    let d = Dir::new("run");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let run = d.berth_with(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--hostname",
+            "box",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "echo hello; hostname; cat /etc/hostname; exit 7",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(run.stdout(), "hello\nbox\nbox\n", "{}", run.stderr());
+    assert_eq!(run.0.status.code(), Some(7));
+    let containers = std::path::Path::new(&root).join("containers");
+    assert_eq!(
+        std::fs::read_dir(&containers).unwrap().count(),
+        0,
+        "--rm removed the container"
+    );
+    assert_eq!(mounts_under(&root), 0, "nothing left mounted");
+}
+
+#[test]
+fn users_capabilities_and_read_only_roots_apply() {
+    let d = Dir::new("isolation");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let out = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "-u",
+                "nobody",
+                "-w",
+                "/tmp",
+                "-e",
+                "GREETING=hi",
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                "id -u; pwd; echo $GREETING; grep CapEff /proc/self/status",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(out, "65534\n/tmp\nhi\nCapEff:\t0000000000000000\n");
+    // Docker's default capability set for root.
+    let out = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "localhost/busybox-test",
+                "grep",
+                "CapBnd",
+                "/proc/self/status",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(out, "CapBnd:\t00000000a80425fb\n");
+    let out = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--cap-drop",
+                "ALL",
+                "localhost/busybox-test",
+                "grep",
+                "CapBnd",
+                "/proc/self/status",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(out, "CapBnd:\t0000000000000000\n");
+    let run = d.berth_with(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--read-only",
+            "localhost/busybox-test",
+            "touch",
+            "/x",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(run.0.status.code(), Some(1));
+    assert!(
+        run.stderr().contains("Read-only file system"),
+        "{}",
+        run.stderr()
+    );
+    // The container's PID namespace: it is PID 1 there.
+    let out = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                "echo $$",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(out, "1\n");
+}
+
+#[test]
+fn run_errors_name_what_is_missing() {
+    let d = Dir::new("runerr");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let err = d
+        .berth_with(&["container", "run", "--rm", "nosuch:image"], &env, None)
+        .fails();
+    assert!(err.contains("no such image: nosuch:image"), "{err}");
+    let err = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "localhost/busybox-test",
+                "nosuchcmd",
+            ],
+            &env,
+            None,
+        )
+        .fails();
+    assert!(err.contains("nosuchcmd"), "{err}");
+    let err = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "-u",
+                "ghost",
+                "localhost/busybox-test",
+                "true",
+            ],
+            &env,
+            None,
+        )
+        .fails();
+    assert!(err.contains("unable to find user ghost"), "{err}");
+    let containers = std::path::Path::new(&root).join("containers");
+    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
+    assert_eq!(mounts_under(&root), 0);
+}
