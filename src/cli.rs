@@ -110,6 +110,9 @@ pub struct ContainerRunArgs {
     /// Drop a Linux capability (`ALL` for all)
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
+    /// Mount a volume or host directory: `[NAME|/HOST/PATH:]/CONTAINER/PATH[:ro|nocopy]`
+    #[arg(short = 'v', long = "volume", value_name = "SPEC")]
+    pub volumes: Vec<String>,
     /// The image to run
     pub image: String,
     /// The command and its arguments (default: the image's)

@@ -42,6 +42,11 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 hostname: a.hostname.clone(),
                 read_only: a.read_only,
                 remove: a.rm,
+                mounts: a
+                    .volumes
+                    .iter()
+                    .map(|v| berth_engine::runtime::mounts::parse(v))
+                    .collect::<Result<_, _>>()?,
             };
             let code = run_foreground(&global.root, &images, &req)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))

@@ -242,3 +242,104 @@ fn run_errors_name_what_is_missing() {
     assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
     assert_eq!(mounts_under(&root), 0);
 }
+
+#[test]
+fn volumes_are_filled_from_the_image_persist_and_bind_mounts_work() {
+    let d = Dir::new("volumes");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    // A new named volume over /etc starts with the image's /etc.
+    let out = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "-v",
+                "conf:/etc",
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                "cat /etc/group; echo mine > /etc/mine",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert!(out.contains("nogroup:x:65534:"), "{out}");
+    // The data survives the container; read-only mounts refuse writes.
+    let run = d.berth_with(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "-v",
+            "conf:/etc:ro",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "cat /etc/mine; touch /etc/x",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(run.stdout(), "mine\n");
+    assert_eq!(run.0.status.code(), Some(1));
+    // Host directories.
+    let host = d.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "from the host\n").unwrap();
+    let spec = format!("{}:/mnt", host.display());
+    let out = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "-v",
+                &spec,
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                "cat /mnt/f; echo back > /mnt/g",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(out, "from the host\n");
+    assert_eq!(std::fs::read_to_string(host.join("g")).unwrap(), "back\n");
+    // Anonymous volumes go with --rm; named ones stay.
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "-v",
+            "/data",
+            "localhost/busybox-test",
+            "true",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    let vols = d.berth_with(&["volume", "ls", "-q"], &env, None).ok();
+    assert_eq!(vols, "conf\n");
+    let err = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "-v",
+                "rel/path:/x",
+                "localhost/busybox-test",
+                "true",
+            ],
+            &env,
+            None,
+        )
+        .fails();
+    assert!(err.contains("invalid volume specification"), "{err}");
+}

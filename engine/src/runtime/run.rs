@@ -42,8 +42,10 @@ pub struct RunRequest {
     pub hostname: Option<String>,
     /// `--read-only` root filesystem.
     pub read_only: bool,
-    /// `--rm`: remove the container when it exits.
+    /// `--rm`: remove the container (and its anonymous volumes) when it exits.
     pub remove: bool,
+    /// `-v` mounts.
+    pub mounts: Vec<super::mounts::MountRequest>,
 }
 
 /// berth's record of a container.
@@ -111,6 +113,8 @@ fn name_taken(root: &Path, name: &str) -> bool {
 /// Runs a container to completion with the caller's standard streams, and
 /// returns its exit code (128 + signal when killed by a signal).
 pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<i32> {
+    let volumes = crate::volume::VolumeStore::open(root)?;
+    let mut anonymous = Vec::new();
     let image = images.resolve(&req.image)?;
     let config = images.config(&image)?;
     let layers = images.layers(&image)?;
@@ -144,7 +148,9 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
                 .as_bytes(),
         )?;
-        let binds = [
+        let prepared = super::mounts::prepare(&volumes, &req.mounts, &fs.merged)?;
+        anonymous = prepared.anonymous.clone();
+        let mut binds = vec![
             Bind {
                 source: dir.join("hostname"),
                 target: "/etc/hostname".into(),
@@ -156,6 +162,7 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
                 read_only: false,
             },
         ];
+        binds.extend(prepared.binds);
         let oci = spec::build(
             &fs.merged,
             &config.config,
@@ -231,6 +238,9 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
     let unmounted = fs.unmount();
     if req.remove || result.is_err() {
         let _ = remove_dir(&dir);
+        for v in &anonymous {
+            let _ = volumes.remove(v, &|_| false);
+        }
     }
     unmounted?;
     result

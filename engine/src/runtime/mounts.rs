@@ -1,0 +1,329 @@
+//! `-v` mounts of a container: host directories, named volumes and
+//! anonymous volumes. A volume mounted over image content for the first
+//! time is filled with that content (unless `nocopy`), as Docker does; the
+//! copy reads the image through descriptors resolved inside the container
+//! root, never follows links, and never opens devices or FIFOs.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+
+use super::spec::Bind;
+use crate::error::{Error, Result};
+use crate::volume::VolumeStore;
+
+/// One `-v` request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountRequest {
+    /// A host path.
+    Bind {
+        /// Absolute host path.
+        source: PathBuf,
+        /// Container path.
+        target: String,
+        /// Read-only.
+        read_only: bool,
+    },
+    /// A named volume, or an anonymous one when `name` is `None`.
+    Volume {
+        /// The volume's name.
+        name: Option<String>,
+        /// Container path.
+        target: String,
+        /// Read-only.
+        read_only: bool,
+        /// Do not fill a new volume with the image's content.
+        nocopy: bool,
+    },
+}
+
+/// Parses Docker's `-v [SOURCE:]TARGET[:OPTIONS]`.
+pub fn parse(spec: &str) -> Result<MountRequest> {
+    let bad = |why: &str| Error::Conflict(format!("invalid volume specification {spec:?}: {why}"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, target, opts) = match parts.as_slice() {
+        [t] => ("", *t, ""),
+        [s, t] => (*s, *t, ""),
+        [s, t, o] => (*s, *t, *o),
+        _ => return Err(bad("too many colons")),
+    };
+    if !target.starts_with('/') {
+        return Err(bad("the container path must be absolute"));
+    }
+    let mut read_only = false;
+    let mut nocopy = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            "nocopy" => nocopy = true,
+            "z" | "Z" | "rprivate" | "private" | "rshared" | "shared" | "rslave" | "slave" => {}
+            other => return Err(bad(&format!("unknown option {other:?}"))),
+        }
+    }
+    if source.is_empty() {
+        return Ok(MountRequest::Volume {
+            name: None,
+            target: target.to_string(),
+            read_only,
+            nocopy,
+        });
+    }
+    if source.starts_with('/') {
+        return Ok(MountRequest::Bind {
+            source: PathBuf::from(source),
+            target: target.to_string(),
+            read_only,
+        });
+    }
+    if source.contains('/') || source.starts_with('.') {
+        return Err(bad("a host path must be absolute"));
+    }
+    Ok(MountRequest::Volume {
+        name: Some(source.to_string()),
+        target: target.to_string(),
+        read_only,
+        nocopy,
+    })
+}
+
+fn random_name() -> Result<String> {
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::io("/dev/urandom", e))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What preparing the mounts produced.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Bind mounts for the runtime spec.
+    pub binds: Vec<Bind>,
+    /// Anonymous volumes created for this container.
+    pub anonymous: Vec<String>,
+    /// Named volumes it uses.
+    pub named: Vec<String>,
+}
+
+/// Resolves every request to a bind mount, creating volumes as needed and
+/// filling new ones from the image root `rootfs`.
+pub fn prepare(
+    volumes: &VolumeStore,
+    requests: &[MountRequest],
+    rootfs: &Path,
+) -> Result<Prepared> {
+    let mut out = Prepared::default();
+    for r in requests {
+        match r {
+            MountRequest::Bind {
+                source,
+                target,
+                read_only,
+            } => {
+                if !source.exists() {
+                    std::fs::create_dir_all(source).map_err(|e| Error::io(source, e))?;
+                }
+                out.binds.push(Bind {
+                    source: source.clone(),
+                    target: target.clone(),
+                    read_only: *read_only,
+                });
+            }
+            MountRequest::Volume {
+                name,
+                target,
+                read_only,
+                nocopy,
+            } => {
+                let (name, fresh) = match name {
+                    Some(n) => {
+                        let fresh = volumes.inspect(n).is_err();
+                        if fresh {
+                            volumes.create(n, "local", BTreeMap::new(), BTreeMap::new())?;
+                        }
+                        out.named.push(n.clone());
+                        (n.clone(), fresh)
+                    }
+                    None => {
+                        let n = random_name()?;
+                        let mut labels = BTreeMap::new();
+                        labels.insert("com.docker.volume.anonymous".to_string(), String::new());
+                        volumes.create(&n, "local", BTreeMap::new(), labels)?;
+                        out.anonymous.push(n.clone());
+                        (n, true)
+                    }
+                };
+                let data = volumes.data_path(&name);
+                let empty = std::fs::read_dir(&data)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false);
+                if (fresh || empty) && !nocopy {
+                    copy_up(rootfs, target, &data)?;
+                }
+                out.binds.push(Bind {
+                    source: data,
+                    target: target.clone(),
+                    read_only: *read_only,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Copies the image's content at `target` (inside `rootfs`) into `dest`.
+pub fn copy_up(rootfs: &Path, target: &str, dest: &Path) -> Result<()> {
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(rootfs, e.into()))?;
+    let rel = target.trim_start_matches('/');
+    let src = match rustix::fs::openat2(
+        &root,
+        if rel.is_empty() { "." } else { rel },
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        // Nothing (or no directory) there in the image: nothing to copy.
+        Err(_) => return Ok(()),
+    };
+    let dst = rustix::fs::open(
+        dest,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(dest, e.into()))?;
+    let st = rustix::fs::fstat(&src).map_err(|e| Error::io(dest, e.into()))?;
+    rustix::fs::fchown(
+        &dst,
+        Some(rustix::fs::Uid::from_raw(st.st_uid)),
+        Some(rustix::fs::Gid::from_raw(st.st_gid)),
+    )
+    .map_err(|e| Error::io(dest, e.into()))?;
+    rustix::fs::fchmod(&dst, Mode::from_raw_mode(st.st_mode & 0o7777))
+        .map_err(|e| Error::io(dest, e.into()))?;
+    copy_dir(&src, &dst, dest, 0)
+}
+
+fn copy_dir(src: &OwnedFd, dst: &OwnedFd, shown: &Path, depth: usize) -> Result<()> {
+    if depth > 256 {
+        return Err(Error::Conflict(format!(
+            "{}: directories nest too deeply to copy",
+            shown.display()
+        )));
+    }
+    let io = |e: rustix::io::Errno| Error::io(shown, e.into());
+    let names: Vec<String> = rustix::fs::Dir::read_from(src)
+        .map_err(io)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "." && n != "..")
+        .collect();
+    for name in names {
+        let st = rustix::fs::statat(src, name.as_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(io)?;
+        let owner = (
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        );
+        let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::Directory => {
+                rustix::fs::mkdirat(dst, name.as_str(), Mode::from_raw_mode(0o700)).map_err(io)?;
+                let s = rustix::fs::openat(
+                    src,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io)?;
+                let d = rustix::fs::openat(
+                    dst,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io)?;
+                copy_dir(&s, &d, shown, depth + 1)?;
+                rustix::fs::fchown(&d, owner.0, owner.1).map_err(io)?;
+                rustix::fs::fchmod(&d, mode).map_err(io)?;
+            }
+            FileType::RegularFile => {
+                let s = rustix::fs::openat(
+                    src,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(io)?;
+                let d = rustix::fs::openat(
+                    dst,
+                    name.as_str(),
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(io)?;
+                let mut sf = std::fs::File::from(s);
+                let mut df = std::fs::File::from(d);
+                std::io::copy(&mut sf, &mut df).map_err(|e| Error::io(shown, e))?;
+                rustix::fs::fchown(&df, owner.0, owner.1).map_err(io)?;
+                rustix::fs::fchmod(&df, mode).map_err(io)?;
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(src, name.as_str(), Vec::new()).map_err(io)?;
+                rustix::fs::symlinkat(target.as_c_str(), dst, name.as_str()).map_err(io)?;
+                rustix::fs::chownat(
+                    dst,
+                    name.as_str(),
+                    owner.0,
+                    owner.1,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(io)?;
+            }
+            // Devices, FIFOs and sockets are not copied: opening one could
+            // block or reach host hardware.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_flags_parse_like_docker() {
+        assert!(matches!(
+            parse("/data").unwrap(),
+            MountRequest::Volume { name: None, .. }
+        ));
+        assert!(matches!(
+            parse("db:/var/lib/db:ro").unwrap(),
+            MountRequest::Volume {
+                name: Some(_),
+                read_only: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse("/srv:/srv").unwrap(),
+            MountRequest::Bind { .. }
+        ));
+        assert!(parse("./rel:/x").is_err());
+        assert!(parse("a:relative").is_err());
+        assert!(parse("a:/b:bogus").is_err());
+    }
+}
