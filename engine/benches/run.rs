@@ -1,0 +1,127 @@
+//! Container start benchmark: create + start + wait + delete of `/bin/true`
+//! from a busybox image, by berth (in-process, as `container run --rm` does)
+//! and, in the same run, by Debian's `runc run` on an equivalent bundle when
+//! runc is installed. Prints medians and the ratio. Needs root and
+//! /bin/busybox. Run with `cargo bench -p berth-engine --bench run`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_engine::image::{ImageStore, Reference, archive};
+use berth_engine::runtime::{RunRequest, run_foreground};
+
+const ROUNDS: usize = 20;
+
+fn busybox_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for dir in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, dir, &[][..]).expect("tar");
+    }
+    b.append_path_with_name("/bin/busybox", "bin/busybox")
+        .expect("busybox-static is installed");
+    for applet in ["true", "sh"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .expect("tar");
+    }
+    b.into_inner().expect("tar")
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn runc_bundle(dir: &Path, rootfs: &Path) -> bool {
+    let ok = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return false;
+    }
+    let path = dir.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("spec")).expect("json");
+    spec["process"]["args"] = serde_json::json!(["/bin/true"]);
+    spec["process"]["terminal"] = serde_json::json!(false);
+    spec["root"]["path"] = serde_json::json!(rootfs);
+    spec["root"]["readonly"] = serde_json::json!(false);
+    std::fs::write(&path, serde_json::to_vec(&spec).expect("json")).expect("write spec");
+    true
+}
+
+fn main() {
+    if !rustix::process::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
+        println!("container start benchmark skipped: needs root and /bin/busybox");
+        return;
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let store = ImageStore::open(root.path()).expect("store");
+    let image = Reference::parse("localhost/bench-busybox:latest").expect("ref");
+    let rec = archive::import(&store, &busybox_tar()[..], Some(&image), &[]).expect("import");
+    let req = RunRequest {
+        image: "localhost/bench-busybox:latest".into(),
+        remove: true,
+        process: berth_engine::runtime::spec::ProcessRequest {
+            cmd: Some(vec!["/bin/true".into()]),
+            ..Default::default()
+        },
+        ..RunRequest::default()
+    };
+    let mut times = Vec::new();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        let code = run_foreground(root.path(), &store, &req).expect("run");
+        assert_eq!(code, 0);
+        times.push(t.elapsed());
+    }
+    let berth = median(times);
+    println!("container run --rm /bin/true: berth median {berth:?} over {ROUNDS} runs");
+
+    let has_runc = Command::new("runc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_runc {
+        println!("runc not installed: no reference measured in this run");
+        return;
+    }
+    // runc gets the image's layer as a plain directory: no overlay to mount,
+    // which only favours it.
+    let rootfs = store.layers(&rec).expect("layers")[0].clone();
+    let bundle = root.path().join("runc-bundle");
+    std::fs::create_dir_all(&bundle).expect("bundle dir");
+    if !runc_bundle(&bundle, &rootfs) {
+        println!("runc spec failed: no reference measured");
+        return;
+    }
+    let mut times = Vec::new();
+    for i in 0..ROUNDS {
+        let t = Instant::now();
+        let status = Command::new("runc")
+            .args(["--root"])
+            .arg(root.path().join("runc-state"))
+            .args(["run", "--bundle"])
+            .arg(&bundle)
+            .arg(format!("bench-{}-{i}", std::process::id()))
+            .status()
+            .expect("runc");
+        assert!(status.success(), "runc run failed");
+        times.push(t.elapsed());
+    }
+    let runc = median(times);
+    println!(
+        "runc run /bin/true: median {runc:?}; berth is {:.1}x faster",
+        runc.as_secs_f64() / berth.as_secs_f64()
+    );
+}
