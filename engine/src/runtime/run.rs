@@ -1,7 +1,9 @@
-//! `container run` in the foreground: the overlay root is mounted, the spec
-//! written, the container created and started by `libcontainer` from this
-//! process (which must be single-threaded: `libcontainer` clones it), waited
-//! for, and taken down again. Nothing is left mounted or in a cgroup.
+//! Creating and running containers. [`prepare`] makes a container's
+//! directory, root filesystem, bind files and OCI bundle; [`execute`] starts
+//! it through `libcontainer` from the calling process (which must be
+//! single-threaded: `libcontainer` clones it) and waits for it. The
+//! foreground `container run` does both in the CLI; detached containers are
+//! executed by their supervisor (see [`super::shim`]).
 //!
 //! ```text
 //! containers/<id>/fs/{upper,work,merged}   the root filesystem
@@ -9,9 +11,11 @@
 //! containers/<id>/state/                   libcontainer's state
 //! containers/<id>/{hostname,hosts}         files bound into the container
 //! containers/<id>/container.json           berth's record
+//! containers/<id>/container-json.log       logs of detached containers
 //! ```
 
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -26,6 +30,7 @@ use crate::image::ImageStore;
 use crate::image::archive::rfc3339;
 use crate::image::store::remove_dir;
 use crate::rootfs::ContainerFs;
+use crate::volume::VolumeStore;
 
 /// What to run.
 #[derive(Clone, Debug, Default)]
@@ -49,7 +54,7 @@ pub struct RunRequest {
 }
 
 /// berth's record of a container.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ContainerRecord {
     /// 64 hex characters.
     pub id: String,
@@ -67,6 +72,34 @@ pub struct ContainerRecord {
     pub status: String,
     /// Exit code once exited.
     pub exit_code: Option<i32>,
+    /// The init process, while running.
+    #[serde(default)]
+    pub pid: Option<i32>,
+    /// The init process's start time (clock ticks after boot), to tell a
+    /// recycled pid apart.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    /// The supervisor's pid, for detached containers.
+    #[serde(default)]
+    pub shim_pid: Option<i32>,
+    /// When it last started.
+    #[serde(default)]
+    pub started: Option<String>,
+    /// When it last exited.
+    #[serde(default)]
+    pub finished: Option<String>,
+    /// Remove when it exits.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// Anonymous volumes created for it.
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
+    /// Image layers, bottom first, for remounting the root.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
+    /// Set by `stop`/`kill`: the exit was asked for.
+    #[serde(default)]
+    pub stopped_by_user: bool,
 }
 
 fn random_id() -> Result<String> {
@@ -77,7 +110,8 @@ fn random_id() -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn now() -> u64 {
+/// Seconds since the epoch.
+pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -98,23 +132,75 @@ pub fn containers_dir(root: &Path) -> PathBuf {
     root.join("containers")
 }
 
-fn name_taken(root: &Path, name: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(containers_dir(root)) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        std::fs::read(e.path().join("container.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<ContainerRecord>(&b).ok())
-            .is_some_and(|r| r.name == name)
+/// A prepared container: directory, mounted root, bundle, record.
+pub struct Prepared {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its root filesystem (mounted).
+    pub fs: ContainerFs,
+    /// Its record (saved).
+    pub record: ContainerRecord,
+}
+
+impl Prepared {
+    /// Saves the record crash-safely.
+    pub fn save(&self) -> Result<()> {
+        save_record(&self.dir, &self.record)
+    }
+}
+
+/// Writes a container's record.
+pub fn save_record(dir: &Path, record: &ContainerRecord) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(record).map_err(|e| Error::Conflict(e.to_string()))?;
+    write_atomic(&dir.join("container.json"), &bytes)
+}
+
+/// Reads a container's record.
+pub fn load_record(dir: &Path) -> Result<ContainerRecord> {
+    let p = dir.join("container.json");
+    let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Store {
+        path: p,
+        msg: e.to_string(),
     })
 }
 
-/// Runs a container to completion with the caller's standard streams, and
-/// returns its exit code (128 + signal when killed by a signal).
-pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<i32> {
-    let volumes = crate::volume::VolumeStore::open(root)?;
-    let mut anonymous = Vec::new();
+/// All container records of a state root, oldest first.
+pub fn list_records(root: &Path) -> Vec<(PathBuf, ContainerRecord)> {
+    let mut out: Vec<(PathBuf, ContainerRecord)> = std::fs::read_dir(containers_dir(root))
+        .map(|it| {
+            it.flatten()
+                .filter_map(|e| load_record(&e.path()).ok().map(|r| (e.path(), r)))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.1.created.cmp(&b.1.created).then(a.1.id.cmp(&b.1.id)));
+    out
+}
+
+/// Finds a container by name, full id or id prefix.
+pub fn find(root: &Path, name: &str) -> Result<(PathBuf, ContainerRecord)> {
+    let all = list_records(root);
+    if let Some(hit) = all.iter().find(|(_, r)| r.name == name || r.id == name) {
+        return Ok(hit.clone());
+    }
+    let hits: Vec<_> = all
+        .iter()
+        .filter(|(_, r)| name.len() >= 3 && r.id.starts_with(name))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Error::Conflict(format!("no such container: {name}"))),
+        _ => Err(Error::Conflict(format!(
+            "container id prefix {name} is ambiguous"
+        ))),
+    }
+}
+
+/// Creates a container (directory, root filesystem, volumes, bundle) without
+/// starting it. On error nothing is left behind.
+pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Prepared> {
+    let volumes = VolumeStore::open(root)?;
     let image = images.resolve(&req.image)?;
     let config = images.config(&image)?;
     let layers = images.layers(&image)?;
@@ -123,7 +209,7 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
     if !valid_name(&name) {
         return Err(Error::Conflict(format!("invalid container name {name:?}")));
     }
-    if name_taken(root, &name) {
+    if list_records(root).iter().any(|(_, r)| r.name == name) {
         return Err(Error::Conflict(format!(
             "the container name {name:?} is already in use"
         )));
@@ -131,6 +217,7 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
     let dir = containers_dir(root).join(&id);
     private_dir(&dir)?;
     let fs = ContainerFs::create(&dir.join("fs"))?;
+    let mut anonymous = Vec::new();
     let result = (|| {
         fs.mount(&layers)?;
         let mut process = req.process.clone();
@@ -141,6 +228,8 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
                 .or(config.config.user.as_deref())
                 .unwrap_or(""),
         )?;
+        let prepared = super::mounts::prepare(&volumes, &req.mounts, &fs.merged)?;
+        anonymous = prepared.anonymous.clone();
         let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_string());
         write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
         write_atomic(
@@ -148,8 +237,6 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
                 .as_bytes(),
         )?;
-        let prepared = super::mounts::prepare(&volumes, &req.mounts, &fs.merged)?;
-        anonymous = prepared.anonymous.clone();
         let mut binds = vec![
             Bind {
                 source: dir.join("hostname"),
@@ -176,7 +263,7 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
         private_dir(&bundle)?;
         oci.save(bundle.join("config.json"))
             .map_err(|e| Error::Conflict(format!("writing the runtime spec: {e}")))?;
-        let mut record = ContainerRecord {
+        let record = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
             image: req.image.clone(),
@@ -184,63 +271,146 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
             command: spec::command_line(&config.config, &process)?,
             created: rfc3339(now()),
             status: "created".into(),
-            exit_code: None,
+            auto_remove: req.remove,
+            anonymous_volumes: anonymous.clone(),
+            layers: layers.clone(),
+            ..ContainerRecord::default()
         };
-        let save = |r: &ContainerRecord| -> Result<()> {
-            let bytes = serde_json::to_vec_pretty(r).map_err(|e| Error::Conflict(e.to_string()))?;
-            write_atomic(&dir.join("container.json"), &bytes)
-        };
-        save(&record)?;
-        let lc = |e: libcontainer::error::LibcontainerError| {
-            Error::Conflict(format!("container {name}: {e}"))
-        };
-        let state = dir.join("state");
-        private_dir(&state)?;
-        let mut container = ContainerBuilder::new(id.clone(), SyscallType::Linux)
-            .with_root_path(&state)
-            .map_err(lc)?
-            .as_init(&bundle)
-            .with_systemd(false)
-            .with_detach(false)
-            .build()
-            .map_err(lc)?;
-        let code = (|| {
-            container.start().map_err(lc)?;
-            record.status = "running".into();
-            save(&record)?;
-            let pid = container
-                .pid()
-                .ok_or_else(|| Error::Conflict(format!("container {name}: no init process")))?;
-            let pid = rustix::process::Pid::from_raw(pid.as_raw())
-                .ok_or_else(|| Error::Conflict(format!("container {name}: invalid pid")))?;
-            let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
-                .map_err(|e| Error::Conflict(format!("waiting for container {name}: {e}")))?
-                .map(|(_, s)| s);
-            let code = match status {
-                Some(s) => match (s.exit_status(), s.terminating_signal()) {
-                    (Some(c), _) => c,
-                    (None, Some(sig)) => 128 + sig,
-                    _ => 255,
-                },
-                None => 255,
-            };
-            Ok(code)
-        })();
-        let _ = container.refresh_status();
-        let deleted = container.delete(true).map_err(lc);
-        let code = code?;
-        deleted?;
-        record.status = "exited".into();
-        record.exit_code = Some(code);
-        save(&record)?;
-        Ok(code)
+        save_record(&dir, &record)?;
+        Ok(record)
     })();
-    let unmounted = fs.unmount();
-    if req.remove || result.is_err() {
-        let _ = remove_dir(&dir);
-        for v in &anonymous {
-            let _ = volumes.remove(v, &|_| false);
+    match result {
+        Ok(record) => Ok(Prepared { dir, fs, record }),
+        Err(e) => {
+            let _ = fs.unmount();
+            let _ = remove_dir(&dir);
+            for v in &anonymous {
+                let _ = volumes.remove(v, &|_| false);
+            }
+            Err(e)
         }
+    }
+}
+
+/// The start time of a process (field 22 of `/proc/<pid>/stat`).
+pub fn process_start(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Output streams for [`execute`]: inherit the caller's, or these fds.
+pub struct Streams {
+    /// Standard output of the container's process.
+    pub stdout: Option<OwnedFd>,
+    /// Standard error of the container's process.
+    pub stderr: Option<OwnedFd>,
+    /// Standard input (default: inherited).
+    pub stdin: Option<OwnedFd>,
+}
+
+/// Starts a prepared container and waits for it. `started` is called with
+/// the init pid once it runs. Returns the exit code (128 + signal when
+/// killed). The libcontainer state is deleted afterwards; the root stays
+/// mounted.
+pub fn execute(p: &mut Prepared, streams: Streams, started: &mut dyn FnMut(i32)) -> Result<i32> {
+    let name = p.record.name.clone();
+    let lc = |e: libcontainer::error::LibcontainerError| {
+        Error::Conflict(format!("container {name}: {e}"))
+    };
+    let state = p.dir.join("state");
+    if state.exists() {
+        remove_dir(&state)?;
+    }
+    private_dir(&state)?;
+    let mut builder = ContainerBuilder::new(p.record.id.clone(), SyscallType::Linux)
+        .with_root_path(&state)
+        .map_err(lc)?;
+    if let Some(fd) = streams.stdout {
+        builder = builder.with_stdout(fd);
+    }
+    if let Some(fd) = streams.stderr {
+        builder = builder.with_stderr(fd);
+    }
+    if let Some(fd) = streams.stdin {
+        builder = builder.with_stdin(fd);
+    }
+    let mut container = builder
+        .as_init(p.dir.join("bundle"))
+        .with_systemd(false)
+        .with_detach(false)
+        .build()
+        .map_err(lc)?;
+    let code = (|| {
+        container.start().map_err(lc)?;
+        let pid = container
+            .pid()
+            .ok_or_else(|| Error::Conflict(format!("container {name}: no init process")))?;
+        p.record.status = "running".into();
+        p.record.pid = Some(pid.as_raw());
+        p.record.pid_start = process_start(pid.as_raw());
+        p.record.started = Some(rfc3339(now()));
+        p.record.exit_code = None;
+        p.save()?;
+        started(pid.as_raw());
+        let pid = rustix::process::Pid::from_raw(pid.as_raw())
+            .ok_or_else(|| Error::Conflict(format!("container {name}: invalid pid")))?;
+        let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+            .map_err(|e| Error::Conflict(format!("waiting for container {name}: {e}")))?
+            .map(|(_, s)| s);
+        Ok(match status {
+            Some(s) => match (s.exit_status(), s.terminating_signal()) {
+                (Some(c), _) => c,
+                (None, Some(sig)) => 128 + sig,
+                _ => 255,
+            },
+            None => 255,
+        })
+    })();
+    let _ = container.refresh_status();
+    let deleted = container.delete(true).map_err(lc);
+    let code = code?;
+    deleted?;
+    // Re-read: `stop` may have marked the exit as asked for meanwhile.
+    let current = load_record(&p.dir).unwrap_or_else(|_| p.record.clone());
+    p.record.stopped_by_user = current.stopped_by_user;
+    p.record.status = "exited".into();
+    p.record.exit_code = Some(code);
+    p.record.pid = None;
+    p.record.pid_start = None;
+    p.record.finished = Some(rfc3339(now()));
+    p.save()?;
+    Ok(code)
+}
+
+/// Removes a stopped container: root unmounted, directory and (with
+/// `volumes`) its anonymous volumes removed.
+pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) -> Result<()> {
+    let fs = ContainerFs::create(&dir.join("fs"))?;
+    fs.unmount()?;
+    remove_dir(dir)?;
+    if volumes {
+        let store = VolumeStore::open(root)?;
+        for v in &record.anonymous_volumes {
+            let _ = store.remove(v, &|_| false);
+        }
+    }
+    Ok(())
+}
+
+/// Runs a container to completion with the caller's standard streams, and
+/// returns its exit code (128 + signal when killed by a signal).
+pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<i32> {
+    let mut p = prepare(root, images, req)?;
+    let streams = Streams {
+        stdout: None,
+        stderr: None,
+        stdin: None,
+    };
+    let result = execute(&mut p, streams, &mut |_| {});
+    let unmounted = p.fs.unmount();
+    if req.remove || result.is_err() {
+        remove(root, &p.dir, &p.record, true)?;
     }
     unmounted?;
     result
