@@ -67,14 +67,110 @@ pub enum Command {
     /// Manage containers (as `docker container`)
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// The supervisor of one detached container (started by berth itself)
+    #[command(name = "__shim", hide = true)]
+    Shim(ShimArgs),
+}
+
+/// `berth __shim`
+#[derive(Debug, Args)]
+pub struct ShimArgs {
+    /// The container's id
+    pub id: String,
 }
 
 /// `berth container …`
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
-    /// Run a command in a new container, in the foreground (detached
-    /// containers come with the supervisor)
-    Run(ContainerRunArgs),
+    /// Run a command in a new container
+    Run(Box<ContainerRunArgs>),
+    /// List containers
+    #[command(aliases = ["ps", "list"])]
+    Ls(ContainerLsArgs),
+    /// Stop running containers (stop signal, grace period, then SIGKILL)
+    Stop(ContainerStopArgs),
+    /// Send a signal to running containers
+    Kill(ContainerKillArgs),
+    /// Remove containers
+    #[command(alias = "remove")]
+    Rm(ContainerRmArgs),
+    /// Show a container's output
+    Logs(ContainerLogsArgs),
+    /// Show containers' records as JSON
+    Inspect(ContainerNamesArgs),
+    /// Wait for containers to exit and print their exit codes
+    Wait(ContainerNamesArgs),
+}
+
+/// `berth container ls`
+#[derive(Debug, Args)]
+pub struct ContainerLsArgs {
+    /// Show all containers, not only running ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `berth container stop`
+#[derive(Debug, Args)]
+pub struct ContainerStopArgs {
+    /// Seconds to wait before killing
+    #[arg(short = 't', long = "timeout", default_value_t = 10)]
+    pub timeout: u64,
+    /// Containers
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `berth container kill`
+#[derive(Debug, Args)]
+pub struct ContainerKillArgs {
+    /// The signal (name or number)
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    /// Containers
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `berth container rm`
+#[derive(Debug, Args)]
+pub struct ContainerRmArgs {
+    /// Kill and remove running containers
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Containers
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `berth container logs`
+#[derive(Debug, Args)]
+pub struct ContainerLogsArgs {
+    /// Follow the output until the container exits
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only the last N lines
+    #[arg(short = 'n', long)]
+    pub tail: Option<usize>,
+    /// The container
+    pub name: String,
+}
+
+/// Commands that take container names.
+#[derive(Debug, Args)]
+pub struct ContainerNamesArgs {
+    /// Containers
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 /// `berth container run`
@@ -83,6 +179,9 @@ pub struct ContainerRunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Run in the background under a supervisor and print the container id
+    #[arg(short, long)]
+    pub detach: bool,
     /// The container's name
     #[arg(long)]
     pub name: Option<String>,

@@ -1,55 +1,299 @@
 //! `berth container …`: containers from the command line.
 
-use std::process::ExitCode;
+use std::io::{BufRead, Read, Write};
+use std::os::fd::OwnedFd;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use berth_engine::image::ImageStore;
+use berth_engine::runtime::run::{self, find, list_records};
+use berth_engine::runtime::shim;
 use berth_engine::runtime::spec::ProcessRequest;
 use berth_engine::runtime::{RunRequest, run_foreground};
 
-use crate::cli::{ContainerCommand, Global};
+use crate::cli::{ContainerCommand, ContainerRunArgs, Global, ShimArgs};
+
+fn signal(name: &str) -> anyhow::Result<rustix::process::Signal> {
+    use rustix::process::Signal as S;
+    let n = name.trim_start_matches("SIG").to_ascii_uppercase();
+    let sig = match n.as_str() {
+        "KILL" | "9" => S::KILL,
+        "TERM" | "15" => S::TERM,
+        "INT" | "2" => S::INT,
+        "HUP" | "1" => S::HUP,
+        "QUIT" | "3" => S::QUIT,
+        "USR1" | "10" => S::USR1,
+        "USR2" | "12" => S::USR2,
+        "STOP" | "19" => S::STOP,
+        "CONT" | "18" => S::CONT,
+        other => match other.parse::<i32>().ok().and_then(S::from_named_raw) {
+            Some(s) => s,
+            None => bail!("invalid signal {name:?}"),
+        },
+    };
+    Ok(sig)
+}
+
+fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
+    let env = a
+        .env
+        .iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e.clone())
+            } else {
+                std::env::var(e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect();
+    Ok(RunRequest {
+        image: a.image.clone(),
+        name: a.name.clone(),
+        process: ProcessRequest {
+            cmd: (!a.command.is_empty()).then(|| a.command.clone()),
+            entrypoint: a.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            env,
+            workdir: a.workdir.clone(),
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            ..ProcessRequest::default()
+        },
+        user: a.user.clone(),
+        hostname: a.hostname.clone(),
+        read_only: a.read_only,
+        remove: a.rm,
+        mounts: a
+            .volumes
+            .iter()
+            .map(|v| berth_engine::runtime::mounts::parse(v))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// Starts the supervisor of a prepared container and waits for its report.
+fn start_supervisor(global: &Global, id: &str) -> anyhow::Result<i32> {
+    let (ready_r, ready_w): (OwnedFd, OwnedFd) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("creating a pipe")?;
+    let exe = std::env::current_exe().context("finding the berth executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root")
+        .arg(&global.root)
+        .arg("__shim")
+        .arg(id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(ready_w))
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().context("starting the container's supervisor")?;
+    drop(cmd);
+    let mut report = String::new();
+    std::fs::File::from(ready_r).read_to_string(&mut report)?;
+    let report = report.trim();
+    if let Some(pid) = report.strip_prefix("started ") {
+        // The supervisor lives on; its exit is reaped by init once we exit.
+        std::mem::forget(child);
+        return Ok(pid.parse().unwrap_or(0));
+    }
+    let _ = child.wait();
+    bail!(
+        "{}",
+        report
+            .strip_prefix("error: ")
+            .unwrap_or(if report.is_empty() {
+                "the supervisor failed to start"
+            } else {
+                report
+            })
+    )
+}
+
+/// `berth __shim ID`: the supervisor's entry point.
+pub fn shim(global: &Global, args: &ShimArgs) -> anyhow::Result<ExitCode> {
+    // Standard output is the pipe to the CLI that started us.
+    let ready = rustix::io::dup(rustix::stdio::stdout()).context("duplicating the report pipe")?;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    rustix::stdio::dup2_stdout(&null).context("detaching standard output")?;
+    let code = shim::supervise(&global.root, &args.id, ready);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
 
 /// Runs one `berth container` command.
 pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> {
+    let root = &global.root;
+    let mut out = std::io::stdout().lock();
     match cmd {
         ContainerCommand::Run(a) => {
-            let images = ImageStore::open(&global.root)
-                .with_context(|| format!("opening the image store in {}", global.root.display()))?;
-            let env = a
-                .env
-                .iter()
-                .filter_map(|e| {
-                    if e.contains('=') {
-                        Some(e.clone())
-                    } else {
-                        std::env::var(e).ok().map(|v| format!("{e}={v}"))
+            let images = ImageStore::open(root)
+                .with_context(|| format!("opening the image store in {}", root.display()))?;
+            let req = request(a)?;
+            if a.detach {
+                let p = run::prepare(root, &images, &req)?;
+                let id = p.record.id.clone();
+                drop(p);
+                if let Err(e) = start_supervisor(global, &id) {
+                    if let Ok((dir, rec)) = find(root, &id) {
+                        let _ = run::remove(root, &dir, &rec, true);
                     }
-                })
-                .collect();
-            let req = RunRequest {
-                image: a.image.clone(),
-                name: a.name.clone(),
-                process: ProcessRequest {
-                    cmd: (!a.command.is_empty()).then(|| a.command.clone()),
-                    entrypoint: a.entrypoint.as_ref().map(|e| vec![e.clone()]),
-                    env,
-                    workdir: a.workdir.clone(),
-                    cap_add: a.cap_add.clone(),
-                    cap_drop: a.cap_drop.clone(),
-                    ..ProcessRequest::default()
-                },
-                user: a.user.clone(),
-                hostname: a.hostname.clone(),
-                read_only: a.read_only,
-                remove: a.rm,
-                mounts: a
-                    .volumes
-                    .iter()
-                    .map(|v| berth_engine::runtime::mounts::parse(v))
-                    .collect::<Result<_, _>>()?,
-            };
-            let code = run_foreground(&global.root, &images, &req)?;
+                    return Err(e);
+                }
+                writeln!(out, "{id}")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let code = run_foreground(root, &images, &req)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+        }
+        ContainerCommand::Ls(a) => {
+            let recs = list_records(root);
+            if !a.quiet {
+                writeln!(
+                    out,
+                    "{:<14}{:<28}{:<32}{:<28}NAMES",
+                    "CONTAINER ID", "IMAGE", "COMMAND", "STATUS"
+                )?;
+            }
+            for (_, r) in recs.iter().rev() {
+                let status = shim::live_status(r);
+                if !a.all && status != "running" {
+                    continue;
+                }
+                if a.quiet {
+                    writeln!(out, "{}", &r.id[..12])?;
+                    continue;
+                }
+                let mut command = format!("\"{}\"", r.command.join(" "));
+                if command.len() > 28 {
+                    command.truncate(26);
+                    command.push_str("…\"");
+                }
+                writeln!(
+                    out,
+                    "{:<14}{:<28}{:<32}{:<28}{}",
+                    &r.id[..12],
+                    r.image,
+                    command,
+                    status,
+                    r.name
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Stop(a) => {
+            for n in &a.names {
+                shim::stop(
+                    root,
+                    n,
+                    rustix::process::Signal::TERM,
+                    Duration::from_secs(a.timeout),
+                )?;
+                writeln!(out, "{n}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Kill(a) => {
+            let sig = signal(&a.signal)?;
+            for n in &a.names {
+                shim::kill(root, n, sig)?;
+                writeln!(out, "{n}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Rm(a) => {
+            for n in &a.names {
+                let (dir, rec) = find(root, n)?;
+                if shim::live_status(&rec) == "running" {
+                    if !a.force {
+                        bail!(
+                            "cannot remove container {n}: it is running (stop it first, or use --force)"
+                        );
+                    }
+                    shim::stop(
+                        root,
+                        n,
+                        rustix::process::Signal::KILL,
+                        Duration::from_secs(0),
+                    )?;
+                }
+                run::remove(root, &dir, &rec, a.volumes)?;
+                writeln!(out, "{n}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Logs(a) => {
+            let (dir, _) = find(root, &a.name)?;
+            let path = dir.join("container-json.log");
+            let mut offset = 0u64;
+            let mut first = true;
+            loop {
+                let mut lines = Vec::new();
+                if let Ok(f) = std::fs::File::open(&path) {
+                    use std::io::Seek;
+                    let mut f = std::io::BufReader::new(f);
+                    f.seek(std::io::SeekFrom::Start(offset))?;
+                    let mut buf = String::new();
+                    while f.read_line(&mut buf)? > 0 {
+                        if !buf.ends_with('\n') {
+                            break;
+                        }
+                        offset += buf.len() as u64;
+                        lines.push(std::mem::take(&mut buf));
+                    }
+                }
+                if first && let Some(n) = a.tail {
+                    let skip = lines.len().saturating_sub(n);
+                    lines.drain(..skip);
+                }
+                first = false;
+                let mut err = std::io::stderr().lock();
+                for l in lines {
+                    let v: serde_json::Value = serde_json::from_str(&l).unwrap_or_default();
+                    let text = v["log"].as_str().unwrap_or_default();
+                    let prefix = if a.timestamps {
+                        format!("{} ", v["time"].as_str().unwrap_or_default())
+                    } else {
+                        String::new()
+                    };
+                    if v["stream"] == "stderr" {
+                        write!(err, "{prefix}{text}")?;
+                    } else {
+                        write!(out, "{prefix}{text}")?;
+                    }
+                }
+                out.flush()?;
+                if !a.follow {
+                    break;
+                }
+                let running =
+                    run::load_record(&dir).is_ok_and(|r| shim::live_status(&r) == "running");
+                if !running {
+                    // One last read catches what was written before the exit.
+                    if a.follow && offset == std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Inspect(a) => {
+            let recs = a
+                .names
+                .iter()
+                .map(|n| find(root, n).map(|(_, r)| r))
+                .collect::<Result<Vec<_>, _>>()?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&recs)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Wait(a) => {
+            for n in &a.names {
+                let (dir, _) = find(root, n)?;
+                let code = shim::wait_exited(&dir, Duration::from_secs(u64::MAX / 4))
+                    .context("the container's record disappeared")?;
+                writeln!(out, "{code}")?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -30,6 +30,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Image(cmd) => image_cmd::run(&cli.global, cmd),
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),
+        cli::Command::Shim(args) => container_cmd::shim(&cli.global, args),
         cli::Command::Version(args) => {
             if args.short {
                 println!("{}", env!("CARGO_PKG_VERSION"));

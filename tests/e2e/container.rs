@@ -343,3 +343,115 @@ fn volumes_are_filled_from_the_image_persist_and_bind_mounts_work() {
         .fails();
     assert!(err.contains("invalid volume specification"), "{err}");
 }
+
+#[test]
+fn detached_containers_are_supervised_logged_stopped_and_removed() {
+    let d = Dir::new("detached");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let id = d
+        .berth_with(
+            &["container", "run", "-d", "--name", "ticker", "localhost/busybox-test", "sh", "-c", "trap 'echo bye; exit 3' TERM; echo hello; echo oops >&2; while true; do sleep 0.1; done"],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(id.trim().len(), 64, "{id}");
+    // The CLI has exited; the supervisor keeps the container running.
+    let ls = d.berth_with(&["container", "ls"], &env, None).ok();
+    assert!(ls.contains("ticker") && ls.contains("running"), "{ls}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let logs = d.berth_with(&["container", "logs", "ticker"], &env, None);
+    assert_eq!(logs.stdout(), "hello\n");
+    assert_eq!(logs.stderr(), "oops\n");
+    let err = d
+        .berth_with(&["container", "rm", "ticker"], &env, None)
+        .fails();
+    assert!(err.contains("it is running"), "{err}");
+    let err = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "-d",
+                "--name",
+                "ticker",
+                "localhost/busybox-test",
+                "true",
+            ],
+            &env,
+            None,
+        )
+        .fails();
+    assert!(err.contains("already in use"), "{err}");
+
+    // stop: the stop signal reaches the container's init, which exits 3.
+    d.berth_with(&["container", "stop", "ticker"], &env, None)
+        .ok();
+    let ls = d.berth_with(&["container", "ls", "-a"], &env, None).ok();
+    assert!(ls.contains("exited (3)"), "{ls}");
+    let logs = d
+        .berth_with(&["container", "logs", "ticker"], &env, None)
+        .ok();
+    assert_eq!(logs, "hello\nbye\n");
+    let wait = d
+        .berth_with(&["container", "wait", "ticker"], &env, None)
+        .ok();
+    assert_eq!(wait, "3\n");
+    d.berth_with(&["container", "rm", "ticker"], &env, None)
+        .ok();
+    assert_eq!(
+        d.berth_with(&["container", "ls", "-aq"], &env, None).ok(),
+        ""
+    );
+    assert_eq!(mounts_under(&root), 0);
+
+    // rm -f kills a running container; -d with --rm cleans up on exit.
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "sleeper",
+            "localhost/busybox-test",
+            "sleep",
+            "1000",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    d.berth_with(&["container", "rm", "-f", "sleeper"], &env, None)
+        .ok();
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "brief",
+            "localhost/busybox-test",
+            "true",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if d.berth_with(&["container", "ls", "-aq"], &env, None)
+            .ok()
+            .is_empty()
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        d.berth_with(&["container", "ls", "-aq"], &env, None).ok(),
+        ""
+    );
+    assert_eq!(mounts_under(&root), 0);
+}

@@ -8,6 +8,7 @@
 
 pub mod mounts;
 pub mod run;
+pub mod shim;
 pub mod spec;
 pub mod user;
 

@@ -309,11 +309,14 @@ pub struct Streams {
     pub stdin: Option<OwnedFd>,
 }
 
-/// Starts a prepared container and waits for it. `started` is called with
-/// the init pid once it runs. Returns the exit code (128 + signal when
-/// killed). The libcontainer state is deleted afterwards; the root stays
-/// mounted.
-pub fn execute(p: &mut Prepared, streams: Streams, started: &mut dyn FnMut(i32)) -> Result<i32> {
+/// Starts a prepared container and hands its init pid to `wait`, which
+/// returns the exit code (128 + signal when killed) once the init is gone.
+/// The libcontainer state is deleted afterwards; the root stays mounted.
+pub fn execute(
+    p: &mut Prepared,
+    streams: Streams,
+    wait: &mut dyn FnMut(i32) -> Result<i32>,
+) -> Result<i32> {
     let name = p.record.name.clone();
     let lc = |e: libcontainer::error::LibcontainerError| {
         Error::Conflict(format!("container {name}: {e}"))
@@ -352,20 +355,7 @@ pub fn execute(p: &mut Prepared, streams: Streams, started: &mut dyn FnMut(i32))
         p.record.started = Some(rfc3339(now()));
         p.record.exit_code = None;
         p.save()?;
-        started(pid.as_raw());
-        let pid = rustix::process::Pid::from_raw(pid.as_raw())
-            .ok_or_else(|| Error::Conflict(format!("container {name}: invalid pid")))?;
-        let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
-            .map_err(|e| Error::Conflict(format!("waiting for container {name}: {e}")))?
-            .map(|(_, s)| s);
-        Ok(match status {
-            Some(s) => match (s.exit_status(), s.terminating_signal()) {
-                (Some(c), _) => c,
-                (None, Some(sig)) => 128 + sig,
-                _ => 255,
-            },
-            None => 255,
-        })
+        wait(pid.as_raw())
     })();
     let _ = container.refresh_status();
     let deleted = container.delete(true).map_err(lc);
@@ -398,6 +388,23 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
     Ok(())
 }
 
+/// Waits for `pid` (a child of this process) and returns its exit code.
+pub fn wait_blocking(pid: i32) -> Result<i32> {
+    let pid =
+        rustix::process::Pid::from_raw(pid).ok_or_else(|| Error::Conflict("invalid pid".into()))?;
+    let status = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+        .map_err(|e| Error::Conflict(format!("waiting for the container: {e}")))?
+        .map(|(_, s)| s);
+    Ok(match status {
+        Some(s) => match (s.exit_status(), s.terminating_signal()) {
+            (Some(c), _) => c,
+            (None, Some(sig)) => 128 + sig,
+            _ => 255,
+        },
+        None => 255,
+    })
+}
+
 /// Runs a container to completion with the caller's standard streams, and
 /// returns its exit code (128 + signal when killed by a signal).
 pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<i32> {
@@ -407,7 +414,7 @@ pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Res
         stderr: None,
         stdin: None,
     };
-    let result = execute(&mut p, streams, &mut |_| {});
+    let result = execute(&mut p, streams, &mut wait_blocking);
     let unmounted = p.fs.unmount();
     if req.remove || result.is_err() {
         remove(root, &p.dir, &p.record, true)?;

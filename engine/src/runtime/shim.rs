@@ -1,0 +1,332 @@
+//! The per-container supervisor of detached containers.
+//!
+//! `container run -d` prepares the container, then starts `berth __shim`, a
+//! fresh, single-threaded process in its own process group that outlives
+//! the CLI. The shim creates and starts the container through
+//! `libcontainer` (so it is the init's parent and reaper), reports
+//! `started <pid>` or `error: …` on its standard output (a pipe the CLI
+//! reads), then pumps the container's stdout and stderr into a json-file log
+//! (Docker's format) while waiting on a pidfd for the init to exit, and
+//! records the exit code. It never spawns a thread: the single `poll` loop
+//! keeps it small, and keeps `libcontainer`'s clone safe.
+//!
+//! Signals to a container go through a pidfd opened on the recorded init
+//! pid, checked against the recorded start time, so a recycled pid is never
+//! hit.
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{Pid, PidfdFlags, Signal, WaitOptions, pidfd_open, pidfd_send_signal};
+
+use super::run::{
+    Prepared, Streams, containers_dir, execute, find, load_record, process_start, remove,
+    save_record,
+};
+use crate::error::{Error, Result};
+use crate::image::archive::rfc3339;
+use crate::rootfs::ContainerFs;
+
+/// RFC 3339 with nanoseconds, as Docker's json-file logs write it.
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let base = rfc3339(now.as_secs());
+    format!("{}.{:09}Z", base.trim_end_matches('Z'), now.subsec_nanos())
+}
+
+/// Splits a stream into lines and appends them to the log file.
+struct LineLog {
+    stream: &'static str,
+    pending: Vec<u8>,
+}
+
+impl LineLog {
+    fn feed(&mut self, data: &[u8], out: &mut impl Write) -> std::io::Result<()> {
+        self.pending.extend_from_slice(data);
+        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=pos).collect();
+            self.write(&line, out)?;
+        }
+        // Docker splits long lines at 16 KiB.
+        while self.pending.len() >= 16 << 10 {
+            let chunk: Vec<u8> = self.pending.drain(..16 << 10).collect();
+            self.write(&chunk, out)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            self.write(&rest, out)?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, line: &[u8], out: &mut impl Write) -> std::io::Result<()> {
+        let entry = serde_json::json!({
+            "log": String::from_utf8_lossy(line),
+            "stream": self.stream,
+            "time": timestamp(),
+        });
+        writeln!(out, "{entry}")
+    }
+}
+
+/// Reads whatever is available on `fd` (non-blocking); false at end of file.
+fn pump(fd: &OwnedFd, log: &mut LineLog, out: &mut impl Write) -> bool {
+    let mut buf = [0u8; 65536];
+    match rustix::io::read(fd, &mut buf) {
+        Ok(0) => false,
+        Ok(n) => {
+            let _ = log.feed(&buf[..n], out);
+            true
+        }
+        Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR => true,
+        Err(_) => false,
+    }
+}
+
+/// The supervisor's body: runs container `id` of `root` to its end,
+/// reporting readiness on `ready`. Returns the process exit code.
+pub fn supervise(root: &Path, id: &str, ready: OwnedFd) -> i32 {
+    let mut ready = Some(std::fs::File::from(ready));
+    let report = |ready: &mut Option<std::fs::File>, msg: &str| {
+        if let Some(mut f) = ready.take() {
+            let _ = writeln!(f, "{msg}");
+        }
+    };
+    let dir = containers_dir(root).join(id);
+    let result = (|| -> Result<i32> {
+        let record = load_record(&dir)?;
+        let fs = ContainerFs::create(&dir.join("fs"))?;
+        if !is_mounted(&fs.merged) {
+            fs.mount(&record.layers)?;
+        }
+        let mut p = Prepared {
+            dir: dir.clone(),
+            fs,
+            record,
+        };
+        p.record.shim_pid = Some(rustix::process::getpid().as_raw_nonzero().get());
+        p.record.stopped_by_user = false;
+        p.save()?;
+        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| Error::Conflict(format!("pipe: {e}")))?;
+        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| Error::Conflict(format!("pipe: {e}")))?;
+        let null = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| Error::io("/dev/null", e.into()))?;
+        for fd in [&out_r, &err_r] {
+            let flags = rustix::fs::fcntl_getfl(fd).map_err(|e| Error::Conflict(e.to_string()))?;
+            rustix::fs::fcntl_setfl(fd, flags | OFlags::NONBLOCK)
+                .map_err(|e| Error::Conflict(e.to_string()))?;
+        }
+        let log_path = dir.join("container-json.log");
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| Error::io(&log_path, e))?;
+        let mut out_log = LineLog {
+            stream: "stdout",
+            pending: Vec::new(),
+        };
+        let mut err_log = LineLog {
+            stream: "stderr",
+            pending: Vec::new(),
+        };
+        let streams = Streams {
+            stdout: Some(out_w),
+            stderr: Some(err_w),
+            stdin: Some(null),
+        };
+        let mut waiter = |pid: i32| -> Result<i32> {
+            report(&mut ready, &format!("started {pid}"));
+            let pid = Pid::from_raw(pid).ok_or_else(|| Error::Conflict("invalid pid".into()))?;
+            let pidfd = pidfd_open(pid, PidfdFlags::empty())
+                .map_err(|e| Error::Conflict(format!("pidfd_open: {e}")))?;
+            let (mut out_open, mut err_open) = (true, true);
+            loop {
+                let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+                if out_open {
+                    fds.push(PollFd::new(&out_r, PollFlags::IN));
+                }
+                if err_open {
+                    fds.push(PollFd::new(&err_r, PollFlags::IN));
+                }
+                match poll(&mut fds, None) {
+                    Ok(_) => {}
+                    Err(e) if e == rustix::io::Errno::INTR => continue,
+                    Err(e) => return Err(Error::Conflict(format!("poll: {e}"))),
+                }
+                let exited = !fds[0].revents().is_empty();
+                drop(fds);
+                if out_open {
+                    out_open = pump(&out_r, &mut out_log, &mut log);
+                }
+                if err_open {
+                    err_open = pump(&err_r, &mut err_log, &mut log);
+                }
+                if exited {
+                    let status = rustix::process::waitpid(Some(pid), WaitOptions::empty())
+                        .map_err(|e| Error::Conflict(format!("waitpid: {e}")))?
+                        .map(|(_, s)| s);
+                    // What the last processes wrote is still in the pipes.
+                    while out_open && pump(&out_r, &mut out_log, &mut log) {
+                        if !has_data(&out_r) {
+                            break;
+                        }
+                    }
+                    while err_open && pump(&err_r, &mut err_log, &mut log) {
+                        if !has_data(&err_r) {
+                            break;
+                        }
+                    }
+                    let _ = out_log.flush(&mut log);
+                    let _ = err_log.flush(&mut log);
+                    return Ok(match status {
+                        Some(s) => match (s.exit_status(), s.terminating_signal()) {
+                            (Some(c), _) => c,
+                            (None, Some(sig)) => 128 + sig,
+                            _ => 255,
+                        },
+                        None => 255,
+                    });
+                }
+            }
+        };
+        let code = execute(&mut p, streams, &mut waiter)?;
+        let _ = log.sync_all();
+        p.fs.unmount()?;
+        if p.record.auto_remove {
+            remove(root, &p.dir, &p.record, true)?;
+        }
+        Ok(code)
+    })();
+    match result {
+        Ok(_) => 0,
+        Err(e) => {
+            report(&mut ready, &format!("error: {e}"));
+            if let Ok(mut r) = load_record(&dir)
+                && r.status != "exited"
+            {
+                r.status = "exited".into();
+                r.exit_code = Some(r.exit_code.unwrap_or(128));
+                r.pid = None;
+                let _ = save_record(&dir, &r);
+            }
+            1
+        }
+    }
+}
+
+fn has_data(fd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let zero = rustix::fs::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&zero)).is_ok_and(|n| n > 0)
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let shown = path.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(4) == Some(shown.as_str()))
+        })
+        .unwrap_or(false)
+}
+
+/// Opens a pidfd on the container's recorded init, if that very process
+/// still runs.
+fn init_pidfd(record: &super::run::ContainerRecord) -> Option<OwnedFd> {
+    let pid = record.pid?;
+    let fd = pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()?;
+    // The pid is the recorded process only if its start time matches.
+    (process_start(pid) == record.pid_start).then_some(fd)
+}
+
+fn wait_readable(fd: &impl AsFd, timeout: Duration) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let t = rustix::fs::Timespec {
+        tv_sec: timeout.as_secs() as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    poll(&mut fds, Some(&t)).is_ok_and(|n| n > 0)
+}
+
+/// Waits until the container's record says it exited (the supervisor wrote
+/// the exit code).
+pub fn wait_exited(dir: &Path, timeout: Duration) -> Option<i32> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match load_record(dir) {
+            Ok(r) if r.status == "exited" => return Some(r.exit_code.unwrap_or(255)),
+            Err(_) => return None,
+            _ => {}
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `stop`: the stop signal, `grace` to exit, then SIGKILL. Returns once the
+/// supervisor has recorded the exit.
+pub fn stop(root: &Path, name: &str, signal: Signal, grace: Duration) -> Result<()> {
+    let (dir, mut record) = find(root, name)?;
+    if record.status != "running" {
+        return Ok(());
+    }
+    record.stopped_by_user = true;
+    save_record(&dir, &record)?;
+    if let Some(fd) = init_pidfd(&record) {
+        let _ = pidfd_send_signal(&fd, signal);
+        if !wait_readable(&fd, grace) {
+            let _ = pidfd_send_signal(&fd, Signal::KILL);
+            wait_readable(&fd, Duration::from_secs(10));
+        }
+    }
+    if wait_exited(&dir, Duration::from_secs(10)).is_none() {
+        // No supervisor recorded the exit (it was killed): record it here.
+        let mut r = load_record(&dir)?;
+        if r.status == "running" {
+            r.status = "exited".into();
+            r.exit_code = Some(137);
+            r.pid = None;
+            save_record(&dir, &r)?;
+        }
+    }
+    Ok(())
+}
+
+/// `kill`: a signal, nothing else.
+pub fn kill(root: &Path, name: &str, signal: Signal) -> Result<()> {
+    let (dir, mut record) = find(root, name)?;
+    let fd = init_pidfd(&record)
+        .ok_or_else(|| Error::Conflict(format!("container {name} is not running")))?;
+    record.stopped_by_user = true;
+    save_record(&dir, &record)?;
+    pidfd_send_signal(&fd, signal).map_err(|e| Error::Conflict(format!("signalling {name}: {e}")))
+}
+
+/// The container's status as `ps` shows it, checking that a "running"
+/// container's init really still runs.
+pub fn live_status(record: &super::run::ContainerRecord) -> String {
+    match record.status.as_str() {
+        "running" if init_pidfd(record).is_none() => "exited (supervisor lost)".into(),
+        "running" => "running".into(),
+        "exited" => format!("exited ({})", record.exit_code.unwrap_or(0)),
+        other => other.to_string(),
+    }
+}
