@@ -209,6 +209,30 @@ pub struct ContainerRunArgs {
     /// Drop a Linux capability (`ALL` for all)
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
+    /// Memory limit (`200m`, `1g`)
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory plus swap (`-1` for unlimited swap; default: twice the memory)
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// Number of CPUs (`1.5`)
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPUs in which to allow execution (`0-1`, `0,2`)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Maximum number of processes
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Block IO weight (10 to 1000)
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
     /// Mount a volume or host directory: `[NAME|/HOST/PATH:]/CONTAINER/PATH[:ro|nocopy]`
     #[arg(short = 'v', long = "volume", value_name = "SPEC")]
     pub volumes: Vec<String>,

@@ -35,7 +35,36 @@ fn signal(name: &str) -> anyhow::Result<rustix::process::Signal> {
     Ok(sig)
 }
 
+fn bytes(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some("-1") => Ok(Some(-1)),
+        Some(s) => berth_spec::units::UnitBytes::parse(s)
+            .map(|b| Some(b.0))
+            .with_context(|| format!("invalid size for {flag}: {s:?}")),
+    }
+}
+
 fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
+    let resources = berth_engine::runtime::spec::Resources {
+        memory: bytes("--memory", &a.memory)?,
+        memory_swap: bytes("--memory-swap", &a.memory_swap)?,
+        memory_reservation: bytes("--memory-reservation", &a.memory_reservation)?,
+        cpu_shares: a.cpu_shares,
+        millicpus: a
+            .cpus
+            .map(|c| {
+                if c > 0.0 && c.is_finite() {
+                    Ok((c * 1000.0).round() as u64)
+                } else {
+                    Err(anyhow::anyhow!("invalid --cpus {c}"))
+                }
+            })
+            .transpose()?,
+        cpuset_cpus: a.cpuset_cpus.clone(),
+        pids_limit: a.pids_limit,
+        blkio_weight: a.blkio_weight,
+    };
     let env = a
         .env
         .iter()
@@ -68,6 +97,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             .iter()
             .map(|v| berth_engine::runtime::mounts::parse(v))
             .collect::<Result<_, _>>()?,
+        resources,
     })
 }
 

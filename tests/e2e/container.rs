@@ -455,3 +455,68 @@ fn detached_containers_are_supervised_logged_stopped_and_removed() {
     );
     assert_eq!(mounts_under(&root), 0);
 }
+
+#[test]
+fn resource_limits_are_enforced_by_cgroups() {
+    let d = Dir::new("limits");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let spawn = "i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); done; echo all started";
+    // A fork bomb stops at the pids limit …
+    let run = d.berth_with(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--pids-limit",
+            "10",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            spawn,
+        ],
+        &env,
+        None,
+    );
+    assert_ne!(run.0.status.code(), Some(0));
+    assert!(run.stderr().contains("can't fork"), "{}", run.stderr());
+    // … and not below it.
+    let out = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--pids-limit",
+                "64",
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                spawn,
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(out, "all started\n");
+    // A process over its memory limit is killed.
+    let run = d.berth_with(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "-m",
+            "32m",
+            "--memory-swap",
+            "32m",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(run.0.status.code(), Some(137), "{}", run.stdout());
+    assert!(!run.stdout().contains("survived"));
+}

@@ -51,6 +51,8 @@ pub struct RunRequest {
     pub remove: bool,
     /// `-v` mounts.
     pub mounts: Vec<super::mounts::MountRequest>,
+    /// Resource limits.
+    pub resources: spec::Resources,
 }
 
 /// berth's record of a container.
@@ -258,6 +260,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             &format!("/berth/{id}"),
             req.read_only,
             &binds,
+            &req.resources,
         )?;
         let bundle = dir.join("bundle");
         private_dir(&bundle)?;

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxCapabilitiesBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec,
-    UserBuilder,
+    Capability, LinuxBlockIoBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
+    LinuxPidsBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
 use crate::error::{Error, Result};
@@ -125,6 +125,28 @@ pub fn environment(image: &RunConfig, extra: &[String]) -> Vec<String> {
     env
 }
 
+/// Resource limits, with Docker's flag semantics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// `-m`: memory limit in bytes.
+    pub memory: Option<i64>,
+    /// `--memory-swap`: memory plus swap in bytes, -1 for unlimited swap.
+    /// Unset with `-m` set means as much swap again as memory.
+    pub memory_swap: Option<i64>,
+    /// `--memory-reservation`: soft limit in bytes.
+    pub memory_reservation: Option<i64>,
+    /// `-c` / `--cpu-shares`: relative CPU weight.
+    pub cpu_shares: Option<u64>,
+    /// `--cpus`: CPUs' worth of time, as millicpus (1500 = 1.5 CPUs).
+    pub millicpus: Option<u64>,
+    /// `--cpuset-cpus`.
+    pub cpuset_cpus: Option<String>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+    /// `--blkio-weight`.
+    pub blkio_weight: Option<u16>,
+}
+
 /// A bind mount of a file or directory into the container.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bind {
@@ -145,6 +167,7 @@ pub fn build(
     cgroup: &str,
     read_only: bool,
     binds: &[Bind],
+    resources: &Resources,
 ) -> Result<Spec> {
     let oci =
         |e: oci_spec::OciSpecError| Error::Conflict(format!("building the runtime spec: {e}"));
@@ -231,6 +254,56 @@ pub fn build(
     }
     spec.set_mounts(Some(mounts));
     if let Some(linux) = spec.linux_mut() {
+        let mut res = linux.resources().clone().unwrap_or_default();
+        if resources.memory.is_some() || resources.memory_reservation.is_some() {
+            let mut m = LinuxMemoryBuilder::default();
+            if let Some(limit) = resources.memory {
+                m = m.limit(limit);
+                // Docker: `-m` alone allows as much swap again.
+                let swap = match resources.memory_swap {
+                    Some(-1) => -1,
+                    Some(total) => total,
+                    None => limit.saturating_mul(2),
+                };
+                m = m.swap(swap);
+            }
+            if let Some(r) = resources.memory_reservation {
+                m = m.reservation(r);
+            }
+            res.set_memory(Some(m.build().map_err(oci)?));
+        }
+        if resources.cpu_shares.is_some()
+            || resources.millicpus.is_some()
+            || resources.cpuset_cpus.is_some()
+        {
+            let mut c = LinuxCpuBuilder::default();
+            if let Some(sh) = resources.cpu_shares {
+                c = c.shares(sh);
+            }
+            if let Some(m) = resources.millicpus {
+                c = c
+                    .period(100_000u64)
+                    .quota(i64::try_from(m * 100).unwrap_or(i64::MAX));
+            }
+            if let Some(set) = &resources.cpuset_cpus {
+                c = c.cpus(set.clone());
+            }
+            res.set_cpu(Some(c.build().map_err(oci)?));
+        }
+        if let Some(p) = resources.pids_limit {
+            res.set_pids(Some(
+                LinuxPidsBuilder::default().limit(p).build().map_err(oci)?,
+            ));
+        }
+        if let Some(w) = resources.blkio_weight {
+            res.set_block_io(Some(
+                LinuxBlockIoBuilder::default()
+                    .weight(w)
+                    .build()
+                    .map_err(oci)?,
+            ));
+        }
+        linux.set_resources(Some(res));
         linux.set_cgroups_path(Some(PathBuf::from(cgroup)));
         linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
         linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
