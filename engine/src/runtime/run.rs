@@ -252,16 +252,17 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             },
         ];
         binds.extend(prepared.binds);
-        let oci = spec::build(
-            &fs.merged,
-            &config.config,
-            &process,
-            &hostname,
-            &format!("/berth/{id}"),
-            req.read_only,
-            &binds,
-            &req.resources,
-        )?;
+        let cgroup = format!("/berth/{id}");
+        let oci = spec::build(&spec::SpecRequest {
+            rootfs: &fs.merged,
+            image: &config.config,
+            process: &process,
+            hostname: &hostname,
+            cgroup: &cgroup,
+            read_only: req.read_only,
+            binds: &binds,
+            resources: &req.resources,
+        })?;
         let bundle = dir.join("bundle");
         private_dir(&bundle)?;
         oci.save(bundle.join("config.json"))

@@ -158,17 +158,38 @@ pub struct Bind {
     pub read_only: bool,
 }
 
+/// Everything the OCI spec of one container is made from.
+pub struct SpecRequest<'a> {
+    /// The mounted root filesystem.
+    pub rootfs: &'a Path,
+    /// The image's run configuration.
+    pub image: &'a RunConfig,
+    /// The process request.
+    pub process: &'a ProcessRequest,
+    /// Host name.
+    pub hostname: &'a str,
+    /// cgroup path.
+    pub cgroup: &'a str,
+    /// Read-only root.
+    pub read_only: bool,
+    /// Bind mounts.
+    pub binds: &'a [Bind],
+    /// Resource limits.
+    pub resources: &'a Resources,
+}
+
 /// The complete OCI spec for one container.
-pub fn build(
-    rootfs: &Path,
-    image: &RunConfig,
-    req: &ProcessRequest,
-    hostname: &str,
-    cgroup: &str,
-    read_only: bool,
-    binds: &[Bind],
-    resources: &Resources,
-) -> Result<Spec> {
+pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
+    let (rootfs, image, req, hostname, cgroup, read_only, binds, resources) = (
+        r.rootfs,
+        r.image,
+        r.process,
+        r.hostname,
+        r.cgroup,
+        r.read_only,
+        r.binds,
+        r.resources,
+    );
     let oci =
         |e: oci_spec::OciSpecError| Error::Conflict(format!("building the runtime spec: {e}"));
     let mut caps: HashSet<Capability> =
