@@ -87,6 +87,8 @@ pub enum ContainerCommand {
     /// List containers
     #[command(aliases = ["ps", "list"])]
     Ls(ContainerLsArgs),
+    /// Start stopped containers again, under a supervisor
+    Start(ContainerNamesArgs),
     /// Stop running containers (stop signal, grace period, then SIGKILL)
     Stop(ContainerStopArgs),
     /// Send a signal to running containers
@@ -182,6 +184,9 @@ pub struct ContainerRunArgs {
     /// Run in the background under a supervisor and print the container id
     #[arg(short, long)]
     pub detach: bool,
+    /// Restart policy of a detached container: no, always, on-failure[:N], unless-stopped
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// The container's name
     #[arg(long)]
     pub name: Option<String>,

@@ -98,6 +98,10 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             .map(|v| berth_engine::runtime::mounts::parse(v))
             .collect::<Result<_, _>>()?,
         resources,
+        restart: {
+            shim::RestartPolicy::validate(&a.restart)?;
+            a.restart.clone()
+        },
     })
 }
 
@@ -157,6 +161,9 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             let images = ImageStore::open(root)
                 .with_context(|| format!("opening the image store in {}", root.display()))?;
             let req = request(a)?;
+            if !a.detach && a.restart != "no" {
+                bail!("--restart needs a detached container (-d)");
+            }
             if a.detach {
                 let p = run::prepare(root, &images, &req)?;
                 let id = p.record.id.clone();
@@ -205,6 +212,16 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                     status,
                     r.name
                 )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Start(a) => {
+            for n in &a.names {
+                let (_, rec) = find(root, n)?;
+                if shim::live_status(&rec) != "running" {
+                    start_supervisor(global, &rec.id)?;
+                }
+                writeln!(out, "{n}")?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -520,3 +520,121 @@ fn resource_limits_are_enforced_by_cgroups() {
     assert_eq!(run.0.status.code(), Some(137), "{}", run.stdout());
     assert!(!run.stdout().contains("survived"));
 }
+
+#[test]
+fn restart_policies_restart_until_stopped_and_start_runs_again() {
+    let d = Dir::new("restart");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let wait_for = |pred: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline && !pred() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(pred(), "condition not reached in time");
+    };
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "echo run; exit 1",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    wait_for(&|| {
+        d.berth_with(&["container", "logs", "flaky"], &env, None)
+            .stdout()
+            == "run\nrun\nrun\n"
+            && d.berth_with(&["container", "ls", "-a"], &env, None)
+                .stdout()
+                .contains("exited (1)")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        d.berth_with(&["container", "logs", "flaky"], &env, None)
+            .stdout(),
+        "run\nrun\nrun\n",
+        "no fourth run"
+    );
+
+    // `always` restarts a clean exit, but never after an explicit stop.
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "loop",
+            "--restart",
+            "always",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "echo up; sleep 0.2",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    wait_for(&|| {
+        d.berth_with(&["container", "logs", "loop"], &env, None)
+            .stdout()
+            .matches("up")
+            .count()
+            >= 2
+    });
+    d.berth_with(&["container", "stop", "-t", "1", "loop"], &env, None)
+        .ok();
+    let after_stop = d
+        .berth_with(&["container", "logs", "loop"], &env, None)
+        .stdout();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        d.berth_with(&["container", "logs", "loop"], &env, None)
+            .stdout(),
+        after_stop
+    );
+    assert!(
+        !d.berth_with(&["container", "ls"], &env, None)
+            .ok()
+            .contains("loop")
+    );
+
+    // `start` runs a stopped container again, under a new supervisor.
+    d.berth_with(&["container", "start", "loop"], &env, None)
+        .ok();
+    wait_for(&|| {
+        d.berth_with(&["container", "logs", "loop"], &env, None)
+            .stdout()
+            .len()
+            > after_stop.len()
+    });
+    d.berth_with(&["container", "rm", "-f", "loop", "flaky"], &env, None)
+        .ok();
+    let err = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--restart",
+                "sometimes",
+                "localhost/busybox-test",
+                "true",
+            ],
+            &env,
+            None,
+        )
+        .fails();
+    assert!(err.contains("restart"), "{err}");
+    assert_eq!(mounts_under(&root), 0);
+}

@@ -53,6 +53,8 @@ pub struct RunRequest {
     pub mounts: Vec<super::mounts::MountRequest>,
     /// Resource limits.
     pub resources: spec::Resources,
+    /// `--restart` policy (detached containers).
+    pub restart: String,
 }
 
 /// berth's record of a container.
@@ -102,6 +104,12 @@ pub struct ContainerRecord {
     /// Set by `stop`/`kill`: the exit was asked for.
     #[serde(default)]
     pub stopped_by_user: bool,
+    /// `--restart` policy.
+    #[serde(default)]
+    pub restart: String,
+    /// How often the supervisor restarted it.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 fn random_id() -> Result<String> {
@@ -276,6 +284,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             created: rfc3339(now()),
             status: "created".into(),
             auto_remove: req.remove,
+            restart: req.restart.clone(),
             anonymous_volumes: anonymous.clone(),
             layers: layers.clone(),
             ..ContainerRecord::default()

@@ -93,6 +93,61 @@ fn pump(fd: &OwnedFd, log: &mut LineLog, out: &mut impl Write) -> bool {
     }
 }
 
+/// `--restart`: when the supervisor starts a container again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Never.
+    No,
+    /// Always, unless stopped by the user.
+    Always,
+    /// After a non-zero exit, at most this many times (unbounded when `None`).
+    OnFailure(Option<u32>),
+    /// Always, unless stopped by the user (which also holds across reboots).
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Parses `no`, `always`, `on-failure[:N]`, `unless-stopped` (unknown → `no`).
+    pub fn parse(s: &str) -> RestartPolicy {
+        match s.split_once(':') {
+            Some(("on-failure", n)) => RestartPolicy::OnFailure(n.parse().ok()),
+            _ => match s {
+                "always" => RestartPolicy::Always,
+                "on-failure" => RestartPolicy::OnFailure(None),
+                "unless-stopped" => RestartPolicy::UnlessStopped,
+                _ => RestartPolicy::No,
+            },
+        }
+    }
+
+    /// Checks `--restart` syntax.
+    pub fn validate(s: &str) -> Result<()> {
+        let ok = matches!(s, "" | "no" | "always" | "on-failure" | "unless-stopped")
+            || s.strip_prefix("on-failure:")
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Conflict(format!(
+                "invalid restart policy {s:?}: use no, always, on-failure[:max-retries] or unless-stopped"
+            )))
+        }
+    }
+
+    /// Whether to start again after exiting with `code`. Never after an
+    /// explicit stop or kill.
+    pub fn restarts(self, code: i32, restarts_so_far: u32, stopped_by_user: bool) -> bool {
+        if stopped_by_user {
+            return false;
+        }
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure(max) => code != 0 && max.is_none_or(|m| restarts_so_far < m),
+        }
+    }
+}
+
 /// The supervisor's body: runs container `id` of `root` to its end,
 /// reporting readiness on `ready`. Returns the process exit code.
 pub fn supervise(root: &Path, id: &str, ready: OwnedFd) -> i32 {
@@ -117,92 +172,115 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd) -> i32 {
         p.record.shim_pid = Some(rustix::process::getpid().as_raw_nonzero().get());
         p.record.stopped_by_user = false;
         p.save()?;
-        let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| Error::Conflict(format!("pipe: {e}")))?;
-        let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| Error::Conflict(format!("pipe: {e}")))?;
-        let null = rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| Error::io("/dev/null", e.into()))?;
-        for fd in [&out_r, &err_r] {
-            let flags = rustix::fs::fcntl_getfl(fd).map_err(|e| Error::Conflict(e.to_string()))?;
-            rustix::fs::fcntl_setfl(fd, flags | OFlags::NONBLOCK)
-                .map_err(|e| Error::Conflict(e.to_string()))?;
-        }
         let log_path = dir.join("container-json.log");
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(|e| Error::io(&log_path, e))?;
-        let mut out_log = LineLog {
-            stream: "stdout",
-            pending: Vec::new(),
-        };
-        let mut err_log = LineLog {
-            stream: "stderr",
-            pending: Vec::new(),
-        };
-        let streams = Streams {
-            stdout: Some(out_w),
-            stderr: Some(err_w),
-            stdin: Some(null),
-        };
-        let mut waiter = |pid: i32| -> Result<i32> {
-            report(&mut ready, &format!("started {pid}"));
-            let pid = Pid::from_raw(pid).ok_or_else(|| Error::Conflict("invalid pid".into()))?;
-            let pidfd = pidfd_open(pid, PidfdFlags::empty())
-                .map_err(|e| Error::Conflict(format!("pidfd_open: {e}")))?;
-            let (mut out_open, mut err_open) = (true, true);
-            loop {
-                let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
-                if out_open {
-                    fds.push(PollFd::new(&out_r, PollFlags::IN));
-                }
-                if err_open {
-                    fds.push(PollFd::new(&err_r, PollFlags::IN));
-                }
-                match poll(&mut fds, None) {
-                    Ok(_) => {}
-                    Err(e) if e == rustix::io::Errno::INTR => continue,
-                    Err(e) => return Err(Error::Conflict(format!("poll: {e}"))),
-                }
-                let exited = !fds[0].revents().is_empty();
-                drop(fds);
-                if out_open {
-                    out_open = pump(&out_r, &mut out_log, &mut log);
-                }
-                if err_open {
-                    err_open = pump(&err_r, &mut err_log, &mut log);
-                }
-                if exited {
-                    let status = rustix::process::waitpid(Some(pid), WaitOptions::empty())
-                        .map_err(|e| Error::Conflict(format!("waitpid: {e}")))?
-                        .map(|(_, s)| s);
-                    // What the last processes wrote is still in the pipes.
-                    while out_open && pump(&out_r, &mut out_log, &mut log) {
-                        if !has_data(&out_r) {
-                            break;
-                        }
-                    }
-                    while err_open && pump(&err_r, &mut err_log, &mut log) {
-                        if !has_data(&err_r) {
-                            break;
-                        }
-                    }
-                    let _ = out_log.flush(&mut log);
-                    let _ = err_log.flush(&mut log);
-                    return Ok(match status {
-                        Some(s) => match (s.exit_status(), s.terminating_signal()) {
-                            (Some(c), _) => c,
-                            (None, Some(sig)) => 128 + sig,
-                            _ => 255,
-                        },
-                        None => 255,
-                    });
-                }
+        let mut backoff = Duration::from_millis(100);
+        let code = loop {
+            let (out_r, out_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| Error::Conflict(format!("pipe: {e}")))?;
+            let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                .map_err(|e| Error::Conflict(format!("pipe: {e}")))?;
+            let null =
+                rustix::fs::open("/dev/null", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| Error::io("/dev/null", e.into()))?;
+            for fd in [&out_r, &err_r] {
+                let flags =
+                    rustix::fs::fcntl_getfl(fd).map_err(|e| Error::Conflict(e.to_string()))?;
+                rustix::fs::fcntl_setfl(fd, flags | OFlags::NONBLOCK)
+                    .map_err(|e| Error::Conflict(e.to_string()))?;
             }
+            let mut out_log = LineLog {
+                stream: "stdout",
+                pending: Vec::new(),
+            };
+            let mut err_log = LineLog {
+                stream: "stderr",
+                pending: Vec::new(),
+            };
+            let streams = Streams {
+                stdout: Some(out_w),
+                stderr: Some(err_w),
+                stdin: Some(null),
+            };
+            let mut waiter = |pid: i32| -> Result<i32> {
+                report(&mut ready, &format!("started {pid}"));
+                let pid =
+                    Pid::from_raw(pid).ok_or_else(|| Error::Conflict("invalid pid".into()))?;
+                let pidfd = pidfd_open(pid, PidfdFlags::empty())
+                    .map_err(|e| Error::Conflict(format!("pidfd_open: {e}")))?;
+                let (mut out_open, mut err_open) = (true, true);
+                loop {
+                    let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+                    if out_open {
+                        fds.push(PollFd::new(&out_r, PollFlags::IN));
+                    }
+                    if err_open {
+                        fds.push(PollFd::new(&err_r, PollFlags::IN));
+                    }
+                    match poll(&mut fds, None) {
+                        Ok(_) => {}
+                        Err(e) if e == rustix::io::Errno::INTR => continue,
+                        Err(e) => return Err(Error::Conflict(format!("poll: {e}"))),
+                    }
+                    let exited = !fds[0].revents().is_empty();
+                    drop(fds);
+                    if out_open {
+                        out_open = pump(&out_r, &mut out_log, &mut log);
+                    }
+                    if err_open {
+                        err_open = pump(&err_r, &mut err_log, &mut log);
+                    }
+                    if exited {
+                        let status = rustix::process::waitpid(Some(pid), WaitOptions::empty())
+                            .map_err(|e| Error::Conflict(format!("waitpid: {e}")))?
+                            .map(|(_, s)| s);
+                        // What the last processes wrote is still in the pipes.
+                        while out_open && pump(&out_r, &mut out_log, &mut log) {
+                            if !has_data(&out_r) {
+                                break;
+                            }
+                        }
+                        while err_open && pump(&err_r, &mut err_log, &mut log) {
+                            if !has_data(&err_r) {
+                                break;
+                            }
+                        }
+                        let _ = out_log.flush(&mut log);
+                        let _ = err_log.flush(&mut log);
+                        return Ok(match status {
+                            Some(s) => match (s.exit_status(), s.terminating_signal()) {
+                                (Some(c), _) => c,
+                                (None, Some(sig)) => 128 + sig,
+                                _ => 255,
+                            },
+                            None => 255,
+                        });
+                    }
+                }
+            };
+            let started_at = std::time::Instant::now();
+            let code = execute(&mut p, streams, &mut waiter)?;
+            let policy = RestartPolicy::parse(&p.record.restart);
+            if !policy.restarts(code, p.record.restart_count, p.record.stopped_by_user) {
+                break code;
+            }
+            // Backoff doubles up to a minute, and resets once a run lasted 10 s.
+            if started_at.elapsed() > Duration::from_secs(10) {
+                backoff = Duration::from_millis(100);
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+            // A stop that arrived during the backoff wins.
+            if load_record(&p.dir).is_ok_and(|r| r.stopped_by_user) {
+                break code;
+            }
+            p.record.restart_count += 1;
+            p.save()?;
         };
-        let code = execute(&mut p, streams, &mut waiter)?;
         let _ = log.sync_all();
         p.fs.unmount()?;
         if p.record.auto_remove {
