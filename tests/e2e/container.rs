@@ -638,3 +638,64 @@ fn restart_policies_restart_until_stopped_and_start_runs_again() {
     assert!(err.contains("restart"), "{err}");
     assert_eq!(mounts_under(&root), 0);
 }
+
+#[test]
+fn a_killed_supervisor_leaves_nothing_that_rm_cannot_clean() {
+    let d = Dir::new("shimkill");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "orphan",
+            "localhost/busybox-test",
+            "sleep",
+            "1000",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    let rec = d
+        .berth_with(&["container", "inspect", "orphan"], &env, None)
+        .json();
+    let shim = rec[0]["shim_pid"].as_i64().unwrap() as i32;
+    let id = rec[0]["id"].as_str().unwrap().to_string();
+    let pid = rec[0]["pid"].as_i64().unwrap() as i32;
+    // kill -9 the supervisor: the container keeps running, orphaned.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(shim).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        d.berth_with(&["container", "ls"], &env, None)
+            .ok()
+            .contains("orphan")
+    );
+    d.berth_with(&["container", "rm", "-f", "orphan"], &env, None)
+        .ok();
+    // The init is gone (or a zombie waiting for the host's init to reap it).
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(") ")
+                .map(|(_, r)| r.chars().next().unwrap_or('?'))
+                .unwrap_or('?')
+        })
+        .unwrap_or('X');
+    assert!(
+        state == 'X' || state == 'Z',
+        "the container's init still runs (state {state})"
+    );
+    let leaked: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .filter(|c| c.path().join("berth").join(&id).exists())
+        .collect();
+    assert!(leaked.is_empty(), "cgroups left: {leaked:?}");
+    assert_eq!(mounts_under(&root), 0);
+}

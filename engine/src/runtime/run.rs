@@ -389,6 +389,16 @@ pub fn execute(
 /// Removes a stopped container: root unmounted, directory and (with
 /// `volumes`) its anonymous volumes removed.
 pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) -> Result<()> {
+    // A supervisor that was killed leaves libcontainer's state (and the
+    // cgroup) behind: delete it through libcontainer, which kills what is
+    // left of the container and removes its cgroup.
+    let state = dir.join("state").join(&record.id);
+    if state.exists()
+        && let Ok(mut c) = libcontainer::container::Container::load(state)
+    {
+        c.delete(true)
+            .map_err(|e| Error::Conflict(format!("container {}: {e}", record.name)))?;
+    }
     let fs = ContainerFs::create(&dir.join("fs"))?;
     fs.unmount()?;
     remove_dir(dir)?;

@@ -375,7 +375,12 @@ pub fn stop(root: &Path, name: &str, signal: Signal, grace: Duration) -> Result<
             wait_readable(&fd, Duration::from_secs(10));
         }
     }
-    if wait_exited(&dir, Duration::from_secs(10)).is_none() {
+    let wait = if supervisor_alive(&record) {
+        Duration::from_secs(10)
+    } else {
+        Duration::ZERO
+    };
+    if wait_exited(&dir, wait).is_none() {
         // No supervisor recorded the exit (it was killed): record it here.
         let mut r = load_record(&dir)?;
         if r.status == "running" {
@@ -386,6 +391,17 @@ pub fn stop(root: &Path, name: &str, signal: Signal, grace: Duration) -> Result<
         }
     }
     Ok(())
+}
+
+/// Whether the container's supervisor process still runs.
+pub fn supervisor_alive(record: &super::run::ContainerRecord) -> bool {
+    let Some(pid) = record.shim_pid else {
+        return false;
+    };
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let text = String::from_utf8_lossy(&c);
+        text.contains("__shim") && text.contains(&record.id)
+    })
 }
 
 /// `kill`: a signal, nothing else.
