@@ -67,9 +67,68 @@ pub enum Command {
     /// Manage containers (as `docker container`)
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage networks (as `docker network`)
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// The supervisor of one detached container (started by berth itself)
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
+}
+
+/// `berth network …`
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a bridge network
+    Create(NetworkCreateArgs),
+    /// List networks
+    #[command(alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Show networks as JSON
+    Inspect(NetworkNamesArgs),
+    /// Remove networks
+    #[command(alias = "remove")]
+    Rm(NetworkNamesArgs),
+}
+
+/// `berth network create`
+#[derive(Debug, Args)]
+pub struct NetworkCreateArgs {
+    /// The network's name
+    pub name: String,
+    /// Driver (only `bridge`)
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// Subnet in CIDR form (default: allocated)
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Gateway address (default: the subnet's first host)
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// No access to or from outside the network
+    #[arg(long)]
+    pub internal: bool,
+    /// Labels, `key=value`
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Driver options: `com.docker.network.bridge.name`, `com.docker.network.driver.mtu`
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    pub opts: Vec<String>,
+}
+
+/// `berth network ls`
+#[derive(Debug, Args)]
+pub struct NetworkLsArgs {
+    /// Only show names
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Commands that take network names.
+#[derive(Debug, Args)]
+pub struct NetworkNamesArgs {
+    /// Networks
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 /// `berth __shim`

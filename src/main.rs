@@ -7,6 +7,7 @@ mod cli;
 mod config_cmd;
 mod container_cmd;
 mod image_cmd;
+mod network_cmd;
 mod volume_cmd;
 
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),
         cli::Command::Shim(args) => container_cmd::shim(&cli.global, args),
+        cli::Command::Network(cmd) => network_cmd::run(&cli.global, cmd),
         cli::Command::Version(args) => {
             if args.short {
                 println!("{}", env!("CARGO_PKG_VERSION"));

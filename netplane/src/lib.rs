@@ -1,6 +1,16 @@
-//! berth-netplane: IPAM, bridges and veth pairs, firewall rules and the
-//! embedded DNS server.
-//!
-//! Empty until the netplane issue lands: the crate exists so the workspace has
-//! the shape `DESIGN.md` draws.
+//! berth-netplane: the network plane. So far: user-defined bridge networks
+//! (`network create / ls / inspect / rm`): IPAM from Docker's default pools
+//! around what the host already routes, a Linux bridge per network with its
+//! gateway address (over netlink), and berth's own nftables table with
+//! egress NAT, isolation between networks and `internal` networks.
+//! Attaching containers (veth), published ports and DNS follow.
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod firewall;
+pub mod ipam;
+pub mod link;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use store::{NetworkRecord, NetworkRequest, Networks};

@@ -7,4 +7,5 @@ mod compat;
 mod config;
 mod container;
 mod image;
+mod network;
 mod sandbox;

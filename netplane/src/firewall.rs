@@ -1,0 +1,128 @@
+//! berth's firewall rules, in a table of its own (`ip berth`), computed
+//! from the networks (pure) and applied as one atomic `nft` batch that
+//! replaces the whole table, so a flushed or edited table is repaired by the
+//! next berth command.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+
+/// What the rules need to know of one network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetRules {
+    /// The bridge interface.
+    pub bridge: String,
+    /// Its subnet (`10.1.0.0/24`).
+    pub subnet: String,
+    /// `internal: true`: no traffic to or from outside the network.
+    pub internal: bool,
+}
+
+/// The whole `ip berth` table for these networks, as an `nft` script that
+/// replaces any previous version atomically.
+pub fn ruleset(nets: &[NetRules]) -> String {
+    let mut s = String::from("add table ip berth\ndelete table ip berth\n");
+    if nets.is_empty() {
+        return s;
+    }
+    s.push_str("table ip berth {\n");
+    s.push_str("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n");
+    for a in nets {
+        for b in nets {
+            if a.bridge != b.bridge {
+                s.push_str(&format!(
+                    "\t\tiifname \"{}\" oifname \"{}\" drop comment \"isolate networks\"\n",
+                    a.bridge, b.bridge
+                ));
+            }
+        }
+    }
+    for n in nets.iter().filter(|n| n.internal) {
+        s.push_str(&format!(
+            "\t\tiifname \"{b}\" oifname != \"{b}\" drop comment \"internal network\"\n\t\toifname \"{b}\" iifname != \"{b}\" drop comment \"internal network\"\n",
+            b = n.bridge
+        ));
+    }
+    s.push_str("\t}\n");
+    s.push_str(
+        "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
+    );
+    for n in nets.iter().filter(|n| !n.internal) {
+        s.push_str(&format!(
+            "\t\tip saddr {} oifname != \"{}\" masquerade comment \"egress NAT\"\n",
+            n.subnet, n.bridge
+        ));
+    }
+    s.push_str("\t}\n}\n");
+    s
+}
+
+/// Applies a ruleset with one `nft -f -` (an atomic transaction).
+pub fn apply(script: &str) -> Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Error::Firewall(format!(
+                "running nft (is the nftables package installed?): {e}"
+            ))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| Error::Firewall(format!("writing to nft: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Firewall(format!("waiting for nft: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Firewall(format!(
+            "nft refused the ruleset: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_ruleset() {
+        let nets = [
+            NetRules {
+                bridge: "br-a".into(),
+                subnet: "10.1.0.0/24".into(),
+                internal: false,
+            },
+            NetRules {
+                bridge: "br-b".into(),
+                subnet: "10.2.0.0/24".into(),
+                internal: true,
+            },
+        ];
+        let want = "add table ip berth
+delete table ip berth
+table ip berth {
+\tchain forward {
+\t\ttype filter hook forward priority filter; policy accept;
+\t\tiifname \"br-a\" oifname \"br-b\" drop comment \"isolate networks\"
+\t\tiifname \"br-b\" oifname \"br-a\" drop comment \"isolate networks\"
+\t\tiifname \"br-b\" oifname != \"br-b\" drop comment \"internal network\"
+\t\toifname \"br-b\" iifname != \"br-b\" drop comment \"internal network\"
+\t}
+\tchain postrouting {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tip saddr 10.1.0.0/24 oifname != \"br-a\" masquerade comment \"egress NAT\"
+\t}
+}
+";
+        assert_eq!(ruleset(&nets), want);
+        assert_eq!(ruleset(&[]), "add table ip berth\ndelete table ip berth\n");
+    }
+}

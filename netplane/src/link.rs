@@ -1,0 +1,99 @@
+//! Bridges over netlink (rtnetlink), not by running `ip`.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures::TryStreamExt;
+use rtnetlink::{Handle, LinkBridge, LinkUnspec};
+
+use crate::error::{Error, Result};
+
+fn nl(e: impl std::fmt::Display) -> Error {
+    Error::Netlink(e.to_string())
+}
+
+/// Runs netlink work on a single-threaded runtime of its own (this crate is
+/// used from synchronous code, never from inside another runtime).
+pub fn with_netlink<T>(f: impl AsyncFnOnce(Handle) -> Result<T>) -> Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| Error::Netlink(format!("starting a runtime: {e}")))?;
+    rt.block_on(async {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(nl)?;
+        let task = tokio::spawn(conn);
+        let r = f(handle).await;
+        task.abort();
+        r
+    })
+}
+
+/// The index of a link, if it exists.
+pub async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => Ok(Some(msg.header.index)),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -19 => Ok(None),
+        Err(e) => Err(nl(e)),
+    }
+}
+
+/// Creates (or finds) a bridge, gives it `gateway/prefix`, brings it up.
+pub async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+    mtu: Option<u32>,
+) -> Result<u32> {
+    let index = match index_of(h, name).await? {
+        Some(i) => i,
+        None => {
+            let mut msg = LinkBridge::new(name);
+            if let Some(m) = mtu {
+                msg = msg.mtu(m);
+            }
+            h.link()
+                .add(msg.build())
+                .execute()
+                .await
+                .map_err(|e| Error::Netlink(format!("creating bridge {name}: {e}")))?;
+            index_of(h, name)
+                .await?
+                .ok_or_else(|| Error::Netlink(format!("bridge {name} vanished after creation")))?
+        }
+    };
+    match h
+        .address()
+        .add(index, IpAddr::V4(gateway), prefix)
+        .execute()
+        .await
+    {
+        Ok(()) => {}
+        // EEXIST: the address is already there (a repeated `create`).
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => {}
+        Err(e) => {
+            return Err(Error::Netlink(format!(
+                "adding {gateway}/{prefix} to {name}: {e}"
+            )));
+        }
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|e| Error::Netlink(format!("bringing {name} up: {e}")))?;
+    Ok(index)
+}
+
+/// Deletes a link; a missing link counts as done.
+pub async fn delete_link(h: &Handle, name: &str) -> Result<()> {
+    if let Some(i) = index_of(h, name).await? {
+        match h.link().del(i).execute().await {
+            Ok(()) => {}
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -19 => {}
+            Err(e) => return Err(Error::Netlink(format!("deleting {name}: {e}"))),
+        }
+    }
+    Ok(())
+}

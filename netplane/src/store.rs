@@ -1,0 +1,266 @@
+//! Networks: their records under `<root>/networks/<name>.json`, and the
+//! kernel objects (bridge, addresses, firewall rules) that realise them.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::firewall::{self, NetRules};
+use crate::ipam::{self, Subnet};
+use crate::link;
+
+/// What `network create` asks for.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkRequest {
+    /// The network's name.
+    pub name: String,
+    /// `--subnet` (default: allocated from the pools).
+    pub subnet: Option<String>,
+    /// `--gateway` (default: the subnet's first host).
+    pub gateway: Option<String>,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--label`s.
+    pub labels: BTreeMap<String, String>,
+    /// `com.docker.network.bridge.name` (default `br-<id prefix>`).
+    pub bridge: Option<String>,
+    /// MTU of the bridge.
+    pub mtu: Option<u32>,
+}
+
+/// A network's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    /// Its name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// 64 hex characters.
+    #[serde(rename = "Id")]
+    pub id: String,
+    /// Always `bridge` for now.
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    /// The bridge interface.
+    #[serde(rename = "Bridge")]
+    pub bridge: String,
+    /// The subnet.
+    #[serde(rename = "Subnet")]
+    pub subnet: String,
+    /// The gateway (the bridge's address).
+    #[serde(rename = "Gateway")]
+    pub gateway: String,
+    /// No traffic beyond the network.
+    #[serde(rename = "Internal")]
+    pub internal: bool,
+    /// Labels.
+    #[serde(rename = "Labels")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The networks of one state root.
+pub struct Networks {
+    dir: PathBuf,
+}
+
+fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn random_id() -> Result<String> {
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::Io {
+            path: "/dev/urandom".into(),
+            cause: e,
+        })?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Networks {
+    /// Opens (creating) the records directory below the state root.
+    pub fn open(root: &Path) -> Result<Networks> {
+        let dir = root.join("networks");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+            path: dir.clone(),
+            cause: e,
+        })?;
+        Ok(Networks { dir })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.json"))
+    }
+
+    /// Every network, by name.
+    pub fn list(&self) -> Result<Vec<NetworkRecord>> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::Io {
+            path: self.dir.clone(),
+            cause: e,
+        })?;
+        for e in entries.flatten() {
+            if let Ok(bytes) = std::fs::read(e.path())
+                && let Ok(r) = serde_json::from_slice::<NetworkRecord>(&bytes)
+            {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// One network by name or id prefix.
+    pub fn inspect(&self, name: &str) -> Result<NetworkRecord> {
+        let all = self.list()?;
+        all.iter()
+            .find(|r| r.name == name || r.id == name)
+            .or_else(|| {
+                let hits: Vec<_> = all
+                    .iter()
+                    .filter(|r| name.len() >= 3 && r.id.starts_with(name))
+                    .collect();
+                (hits.len() == 1).then(|| hits[0])
+            })
+            .cloned()
+            .ok_or_else(|| Error::Invalid(format!("network {name} not found")))
+    }
+
+    fn save(&self, r: &NetworkRecord) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(r).map_err(|e| Error::Invalid(e.to_string()))?;
+        let tmp = self.dir.join(format!(".{}.tmp", r.name));
+        std::fs::write(&tmp, bytes).map_err(|e| Error::Io {
+            path: tmp.clone(),
+            cause: e,
+        })?;
+        std::fs::rename(&tmp, self.path(&r.name)).map_err(|e| Error::Io {
+            path: self.path(&r.name),
+            cause: e,
+        })
+    }
+
+    /// Re-applies the firewall table for every recorded network.
+    pub fn sync_firewall(&self) -> Result<()> {
+        let rules: Vec<NetRules> = self
+            .list()?
+            .into_iter()
+            .map(|r| NetRules {
+                bridge: r.bridge,
+                subnet: r.subnet,
+                internal: r.internal,
+            })
+            .collect();
+        firewall::apply(&firewall::ruleset(&rules))
+    }
+
+    /// Creates a network: record, bridge, address, firewall rules. A
+    /// failure leaves nothing behind.
+    pub fn create(&self, req: &NetworkRequest) -> Result<NetworkRecord> {
+        if !valid_name(&req.name) {
+            return Err(Error::Invalid(format!(
+                "invalid network name {:?}",
+                req.name
+            )));
+        }
+        if self.inspect(&req.name).is_ok() {
+            return Err(Error::Invalid(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        let others: Vec<Subnet> = self
+            .list()?
+            .iter()
+            .filter_map(|r| r.subnet.parse().ok())
+            .collect();
+        let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+        let subnet = match &req.subnet {
+            Some(s) => {
+                let s: Subnet = s.parse().map_err(Error::Invalid)?;
+                if let Some(o) = others.iter().find(|o| o.overlaps(&s)) {
+                    return Err(Error::Invalid(format!(
+                        "subnet {s} overlaps {o}, used by another network"
+                    )));
+                }
+                s
+            }
+            None => {
+                let mut used = others.clone();
+                used.extend(ipam::routed_subnets(&routes));
+                ipam::allocate_subnet(&ipam::default_pools(), &used).ok_or_else(|| {
+                    Error::Invalid("no free subnet left in the default pools".into())
+                })?
+            }
+        };
+        let gateway: Ipv4Addr = match &req.gateway {
+            Some(g) => g
+                .parse()
+                .map_err(|_| Error::Invalid(format!("invalid gateway {g:?}")))?,
+            None => subnet.first_host(),
+        };
+        if !subnet.contains(gateway) {
+            return Err(Error::Invalid(format!(
+                "gateway {gateway} is not in subnet {subnet}"
+            )));
+        }
+        let id = random_id()?;
+        let bridge = req
+            .bridge
+            .clone()
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if bridge.len() > 15 {
+            return Err(Error::Invalid(format!(
+                "bridge name {bridge:?} is longer than 15 characters"
+            )));
+        }
+        let record = NetworkRecord {
+            name: req.name.clone(),
+            id,
+            driver: "bridge".into(),
+            bridge: bridge.clone(),
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            internal: req.internal,
+            labels: req.labels.clone(),
+        };
+        self.save(&record)?;
+        let made = link::with_netlink(async |h| {
+            link::ensure_bridge(&h, &bridge, gateway, subnet.prefix, req.mtu).await
+        })
+        .and_then(|_| {
+            // Forwarding must be on for bridged containers to reach out.
+            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| Error::Io {
+                path: "/proc/sys/net/ipv4/ip_forward".into(),
+                cause: e,
+            })
+        })
+        .and_then(|_| self.sync_firewall());
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(self.path(&record.name));
+            let _ = link::with_netlink(async |h| link::delete_link(&h, &bridge).await);
+            let _ = self.sync_firewall();
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    /// Removes a network: bridge, rules, record. Missing pieces count as done.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let r = self.inspect(name)?;
+        link::with_netlink(async |h| link::delete_link(&h, &r.bridge).await)?;
+        std::fs::remove_file(self.path(&r.name)).map_err(|e| Error::Io {
+            path: self.path(&r.name),
+            cause: e,
+        })?;
+        self.sync_firewall()
+    }
+}

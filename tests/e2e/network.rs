@@ -1,0 +1,134 @@
+//! `berth network …`: bridges, addresses and firewall rules, checked in the
+//! kernel. Every test runs in a network namespace of its own, so nothing
+//! touches the host's network and tests run in parallel.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::sandbox::{Dir, Run};
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "berth-e2e-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip netns add");
+        assert!(
+            ok.success(),
+            "creating network namespace {name} (needs root)"
+        );
+        Netns(name)
+    }
+
+    fn berth(&self, d: &Dir, root: &str, args: &[&str]) -> Run {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.0,
+                env!("CARGO_BIN_EXE_berth"),
+                "--root",
+                root,
+            ])
+            .args(args)
+            .current_dir(d.path())
+            .output()
+            .expect("run berth in the namespace");
+        Run(out)
+    }
+
+    fn sh(&self, cmd: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0, "sh", "-c", cmd])
+            .output()
+            .expect("run a command in the namespace");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn networks_get_a_bridge_an_address_and_firewall_rules_and_leave_nothing() {
+    let d = Dir::new("net");
+    let ns = Netns::new();
+    let root = d.path().join("state").to_string_lossy().into_owned();
+    ns.berth(&d, &root, &["network", "create", "front"]).ok();
+    ns.berth(
+        &d,
+        &root,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.77.0.0/24",
+            "--internal",
+            "-o",
+            "com.docker.network.bridge.name=br-back",
+            "back",
+        ],
+    )
+    .ok();
+    let front = ns.berth(&d, &root, &["network", "inspect", "front"]).json();
+    let bridge = front[0]["Bridge"].as_str().unwrap().to_string();
+    assert_eq!(front[0]["Subnet"], "172.17.0.0/16");
+
+    let addrs = ns.sh("ip -o -4 addr show");
+    assert!(
+        addrs.contains(&format!("{bridge}    inet 172.17.0.1/16")),
+        "{addrs}"
+    );
+    assert!(addrs.contains("br-back    inet 10.77.0.1/24"), "{addrs}");
+    let rules = ns.sh("nft list table ip berth");
+    assert!(
+        rules.contains("ip saddr 172.17.0.0/16") && rules.contains("masquerade"),
+        "{rules}"
+    );
+    assert!(
+        !rules.contains("ip saddr 10.77.0.0/24"),
+        "internal networks get no NAT: {rules}"
+    );
+    assert!(
+        rules.contains(&format!("iifname \"{bridge}\" oifname \"br-back\" drop")),
+        "{rules}"
+    );
+    assert_eq!(ns.sh("cat /proc/sys/net/ipv4/ip_forward"), "1\n");
+
+    // Overlaps and duplicates are refused before anything changes.
+    let err = ns
+        .berth(
+            &d,
+            &root,
+            &["network", "create", "--subnet", "10.77.0.128/25", "clash"],
+        )
+        .fails();
+    assert!(err.contains("overlaps 10.77.0.0/24"), "{err}");
+    let err = ns.berth(&d, &root, &["network", "create", "front"]).fails();
+    assert!(err.contains("already exists"), "{err}");
+
+    // Another tool flushes berth's table: the next berth command repairs it.
+    ns.sh("nft flush ruleset");
+    ns.berth(&d, &root, &["network", "create", "third"]).ok();
+    let rules = ns.sh("nft list table ip berth");
+    assert!(rules.contains("ip saddr 172.17.0.0/16"), "{rules}");
+
+    for n in ["front", "back", "third"] {
+        ns.berth(&d, &root, &["network", "rm", n]).ok();
+    }
+    assert_eq!(ns.sh("ip -o link show type bridge"), "", "no bridge left");
+    assert_eq!(ns.sh("nft list tables"), "", "no firewall table left");
+    assert_eq!(ns.berth(&d, &root, &["network", "ls", "-q"]).ok(), "");
+}
