@@ -243,6 +243,9 @@ pub struct ContainerRunArgs {
     /// Run in the background under a supervisor and print the container id
     #[arg(short, long)]
     pub detach: bool,
+    /// Networks to join (repeatable; the first one is the default route)
+    #[arg(long = "network", visible_alias = "net", value_name = "NETWORK")]
+    pub networks: Vec<String>,
     /// Restart policy of a detached container: no, always, on-failure[:N], unless-stopped
     #[arg(long, default_value = "no")]
     pub restart: String,

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use berth_engine::image::ImageStore;
-use berth_engine::runtime::run::{self, find, list_records};
+use berth_engine::runtime::run::{self, ContainerRecord, Network, find, list_records};
 use berth_engine::runtime::shim;
 use berth_engine::runtime::spec::ProcessRequest;
 use berth_engine::runtime::{RunRequest, run_foreground};
+use berth_netplane::Networks;
 
 use crate::cli::{ContainerCommand, ContainerRunArgs, Global, ShimArgs};
 
@@ -33,6 +34,39 @@ fn signal(name: &str) -> anyhow::Result<rustix::process::Signal> {
         },
     };
     Ok(sig)
+}
+
+/// Joins containers to berth networks through the network plane.
+pub struct NetplaneHook {
+    nets: Networks,
+}
+
+impl NetplaneHook {
+    /// The hook for a state root.
+    pub fn open(root: &std::path::Path) -> anyhow::Result<NetplaneHook> {
+        Ok(NetplaneHook {
+            nets: Networks::open(root)?,
+        })
+    }
+}
+
+impl Network for NetplaneHook {
+    fn connect(&mut self, record: &ContainerRecord, pid: i32) -> berth_engine::Result<()> {
+        for (i, n) in record.networks.iter().enumerate() {
+            self.nets
+                .connect(n, &record.id, pid, &format!("eth{i}"), i == 0)
+                .map_err(|e| berth_engine::Error::Conflict(format!("network {n}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn disconnect(&mut self, record: &ContainerRecord) {
+        for (i, n) in record.networks.iter().enumerate() {
+            if let Err(e) = self.nets.disconnect(n, &record.id, &format!("eth{i}")) {
+                eprintln!("warning: network {n}: {e}");
+            }
+        }
+    }
 }
 
 fn bytes(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
@@ -102,6 +136,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             shim::RestartPolicy::validate(&a.restart)?;
             a.restart.clone()
         },
+        networks: a.networks.clone(),
     })
 }
 
@@ -148,7 +183,8 @@ pub fn shim(global: &Global, args: &ShimArgs) -> anyhow::Result<ExitCode> {
     let ready = rustix::io::dup(rustix::stdio::stdout()).context("duplicating the report pipe")?;
     let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
     rustix::stdio::dup2_stdout(&null).context("detaching standard output")?;
-    let code = shim::supervise(&global.root, &args.id, ready);
+    let mut net = NetplaneHook::open(&global.root)?;
+    let code = shim::supervise(&global.root, &args.id, ready, &mut net);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
@@ -161,6 +197,10 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             let images = ImageStore::open(root)
                 .with_context(|| format!("opening the image store in {}", root.display()))?;
             let req = request(a)?;
+            let mut net = NetplaneHook::open(root)?;
+            for n in &req.networks {
+                net.nets.inspect(n)?;
+            }
             if !a.detach && a.restart != "no" {
                 bail!("--restart needs a detached container (-d)");
             }
@@ -177,7 +217,7 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 writeln!(out, "{id}")?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let code = run_foreground(root, &images, &req)?;
+            let code = run_foreground(root, &images, &req, &mut net)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
         }
         ContainerCommand::Ls(a) => {

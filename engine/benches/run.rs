@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_engine::image::{ImageStore, Reference, archive};
+use berth_engine::runtime::run::NoNetwork;
 use berth_engine::runtime::{RunRequest, run_foreground};
 
 const ROUNDS: usize = 20;
@@ -81,7 +82,7 @@ fn main() {
     let mut times = Vec::new();
     for _ in 0..ROUNDS {
         let t = Instant::now();
-        let code = run_foreground(root.path(), &store, &req).expect("run");
+        let code = run_foreground(root.path(), &store, &req, &mut NoNetwork).expect("run");
         assert_eq!(code, 0);
         times.push(t.elapsed());
     }

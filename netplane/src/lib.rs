@@ -6,11 +6,13 @@
 //! Attaching containers (veth), published ports and DNS follow.
 #![deny(missing_docs)]
 
+pub mod attach;
 pub mod error;
 pub mod firewall;
 pub mod ipam;
 pub mod link;
 pub mod store;
 
+pub use attach::Attachment;
 pub use error::{Error, Result};
 pub use store::{NetworkRecord, NetworkRequest, Networks};

@@ -97,3 +97,107 @@ pub async fn delete_link(h: &Handle, name: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Creates a veth pair: `host` joins `bridge` and comes up; `peer` moves
+/// into the network namespace open at `netns`.
+pub async fn veth_into(
+    h: &Handle,
+    host: &str,
+    peer: &str,
+    bridge: &str,
+    netns: std::os::fd::RawFd,
+    mtu: Option<u32>,
+) -> Result<()> {
+    let bridge_index = index_of(h, bridge).await?.ok_or_else(|| {
+        Error::Netlink(format!(
+            "bridge {bridge} does not exist (run the network's create again)"
+        ))
+    })?;
+    let mut msg = rtnetlink::LinkVeth::new(host, peer);
+    if let Some(m) = mtu {
+        msg = msg.mtu(m);
+    }
+    h.link()
+        .add(msg.build())
+        .execute()
+        .await
+        .map_err(|e| Error::Netlink(format!("creating veth {host}: {e}")))?;
+    let peer_index = index_of(h, peer)
+        .await?
+        .ok_or_else(|| Error::Netlink(format!("veth peer {peer} vanished")))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(peer_index)
+                .setns_by_fd(netns)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| Error::Netlink(format!("moving {peer} into the container: {e}")))?;
+    let host_index = index_of(h, host)
+        .await?
+        .ok_or_else(|| Error::Netlink(format!("veth {host} vanished")))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(host_index)
+                .controller(bridge_index)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| Error::Netlink(format!("attaching {host} to {bridge}: {e}")))?;
+    Ok(())
+}
+
+/// Inside a container's namespace: renames `peer` to `ifname`, gives it its
+/// address, brings it and `lo` up, and routes by default via `gateway`.
+pub async fn configure_inside(
+    h: &Handle,
+    peer: &str,
+    ifname: &str,
+    ip: Ipv4Addr,
+    prefix: u8,
+    gateway: Option<Ipv4Addr>,
+) -> Result<()> {
+    let index = index_of(h, peer)
+        .await?
+        .ok_or_else(|| Error::Netlink(format!("{peer} is not in the container's namespace")))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .name(ifname.to_string())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| Error::Netlink(format!("naming {ifname}: {e}")))?;
+    h.address()
+        .add(index, IpAddr::V4(ip), prefix)
+        .execute()
+        .await
+        .map_err(|e| Error::Netlink(format!("adding {ip}/{prefix} to {ifname}: {e}")))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|e| Error::Netlink(format!("bringing {ifname} up: {e}")))?;
+    if let Some(lo) = index_of(h, "lo").await? {
+        h.link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await
+            .map_err(|e| Error::Netlink(format!("bringing lo up: {e}")))?;
+    }
+    if let Some(gw) = gateway {
+        let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gw)
+            .build();
+        h.route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(|e| Error::Netlink(format!("adding the default route via {gw}: {e}")))?;
+    }
+    Ok(())
+}

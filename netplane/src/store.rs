@@ -59,6 +59,9 @@ pub struct NetworkRecord {
     /// Labels.
     #[serde(rename = "Labels")]
     pub labels: BTreeMap<String, String>,
+    /// Addresses leased to containers, by container id.
+    #[serde(rename = "Leases", default)]
+    pub leases: BTreeMap<String, Ipv4Addr>,
 }
 
 /// The networks of one state root.
@@ -135,7 +138,28 @@ impl Networks {
             .ok_or_else(|| Error::Invalid(format!("network {name} not found")))
     }
 
-    fn save(&self, r: &NetworkRecord) -> Result<()> {
+    /// Serialises changes to network records between berth processes.
+    pub(crate) fn lock(&self) -> Result<std::fs::File> {
+        let p = self.dir.join(".lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| Error::Io {
+                path: p.clone(),
+                cause: e,
+            })?;
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            Error::Io {
+                path: p,
+                cause: e.into(),
+            }
+        })?;
+        Ok(f)
+    }
+
+    pub(crate) fn save(&self, r: &NetworkRecord) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(r).map_err(|e| Error::Invalid(e.to_string()))?;
         let tmp = self.dir.join(format!(".{}.tmp", r.name));
         std::fs::write(&tmp, bytes).map_err(|e| Error::Io {
@@ -231,6 +255,7 @@ impl Networks {
             gateway: gateway.to_string(),
             internal: req.internal,
             labels: req.labels.clone(),
+            leases: BTreeMap::new(),
         };
         self.save(&record)?;
         let made = link::with_netlink(async |h| {

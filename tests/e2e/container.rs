@@ -4,7 +4,7 @@ use crate::sandbox::Dir;
 
 /// A state root in the sandbox holding `localhost/busybox-test:latest`,
 /// built from Debian's busybox-static (which `scripts/test` installs).
-fn busybox_root(d: &Dir) -> String {
+pub fn busybox_root(d: &Dir) -> String {
     assert!(
         std::path::Path::new("/bin/busybox").exists(),
         "/bin/busybox is missing: scripts/test installs Debian's busybox-static"

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::sandbox::{Dir, Run};
 
 /// A network namespace, deleted on drop.
-struct Netns(String);
+pub struct Netns(String);
 
 impl Netns {
-    fn new() -> Netns {
+    pub fn new() -> Netns {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "berth-e2e-{}-{}",
@@ -29,16 +29,13 @@ impl Netns {
         Netns(name)
     }
 
-    fn berth(&self, d: &Dir, root: &str, args: &[&str]) -> Run {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.0,
-                env!("CARGO_BIN_EXE_berth"),
-                "--root",
-                root,
-            ])
+    /// Runs berth in the namespace. `nsenter --net` changes the network
+    /// namespace only: `ip netns exec` would also give the command a mount
+    /// namespace with a fresh /sys, where no cgroup filesystem is mounted.
+    pub fn berth(&self, d: &Dir, root: &str, args: &[&str]) -> Run {
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.0))
+            .args([env!("CARGO_BIN_EXE_berth"), "--root", root])
             .args(args)
             .current_dir(d.path())
             .output()
@@ -46,9 +43,10 @@ impl Netns {
         Run(out)
     }
 
-    fn sh(&self, cmd: &str) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0, "sh", "-c", cmd])
+    pub fn sh(&self, cmd: &str) -> String {
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.0))
+            .args(["sh", "-c", cmd])
             .output()
             .expect("run a command in the namespace");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -131,4 +129,112 @@ fn networks_get_a_bridge_an_address_and_firewall_rules_and_leave_nothing() {
     assert_eq!(ns.sh("ip -o link show type bridge"), "", "no bridge left");
     assert_eq!(ns.sh("nft list tables"), "", "no firewall table left");
     assert_eq!(ns.berth(&d, &root, &["network", "ls", "-q"]).ok(), "");
+}
+
+#[test]
+fn containers_on_a_network_reach_each_other_and_no_one_else() {
+    let d = Dir::new("netrun");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    ns.berth(
+        &d,
+        &root,
+        &["network", "create", "--subnet", "10.60.0.0/24", "front"],
+    )
+    .ok();
+    ns.berth(
+        &d,
+        &root,
+        &["network", "create", "--subnet", "10.61.0.0/24", "back"],
+    )
+    .ok();
+    ns.berth(
+        &d,
+        &root,
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "a",
+            "--network",
+            "front",
+            "localhost/busybox-test",
+            "sleep",
+            "100",
+        ],
+    )
+    .ok();
+    let a = ns.berth(&d, &root, &["network", "inspect", "front"]).json();
+    let ids = ns.berth(&d, &root, &["container", "inspect", "a"]).json();
+    let a_ip = a[0]["Leases"][ids[0]["id"].as_str().unwrap()]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(a_ip, "10.60.0.2");
+    let script = format!(
+        "ip -4 -o addr show eth0 | grep -o 'inet [0-9./]*'; ip route | grep default; ping -c1 -W2 {a_ip} >/dev/null && echo reached"
+    );
+    let out = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--network",
+                "front",
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                &script,
+            ],
+        )
+        .ok();
+    assert_eq!(
+        out,
+        "inet 10.60.0.3/24\ndefault via 10.60.0.1 dev eth0 \nreached\n"
+    );
+    let script = format!("ping -c1 -W1 {a_ip} >/dev/null && echo leaked || echo isolated");
+    let out = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--network",
+                "back",
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                &script,
+            ],
+        )
+        .ok();
+    assert_eq!(out, "isolated\n");
+    let err = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--network",
+                "nowhere",
+                "localhost/busybox-test",
+                "true",
+            ],
+        )
+        .fails();
+    assert!(err.contains("network nowhere not found"), "{err}");
+    ns.berth(&d, &root, &["container", "rm", "-f", "a"]).ok();
+    let leases = ns.berth(&d, &root, &["network", "inspect", "front"]).json();
+    assert_eq!(leases[0]["Leases"], serde_json::json!({}));
+    assert_eq!(ns.sh("ip -o link show type veth"), "", "no veth left");
+    ns.berth(&d, &root, &["network", "rm", "front", "back"])
+        .ok();
 }

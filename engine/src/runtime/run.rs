@@ -55,6 +55,8 @@ pub struct RunRequest {
     pub resources: spec::Resources,
     /// `--restart` policy (detached containers).
     pub restart: String,
+    /// Networks to join, in order (the first one routes by default).
+    pub networks: Vec<String>,
 }
 
 /// berth's record of a container.
@@ -110,6 +112,9 @@ pub struct ContainerRecord {
     /// How often the supervisor restarted it.
     #[serde(default)]
     pub restart_count: u32,
+    /// Networks it joins.
+    #[serde(default)]
+    pub networks: Vec<String>,
 }
 
 fn random_id() -> Result<String> {
@@ -247,7 +252,13 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
                 .as_bytes(),
         )?;
+        write_atomic(&dir.join("resolv.conf"), resolv_conf().as_bytes())?;
         let mut binds = vec![
+            Bind {
+                source: dir.join("resolv.conf"),
+                target: "/etc/resolv.conf".into(),
+                read_only: false,
+            },
             Bind {
                 source: dir.join("hostname"),
                 target: "/etc/hostname".into(),
@@ -285,6 +296,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             status: "created".into(),
             auto_remove: req.remove,
             restart: req.restart.clone(),
+            networks: req.networks.clone(),
             anonymous_volumes: anonymous.clone(),
             layers: layers.clone(),
             ..ContainerRecord::default()
@@ -305,11 +317,63 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     }
 }
 
+/// The host's resolver configuration without loopback name servers (which
+/// mean nothing inside a container), Docker's public fallback when none is
+/// left.
+fn resolv_conf() -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("nameserver"), Some(ip)) => {
+                if ip.starts_with("127.") || ip == "::1" {
+                    continue;
+                }
+                servers += 1;
+                out.push_str(line);
+                out.push('\n');
+            }
+            (Some("search" | "options" | "domain"), _) => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
 /// The start time of a process (field 22 of `/proc/<pid>/stat`).
 pub fn process_start(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = stat.rsplit_once(')')?.1;
     after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// How a container gets its network: called once its namespace exists and
+/// before its process runs, and again after it exited. The engine knows no
+/// network plane; the caller wires one in.
+pub trait Network {
+    /// Connects the network namespace of `pid` for `record`.
+    fn connect(&mut self, record: &ContainerRecord, pid: i32) -> Result<()>;
+    /// Undoes [`Network::connect`] (leases, host-side links); errors are
+    /// the implementation's to report.
+    fn disconnect(&mut self, record: &ContainerRecord);
+}
+
+/// No network beyond the container's own loopback.
+pub struct NoNetwork;
+
+impl Network for NoNetwork {
+    fn connect(&mut self, _: &ContainerRecord, _: i32) -> Result<()> {
+        Ok(())
+    }
+    fn disconnect(&mut self, _: &ContainerRecord) {}
 }
 
 /// Output streams for [`execute`]: inherit the caller's, or these fds.
@@ -329,6 +393,7 @@ pub fn execute(
     p: &mut Prepared,
     streams: Streams,
     wait: &mut dyn FnMut(i32) -> Result<i32>,
+    net: &mut dyn Network,
 ) -> Result<i32> {
     let name = p.record.name.clone();
     let lc = |e: libcontainer::error::LibcontainerError| {
@@ -358,10 +423,11 @@ pub fn execute(
         .build()
         .map_err(lc)?;
     let code = (|| {
-        container.start().map_err(lc)?;
         let pid = container
             .pid()
             .ok_or_else(|| Error::Conflict(format!("container {name}: no init process")))?;
+        net.connect(&p.record, pid.as_raw())?;
+        container.start().map_err(lc)?;
         p.record.status = "running".into();
         p.record.pid = Some(pid.as_raw());
         p.record.pid_start = process_start(pid.as_raw());
@@ -372,6 +438,7 @@ pub fn execute(
     })();
     let _ = container.refresh_status();
     let deleted = container.delete(true).map_err(lc);
+    net.disconnect(&p.record);
     let code = code?;
     deleted?;
     // Re-read: `stop` may have marked the exit as asked for meanwhile.
@@ -430,14 +497,19 @@ pub fn wait_blocking(pid: i32) -> Result<i32> {
 
 /// Runs a container to completion with the caller's standard streams, and
 /// returns its exit code (128 + signal when killed by a signal).
-pub fn run_foreground(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<i32> {
+pub fn run_foreground(
+    root: &Path,
+    images: &ImageStore,
+    req: &RunRequest,
+    net: &mut dyn Network,
+) -> Result<i32> {
     let mut p = prepare(root, images, req)?;
     let streams = Streams {
         stdout: None,
         stderr: None,
         stdin: None,
     };
-    let result = execute(&mut p, streams, &mut wait_blocking);
+    let result = execute(&mut p, streams, &mut wait_blocking, net);
     let unmounted = p.fs.unmount();
     if req.remove || result.is_err() {
         remove(root, &p.dir, &p.record, true)?;

@@ -150,7 +150,7 @@ impl RestartPolicy {
 
 /// The supervisor's body: runs container `id` of `root` to its end,
 /// reporting readiness on `ready`. Returns the process exit code.
-pub fn supervise(root: &Path, id: &str, ready: OwnedFd) -> i32 {
+pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run::Network) -> i32 {
     let mut ready = Some(std::fs::File::from(ready));
     let report = |ready: &mut Option<std::fs::File>, msg: &str| {
         if let Some(mut f) = ready.take() {
@@ -263,7 +263,7 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd) -> i32 {
                 }
             };
             let started_at = std::time::Instant::now();
-            let code = execute(&mut p, streams, &mut waiter)?;
+            let code = execute(&mut p, streams, &mut waiter, net)?;
             let policy = RestartPolicy::parse(&p.record.restart);
             if !policy.restarts(code, p.record.restart_count, p.record.stopped_by_user) {
                 break code;

@@ -1,0 +1,166 @@
+//! Attaching a container to a network: an address from the network's
+//! subnet (a lease kept in the network's record), a veth pair with one end
+//! on the bridge and the other in the container's namespace as `ethN`.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ipam::{self, Subnet};
+use crate::link;
+use crate::store::Networks;
+
+/// One container's attachment to one network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The network's name.
+    pub network: String,
+    /// The interface inside the container (`eth0` …).
+    pub ifname: String,
+    /// The container's address.
+    pub ip: Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix: u8,
+    /// The gateway.
+    pub gateway: Ipv4Addr,
+    /// The host end of the veth pair.
+    pub host_veth: String,
+}
+
+impl Networks {
+    /// Leases an address for `container` on `network` (`ip` if given and
+    /// free). A container keeps its lease until [`Networks::release`].
+    pub fn lease(&self, network: &str, container: &str, ip: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
+        let _lock = self.lock()?;
+        let mut rec = self.inspect(network)?;
+        if let Some(existing) = rec.leases.get(container) {
+            return Ok(*existing);
+        }
+        let subnet: Subnet = rec.subnet.parse().map_err(Error::Invalid)?;
+        let gateway: Ipv4Addr = rec
+            .gateway
+            .parse()
+            .map_err(|_| Error::Invalid("bad gateway".into()))?;
+        let mut taken: Vec<Ipv4Addr> = rec.leases.values().copied().collect();
+        taken.push(gateway);
+        let ip = match ip {
+            Some(ip) => {
+                if !subnet.contains(ip) || ip == subnet.addr || ip == subnet.broadcast() {
+                    return Err(Error::Invalid(format!(
+                        "address {ip} is not a host address of {subnet}"
+                    )));
+                }
+                if taken.contains(&ip) {
+                    return Err(Error::Invalid(format!(
+                        "address {ip} is already in use on network {network}"
+                    )));
+                }
+                ip
+            }
+            None => ipam::allocate_ip(&subnet, &taken).ok_or_else(|| {
+                Error::Invalid(format!("no free address left on network {network}"))
+            })?,
+        };
+        rec.leases.insert(container.to_string(), ip);
+        self.save(&rec)?;
+        Ok(ip)
+    }
+
+    /// Gives a container's address back and removes the host end of its
+    /// veth (gone already when its namespace died).
+    pub fn disconnect(&self, network: &str, container: &str, ifname: &str) -> Result<()> {
+        let tag = &container[..container.len().min(7)];
+        let host_veth = format!("vb{tag}{}", &ifname[ifname.len().saturating_sub(1)..]);
+        link::with_netlink(async |h| link::delete_link(&h, &host_veth).await)?;
+        self.release(network, container)
+    }
+
+    /// Gives a container's address back.
+    pub fn release(&self, network: &str, container: &str) -> Result<()> {
+        let _lock = self.lock()?;
+        let Ok(mut rec) = self.inspect(network) else {
+            return Ok(());
+        };
+        if rec.leases.remove(container).is_some() {
+            self.save(&rec)?;
+        }
+        Ok(())
+    }
+
+    /// Connects the network namespace of process `pid` to `network` as
+    /// `ifname`, with `container`'s leased address; `default_route` makes
+    /// the network's gateway the container's way out.
+    pub fn connect(
+        &self,
+        network: &str,
+        container: &str,
+        pid: i32,
+        ifname: &str,
+        default_route: bool,
+    ) -> Result<Attachment> {
+        let rec = self.inspect(network)?;
+        let ip = self.lease(network, container, None)?;
+        let subnet: Subnet = rec.subnet.parse().map_err(Error::Invalid)?;
+        let gateway: Ipv4Addr = rec
+            .gateway
+            .parse()
+            .map_err(|_| Error::Invalid("bad gateway".into()))?;
+        let tag = &container[..container.len().min(7)];
+        let host_veth = format!("vb{tag}{}", &ifname[ifname.len().saturating_sub(1)..]);
+        let peer = format!("vp{tag}{}", &ifname[ifname.len().saturating_sub(1)..]);
+        let ns_path = format!("/proc/{pid}/ns/net");
+        let ns = std::fs::File::open(&ns_path).map_err(|e| Error::Io {
+            path: ns_path.clone().into(),
+            cause: e,
+        })?;
+        let bridge = rec.bridge.clone();
+        link::with_netlink(async |h| {
+            link::delete_link(&h, &host_veth).await?;
+            link::delete_link(&h, &peer).await?;
+            link::veth_into(&h, &host_veth, &peer, &bridge, ns.as_raw_fd(), None).await
+        })?;
+        // Configuring the far end needs a netlink socket inside the
+        // container's namespace: a short-lived thread joins it (namespaces
+        // are per thread) and is gone before anything else runs.
+        let (peer2, ifname2) = (peer.clone(), ifname.to_string());
+        let gw = default_route.then_some(gateway);
+        let inside = std::thread::spawn(move || -> Result<()> {
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd_ref(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(|e| {
+                Error::Netlink(format!("entering the container's network namespace: {e}"))
+            })?;
+            link::with_netlink(async |h| {
+                link::configure_inside(&h, &peer2, &ifname2, ip, subnet.prefix, gw).await
+            })
+        })
+        .join()
+        .map_err(|_| Error::Netlink("the namespace thread panicked".into()))?;
+        if let Err(e) = inside {
+            let _ = link::with_netlink(async |h| link::delete_link(&h, &host_veth).await);
+            return Err(e);
+        }
+        Ok(Attachment {
+            network: network.to_string(),
+            ifname: ifname.to_string(),
+            ip,
+            prefix: subnet.prefix,
+            gateway,
+            host_veth,
+        })
+    }
+}
+
+trait AsFdRef {
+    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+
+impl AsFdRef for std::fs::File {
+    fn as_fd_ref(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self)
+    }
+}
