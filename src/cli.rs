@@ -54,6 +54,12 @@ pub struct Global {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create and start the project's networks, volumes and containers
+    Up(UpArgs),
+    /// Stop and remove the project's containers and networks (-v: volumes too)
+    Down(DownArgs),
+    /// List the project's containers
+    Ps(PsArgs),
     /// Parse, resolve and render the compose file in canonical format
     Config(ConfigArgs),
     /// Show the berth version
@@ -243,6 +249,9 @@ pub struct ContainerRunArgs {
     /// Run in the background under a supervisor and print the container id
     #[arg(short, long)]
     pub detach: bool,
+    /// Set metadata on the container (`key=value`)
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
     /// Networks to join (repeatable; the first one is the default route)
     #[arg(long = "network", visible_alias = "net", value_name = "NETWORK")]
     pub networks: Vec<String>,
@@ -480,6 +489,57 @@ pub struct ImageRmArgs {
     /// Remove even when used or referenced several times
     #[arg(short, long)]
     pub force: bool,
+}
+
+/// `berth up`
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Run in the background (berth does so either way for now)
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Recreate containers even when unchanged
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+    /// Keep existing containers even when changed
+    #[arg(long)]
+    pub no_recreate: bool,
+    /// Remove containers of services no longer in the file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Create, but do not start
+    #[arg(long)]
+    pub no_start: bool,
+    /// Replicas of a service, `SERVICE=NUM` (repeatable)
+    #[arg(long, value_name = "SERVICE=NUM")]
+    pub scale: Vec<String>,
+}
+
+/// `berth down`
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Remove the project's named volumes and anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Remove containers of services no longer in the file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `berth ps`
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show stopped containers too
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show ids
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `berth config`

@@ -15,7 +15,7 @@ use berth_netplane::Networks;
 
 use crate::cli::{ContainerCommand, ContainerRunArgs, Global, ShimArgs};
 
-fn signal(name: &str) -> anyhow::Result<rustix::process::Signal> {
+pub fn signal(name: &str) -> anyhow::Result<rustix::process::Signal> {
     use rustix::process::Signal as S;
     let n = name.trim_start_matches("SIG").to_ascii_uppercase();
     let sig = match n.as_str() {
@@ -137,11 +137,20 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             a.restart.clone()
         },
         networks: a.networks.clone(),
+        labels: a
+            .labels
+            .iter()
+            .map(|kv| match kv.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (kv.clone(), String::new()),
+            })
+            .collect(),
+        config: None,
     })
 }
 
 /// Starts the supervisor of a prepared container and waits for its report.
-fn start_supervisor(global: &Global, id: &str) -> anyhow::Result<i32> {
+pub fn start_supervisor(global: &Global, id: &str) -> anyhow::Result<i32> {
     let (ready_r, ready_w): (OwnedFd, OwnedFd) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("creating a pipe")?;
     let exe = std::env::current_exe().context("finding the berth executable")?;

@@ -4,6 +4,7 @@
 //! `berth-spec` and prints results; it owns no logic of its own.
 
 mod cli;
+mod compose_cmd;
 mod config_cmd;
 mod container_cmd;
 mod image_cmd;
@@ -28,6 +29,9 @@ fn main() -> ExitCode {
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         cli::Command::Config(args) => config_cmd::run(&cli.global, args),
+        cli::Command::Up(args) => compose_cmd::up(&cli.global, args),
+        cli::Command::Down(args) => compose_cmd::down(&cli.global, args),
+        cli::Command::Ps(args) => compose_cmd::ps(&cli.global, args),
         cli::Command::Image(cmd) => image_cmd::run(&cli.global, cmd),
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),

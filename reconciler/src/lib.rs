@@ -1,5 +1,191 @@
-//! berth-reconciler: executes a `Plan` through the engine and netplane traits.
+//! berth-reconciler: executes a [`Plan`] through a [`Runtime`], the one
+//! trait behind which the engine and the network plane sit.
 //!
-//! Empty until the planner/reconciler issue lands: the crate exists so the
-//! workspace has the shape `DESIGN.md` draws.
+//! Nodes run in plan order, which is a valid order of the DAG (every node
+//! comes after the nodes it depends on). A failed node stops the run with an
+//! error naming the node; everything done before it stays, and because
+//! planning is level-triggered the next `up` or `down` plans exactly what is
+//! left.
 #![deny(missing_docs)]
+
+use std::fmt;
+
+use berth_planner::{DesiredState, Op, Plan, PlanNode, Resource};
+
+/// The operations a plan needs. Each is idempotent where it can be
+/// (creating what exists or removing what is gone succeeds), and an error is
+/// a message naming what failed.
+pub trait Runtime {
+    /// Makes an image available.
+    fn pull_image(&mut self, image: &str) -> Result<(), String>;
+    /// Creates the network with key `key` of the project.
+    fn create_network(&mut self, key: &str, desired: &DesiredState) -> Result<(), String>;
+    /// Removes a network by name.
+    fn remove_network(&mut self, name: &str) -> Result<(), String>;
+    /// Creates the volume with key `key` of the project.
+    fn create_volume(&mut self, key: &str, desired: &DesiredState) -> Result<(), String>;
+    /// Removes a volume by name.
+    fn remove_volume(&mut self, name: &str) -> Result<(), String>;
+    /// Creates the desired container `name` (not started).
+    fn create_container(&mut self, name: &str, desired: &DesiredState) -> Result<(), String>;
+    /// Starts a container.
+    fn start_container(&mut self, name: &str) -> Result<(), String>;
+    /// Stops a container (its service's stop signal and grace period).
+    fn stop_container(&mut self, name: &str, service: &str) -> Result<(), String>;
+    /// Removes a stopped container.
+    fn remove_container(&mut self, name: &str) -> Result<(), String>;
+}
+
+/// A node that failed.
+#[derive(Debug)]
+pub struct ReconcileError {
+    /// The node.
+    pub node: Box<PlanNode>,
+    /// Why.
+    pub message: String,
+}
+
+impl fmt::Display for ReconcileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.node.op, self.node.resource, self.message
+        )
+    }
+}
+
+impl std::error::Error for ReconcileError {}
+
+/// Executes `plan`; `progress` hears about every node once it is done.
+pub fn apply(
+    plan: &Plan,
+    desired: &DesiredState,
+    rt: &mut dyn Runtime,
+    progress: &mut dyn FnMut(&PlanNode),
+) -> Result<(), ReconcileError> {
+    for node in &plan.nodes {
+        let result = match (&node.resource, node.op) {
+            (Resource::Image(r), Op::PullImage) => rt.pull_image(r),
+            (Resource::Network { key, .. }, Op::CreateNetwork) => rt.create_network(key, desired),
+            (Resource::Network { name, .. }, Op::RemoveNetwork) => rt.remove_network(name),
+            (Resource::Volume { key, .. }, Op::CreateVolume) => rt.create_volume(key, desired),
+            (Resource::Volume { name, .. }, Op::RemoveVolume) => rt.remove_volume(name),
+            (Resource::Container { name, .. }, Op::CreateContainer) => {
+                rt.create_container(name, desired)
+            }
+            (Resource::Container { name, .. }, Op::StartContainer) => rt.start_container(name),
+            (Resource::Container { name, service, .. }, Op::StopContainer) => {
+                rt.stop_container(name, service)
+            }
+            (Resource::Container { name, .. }, Op::RemoveContainer) => rt.remove_container(name),
+            (r, op) => Err(format!("{op} does not apply to {r}")),
+        };
+        result.map_err(|message| ReconcileError {
+            node: Box::new(node.clone()),
+            message,
+        })?;
+        progress(node);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_planner::plan::Plan;
+
+    /// A runtime that records what it was asked to do and fails on demand.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<String>,
+        fail_on: Option<String>,
+    }
+
+    impl Recorder {
+        fn call(&mut self, what: String) -> Result<(), String> {
+            if self.fail_on.as_deref() == Some(what.as_str()) {
+                return Err("boom".into());
+            }
+            self.calls.push(what);
+            Ok(())
+        }
+    }
+
+    impl Runtime for Recorder {
+        fn pull_image(&mut self, image: &str) -> Result<(), String> {
+            self.call(format!("pull {image}"))
+        }
+        fn create_network(&mut self, key: &str, _: &DesiredState) -> Result<(), String> {
+            self.call(format!("net+ {key}"))
+        }
+        fn remove_network(&mut self, name: &str) -> Result<(), String> {
+            self.call(format!("net- {name}"))
+        }
+        fn create_volume(&mut self, key: &str, _: &DesiredState) -> Result<(), String> {
+            self.call(format!("vol+ {key}"))
+        }
+        fn remove_volume(&mut self, name: &str) -> Result<(), String> {
+            self.call(format!("vol- {name}"))
+        }
+        fn create_container(&mut self, name: &str, _: &DesiredState) -> Result<(), String> {
+            self.call(format!("create {name}"))
+        }
+        fn start_container(&mut self, name: &str) -> Result<(), String> {
+            self.call(format!("start {name}"))
+        }
+        fn stop_container(&mut self, name: &str, _: &str) -> Result<(), String> {
+            self.call(format!("stop {name}"))
+        }
+        fn remove_container(&mut self, name: &str) -> Result<(), String> {
+            self.call(format!("rm {name}"))
+        }
+    }
+
+    fn plan() -> Plan {
+        let mut p = Plan::default();
+        let net = p.add(
+            Resource::Network {
+                key: "default".into(),
+                name: "demo_default".into(),
+            },
+            Op::CreateNetwork,
+            "missing",
+            vec![],
+        );
+        let c = Resource::Container {
+            name: "demo-web-1".into(),
+            service: "web".into(),
+            number: 1,
+        };
+        let created = p.add(c.clone(), Op::CreateContainer, "missing", vec![net]);
+        p.add(c, Op::StartContainer, "created", vec![created]);
+        p
+    }
+
+    #[test]
+    fn nodes_run_in_order_and_a_failure_names_its_node() {
+        let mut rt = Recorder::default();
+        let mut done = Vec::new();
+        apply(&plan(), &DesiredState::default(), &mut rt, &mut |n| {
+            done.push(n.id)
+        })
+        .unwrap();
+        assert_eq!(
+            rt.calls,
+            ["net+ default", "create demo-web-1", "start demo-web-1"]
+        );
+        assert_eq!(done, [0, 1, 2]);
+
+        let mut rt = Recorder {
+            fail_on: Some("create demo-web-1".into()),
+            ..Recorder::default()
+        };
+        let err = apply(&plan(), &DesiredState::default(), &mut rt, &mut |_| {}).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "CreateContainer container demo-web-1: boom"
+        );
+        assert_eq!(rt.calls, ["net+ default"]);
+    }
+}

@@ -4,6 +4,7 @@
 //! real binary built by cargo, asserting what a user would see.
 
 mod compat;
+mod compose;
 mod config;
 mod container;
 mod image;

@@ -57,6 +57,11 @@ pub struct RunRequest {
     pub restart: String,
     /// Networks to join, in order (the first one routes by default).
     pub networks: Vec<String>,
+    /// Labels (Compose's project, service, number and config hash).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The configuration the container was created from, recorded so a
+    /// later plan can say what changed.
+    pub config: Option<serde_json::Value>,
 }
 
 /// berth's record of a container.
@@ -115,6 +120,12 @@ pub struct ContainerRecord {
     /// Networks it joins.
     #[serde(default)]
     pub networks: Vec<String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The configuration it was created from (Compose service config).
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
 }
 
 fn random_id() -> Result<String> {
@@ -297,6 +308,8 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             auto_remove: req.remove,
             restart: req.restart.clone(),
             networks: req.networks.clone(),
+            labels: req.labels.clone(),
+            config: req.config.clone(),
             anonymous_volumes: anonymous.clone(),
             layers: layers.clone(),
             ..ContainerRecord::default()

@@ -1,0 +1,425 @@
+//! `berth up`, `down` and `ps`: the Compose commands, wiring the planner,
+//! the reconciler, the engine and the network plane together.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_engine::image::ImageStore;
+use berth_engine::runtime::mounts::MountRequest;
+use berth_engine::runtime::run::{self, RunRequest, find, list_records};
+use berth_engine::runtime::shim;
+use berth_engine::runtime::spec::{ProcessRequest, Resources};
+use berth_engine::volume::VolumeStore;
+use berth_netplane::{NetworkRequest, Networks};
+use berth_planner::{
+    ContainerState, DesiredState, DownOptions, ObservedContainer, ObservedNetwork, ObservedState,
+    ObservedVolume, Op, Plan, PlanNode, UpOptions, labels, plan_down, plan_up,
+};
+use berth_reconciler::Runtime;
+use berth_spec::Project;
+
+use crate::cli::{DownArgs, Global, PsArgs, UpArgs};
+use crate::config_cmd::load_options;
+
+fn load(global: &Global) -> anyhow::Result<Project> {
+    let opts = load_options(global, &[])?;
+    let loaded = berth_spec::load(&opts)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded.project)
+}
+
+/// What exists of `project`, from the engine's and the network plane's records.
+fn observe(root: &std::path::Path, project: &str) -> anyhow::Result<ObservedState> {
+    let mut state = ObservedState::default();
+    for (_, r) in list_records(root) {
+        if r.labels.get(labels::PROJECT).map(String::as_str) != Some(project) {
+            continue;
+        }
+        let status = shim::live_status(&r);
+        let state_of = if status == "running" {
+            ContainerState::Running
+        } else if r.status == "created" {
+            ContainerState::Created
+        } else {
+            ContainerState::Exited
+        };
+        state.containers.push(ObservedContainer {
+            name: r.name.clone(),
+            labels: r.labels.clone(),
+            state: state_of,
+            config: r.config.clone(),
+        });
+    }
+    for n in Networks::open(root)?.list()? {
+        state.networks.insert(
+            n.name.clone(),
+            ObservedNetwork {
+                name: n.name.clone(),
+                labels: n.labels.clone(),
+            },
+        );
+    }
+    for v in VolumeStore::open(root)?.list()? {
+        state.volumes.insert(
+            v.name.clone(),
+            ObservedVolume {
+                name: v.name.clone(),
+                labels: v.labels.clone(),
+            },
+        );
+    }
+    let images = ImageStore::open(root)?;
+    for i in images.list()? {
+        state.images.extend(i.record.refs.iter().cloned());
+    }
+    Ok(state)
+}
+
+/// The engine and the network plane behind the reconciler's trait.
+struct HostRuntime<'a> {
+    global: &'a Global,
+    project: &'a Project,
+    images: ImageStore,
+    volumes: VolumeStore,
+    networks: Networks,
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl HostRuntime<'_> {
+    fn request(&self, name: &str, desired: &DesiredState) -> Result<RunRequest, String> {
+        let d = desired
+            .containers
+            .get(name)
+            .ok_or_else(|| format!("{name} is not a container of the project"))?;
+        let svc = &self.project.services[&d.service];
+        let mut mounts = Vec::new();
+        for v in &svc.volumes {
+            match v.kind.as_str() {
+                "bind" => mounts.push(MountRequest::Bind {
+                    source: PathBuf::from(&v.source),
+                    target: v.target.clone(),
+                    read_only: v.read_only,
+                }),
+                "volume" => {
+                    let name = if v.source.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            self.project
+                                .volumes
+                                .get(&v.source)
+                                .map(|pv| pv.name.clone())
+                                .unwrap_or_else(|| v.source.clone()),
+                        )
+                    };
+                    mounts.push(MountRequest::Volume {
+                        name,
+                        target: v.target.clone(),
+                        read_only: v.read_only,
+                        nocopy: v.volume.as_ref().is_some_and(|o| o.nocopy),
+                    });
+                }
+                other => {
+                    return Err(format!(
+                        "service {}: volumes of type {other} are not supported yet",
+                        d.service
+                    ));
+                }
+            }
+        }
+        let networks = match svc.network_mode.as_str() {
+            "" => {
+                let mut keys: Vec<(&String, i64)> = svc
+                    .networks
+                    .iter()
+                    .map(|(k, v)| (k, v.as_ref().map_or(0, |n| n.priority)))
+                    .collect();
+                keys.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                keys.into_iter()
+                    .map(|(k, _)| {
+                        self.project
+                            .networks
+                            .get(k)
+                            .map_or(k.clone(), |n| n.name.clone())
+                    })
+                    .collect()
+            }
+            "none" => Vec::new(),
+            other => {
+                return Err(format!(
+                    "service {}: network_mode {other} is not supported yet",
+                    d.service
+                ));
+            }
+        };
+        let limits = svc
+            .deploy
+            .as_ref()
+            .and_then(|dp| dp.resources.limits.as_ref());
+        let memory = (svc.mem_limit.0 != 0)
+            .then_some(svc.mem_limit.0)
+            .or_else(|| limits.map(|l| l.memory.0).filter(|m| *m != 0));
+        let cpus = if svc.cpus != 0.0 {
+            svc.cpus
+        } else {
+            limits.map_or(0.0, |l| l.cpus)
+        };
+        Ok(RunRequest {
+            image: d.image.clone(),
+            name: Some(d.name.clone()),
+            process: ProcessRequest {
+                cmd: svc.command.clone(),
+                entrypoint: svc.entrypoint.clone(),
+                env: svc
+                    .environment
+                    .iter()
+                    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+                    .collect(),
+                workdir: (!svc.working_dir.is_empty()).then(|| svc.working_dir.clone()),
+                cap_add: svc.cap_add.clone(),
+                cap_drop: svc.cap_drop.clone(),
+                ..ProcessRequest::default()
+            },
+            user: (!svc.user.is_empty()).then(|| svc.user.clone()),
+            hostname: (!svc.hostname.is_empty()).then(|| svc.hostname.clone()),
+            read_only: svc.read_only,
+            remove: false,
+            mounts,
+            resources: Resources {
+                memory,
+                memory_swap: (svc.memswap_limit.0 != 0).then_some(svc.memswap_limit.0),
+                memory_reservation: (svc.mem_reservation.0 != 0).then_some(svc.mem_reservation.0),
+                cpu_shares: u64::try_from(svc.cpu_shares).ok().filter(|s| *s != 0),
+                millicpus: (cpus > 0.0).then(|| (f64::from(cpus) * 1000.0).round() as u64),
+                cpuset_cpus: (!svc.cpuset.is_empty()).then(|| svc.cpuset.clone()),
+                pids_limit: (svc.pids_limit != 0).then_some(svc.pids_limit),
+                blkio_weight: None,
+            },
+            restart: if svc.restart.is_empty() {
+                "no".into()
+            } else {
+                svc.restart.clone()
+            },
+            networks,
+            labels: d.labels.clone(),
+            config: Some(d.config.clone()),
+        })
+    }
+}
+
+impl Runtime for HostRuntime<'_> {
+    fn pull_image(&mut self, image: &str) -> Result<(), String> {
+        if self.images.resolve(image).is_ok() {
+            return Ok(());
+        }
+        Err(format!(
+            "image {image} is not in the local store, and pulling from registries is not available yet: load it with `berth image load` or `berth image import`"
+        ))
+    }
+
+    fn create_network(&mut self, key: &str, desired: &DesiredState) -> Result<(), String> {
+        let d = &desired.networks[key];
+        let net = &self.project.networks[key];
+        let mut l = net.labels.clone();
+        l.insert(labels::PROJECT.into(), self.project.name.clone());
+        l.insert(labels::NETWORK.into(), key.to_string());
+        l.insert(labels::CONFIG_HASH.into(), d.hash.clone());
+        let pool = net.ipam.config.first();
+        self.networks
+            .create(&NetworkRequest {
+                name: d.name.clone(),
+                subnet: pool.map(|p| p.subnet.clone()).filter(|s| !s.is_empty()),
+                gateway: pool.map(|p| p.gateway.clone()).filter(|g| !g.is_empty()),
+                internal: net.internal,
+                labels: l,
+                bridge: net
+                    .driver_opts
+                    .get("com.docker.network.bridge.name")
+                    .cloned(),
+                mtu: net
+                    .driver_opts
+                    .get("com.docker.network.driver.mtu")
+                    .and_then(|m| m.parse().ok()),
+            })
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn remove_network(&mut self, name: &str) -> Result<(), String> {
+        self.networks.remove(name).map_err(err)
+    }
+
+    fn create_volume(&mut self, key: &str, desired: &DesiredState) -> Result<(), String> {
+        let d = &desired.volumes[key];
+        let v = &self.project.volumes[key];
+        let mut l = v.labels.clone();
+        l.insert(labels::PROJECT.into(), self.project.name.clone());
+        l.insert(labels::VOLUME.into(), key.to_string());
+        l.insert(labels::CONFIG_HASH.into(), d.hash.clone());
+        self.volumes
+            .create(&d.name, &v.driver, v.driver_opts.clone(), l)
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn remove_volume(&mut self, name: &str) -> Result<(), String> {
+        self.volumes.remove(name, &|_| false).map_err(err)
+    }
+
+    fn create_container(&mut self, name: &str, desired: &DesiredState) -> Result<(), String> {
+        let req = self.request(name, desired)?;
+        run::prepare(&self.global.root, &self.images, &req)
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    fn start_container(&mut self, name: &str) -> Result<(), String> {
+        let (_, rec) = find(&self.global.root, name).map_err(err)?;
+        crate::container_cmd::start_supervisor(self.global, &rec.id)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    fn stop_container(&mut self, name: &str, service: &str) -> Result<(), String> {
+        let svc = self.project.services.get(service);
+        let grace = svc
+            .and_then(|s| s.stop_grace_period)
+            .map_or(Duration::from_secs(10), |d| d.to_std());
+        let signal = svc
+            .map(|s| s.stop_signal.as_str())
+            .filter(|s| !s.is_empty())
+            .map(crate::container_cmd::signal)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or(rustix::process::Signal::TERM);
+        shim::stop(&self.global.root, name, signal, grace).map_err(err)
+    }
+
+    fn remove_container(&mut self, name: &str) -> Result<(), String> {
+        let (dir, rec) = find(&self.global.root, name).map_err(err)?;
+        run::remove(&self.global.root, &dir, &rec, true).map_err(err)
+    }
+}
+
+fn verb(n: &PlanNode) -> &'static str {
+    match n.op {
+        Op::PullImage => "Pulled",
+        Op::CreateNetwork | Op::CreateVolume | Op::CreateContainer => "Created",
+        Op::StartContainer => "Started",
+        Op::StopContainer => "Stopped",
+        Op::RemoveNetwork | Op::RemoveVolume | Op::RemoveContainer => "Removed",
+    }
+}
+
+fn execute(
+    global: &Global,
+    project: &Project,
+    desired: &DesiredState,
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut rt = HostRuntime {
+        global,
+        project,
+        images: ImageStore::open(&global.root)?,
+        volumes: VolumeStore::open(&global.root)?,
+        networks: Networks::open(&global.root)?,
+    };
+    let mut err = std::io::stderr().lock();
+    berth_reconciler::apply(plan, desired, &mut rt, &mut |n| {
+        let _ = writeln!(err, " ✔ {} {}", n.resource, verb(n));
+    })?;
+    Ok(())
+}
+
+/// `berth up`.
+pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let mut scale = BTreeMap::new();
+    for s in &a.scale {
+        let (svc, n) = s.split_once('=').context("--scale takes SERVICE=NUM")?;
+        scale.insert(
+            svc.to_string(),
+            n.parse::<u32>().context("--scale takes SERVICE=NUM")?,
+        );
+    }
+    let desired = DesiredState::from_project(&project, &scale);
+    let observed = observe(&global.root, &project.name)?;
+    let opts = UpOptions {
+        force_recreate: a.force_recreate,
+        no_recreate: a.no_recreate,
+        remove_orphans: a.remove_orphans,
+        no_start: a.no_start,
+        ..UpOptions::default()
+    };
+    let plan = plan_up(&desired, &observed, &opts)?;
+    if a.dry_run {
+        print!("{plan}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    execute(global, &project, &desired, &plan)?;
+    if !a.detach {
+        eprintln!(
+            "the project runs in the background (attaching to its output comes later): `berth container logs NAME`, `berth down`"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth down`.
+pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let desired = DesiredState::from_project(&project, &BTreeMap::new());
+    let observed = observe(&global.root, &project.name)?;
+    let plan = plan_down(
+        &desired,
+        &observed,
+        &DownOptions {
+            volumes: a.volumes,
+            remove_orphans: a.remove_orphans,
+        },
+    );
+    if a.dry_run {
+        print!("{plan}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    execute(global, &project, &desired, &plan)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth ps`.
+pub fn ps(global: &Global, a: &PsArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let mut out = std::io::stdout().lock();
+    let recs: Vec<_> = list_records(&global.root)
+        .into_iter()
+        .filter(|(_, r)| r.labels.get(labels::PROJECT) == Some(&project.name))
+        .collect();
+    if !a.quiet {
+        writeln!(out, "{:<28}{:<32}{:<14}STATUS", "NAME", "IMAGE", "SERVICE")?;
+    }
+    for (_, r) in recs {
+        let status = shim::live_status(&r);
+        if !a.all && status != "running" {
+            continue;
+        }
+        if a.quiet {
+            writeln!(out, "{}", r.id)?;
+        } else {
+            let svc = r.labels.get(labels::SERVICE).cloned().unwrap_or_default();
+            writeln!(out, "{:<28}{:<32}{:<14}{}", r.name, r.image, svc, status)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
