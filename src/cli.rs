@@ -249,6 +249,9 @@ pub struct ContainerRunArgs {
     /// Run in the background under a supervisor and print the container id
     #[arg(short, long)]
     pub detach: bool,
+    /// Publish a port: `[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
     /// Set metadata on the container (`key=value`)
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,

@@ -212,6 +212,29 @@ impl HostRuntime<'_> {
             networks,
             labels: d.labels.clone(),
             config: Some(d.config.clone()),
+            ports: svc
+                .ports
+                .iter()
+                .map(|p| {
+                    let host_port = if p.published.is_empty() {
+                        None
+                    } else {
+                        Some(p.published.parse::<u16>().map_err(|_| {
+                            format!(
+                                "service {}: published port {:?} is not a single port",
+                                d.service, p.published
+                            )
+                        })?)
+                    };
+                    Ok(run::PortBinding {
+                        host_ip: p.host_ip.clone(),
+                        host_port,
+                        container_port: u16::try_from(p.target)
+                            .map_err(|_| "port out of range".to_string())?,
+                        protocol: p.protocol.clone(),
+                    })
+                })
+                .collect::<Result<_, String>>()?,
         })
     }
 }
@@ -320,6 +343,46 @@ fn verb(n: &PlanNode) -> &'static str {
     }
 }
 
+/// A host port the plan would publish but that is taken is an error that
+/// names the port and the service, before anything changes.
+fn check_ports(global: &Global, project: &Project, plan: &Plan) -> anyhow::Result<()> {
+    let nets = Networks::open(&global.root)?;
+    let removed: Vec<String> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.op == Op::RemoveContainer)
+        .filter_map(|n| match &n.resource {
+            berth_planner::Resource::Container { name, .. } => {
+                find(&global.root, name).ok().map(|(_, r)| r.id)
+            }
+            _ => None,
+        })
+        .collect();
+    let owners: Vec<&str> = removed.iter().map(String::as_str).collect();
+    for n in plan.nodes.iter().filter(|n| n.op == Op::CreateContainer) {
+        let berth_planner::Resource::Container { service, .. } = &n.resource else {
+            continue;
+        };
+        let Some(svc) = project.services.get(service) else {
+            continue;
+        };
+        for p in &svc.ports {
+            let Ok(port) = p.published.parse::<u16>() else {
+                continue;
+            };
+            let req = berth_netplane::PortRequest {
+                host_ip: p.host_ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                host_port: Some(port),
+                container_port: u16::try_from(p.target).unwrap_or(0),
+                protocol: p.protocol.clone(),
+            };
+            nets.check_ports(&[req], &owners)
+                .with_context(|| format!("service {service} cannot publish port {port}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn execute(
     global: &Global,
     project: &Project,
@@ -329,6 +392,7 @@ fn execute(
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
+    check_ports(global, project, plan)?;
     let mut rt = HostRuntime {
         global,
         project,

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use berth_engine::image::ImageStore;
-use berth_engine::runtime::run::{self, ContainerRecord, Network, find, list_records};
+use berth_engine::runtime::run::{self, ContainerRecord, Network, PortBinding, find, list_records};
 use berth_engine::runtime::shim;
 use berth_engine::runtime::spec::ProcessRequest;
 use berth_engine::runtime::{RunRequest, run_foreground};
-use berth_netplane::Networks;
+use berth_netplane::{Networks, PortRequest};
 
 use crate::cli::{ContainerCommand, ContainerRunArgs, Global, ShimArgs};
 
@@ -50,17 +50,86 @@ impl NetplaneHook {
     }
 }
 
+/// The netplane's view of an engine port binding.
+pub fn port_request(p: &PortBinding) -> anyhow::Result<PortRequest> {
+    Ok(PortRequest {
+        host_ip: if p.host_ip.is_empty() {
+            std::net::Ipv4Addr::UNSPECIFIED
+        } else {
+            p.host_ip.parse().with_context(|| {
+                format!("invalid host address {:?} (IPv4 only for now)", p.host_ip)
+            })?
+        },
+        host_port: p.host_port,
+        container_port: p.container_port,
+        protocol: if p.protocol.is_empty() {
+            "tcp".into()
+        } else {
+            p.protocol.clone()
+        },
+    })
+}
+
+/// Parses `-p` specs (`8080:80`, `127.0.0.1:8080:80/udp`, `80`, ranges).
+pub fn parse_publish(specs: &[String]) -> anyhow::Result<Vec<PortBinding>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let ports =
+            berth_spec::short::parse_ports(spec).map_err(|e| anyhow::anyhow!("-p {spec}: {e}"))?;
+        for p in ports {
+            let host_port = if p.published.is_empty() {
+                None
+            } else {
+                Some(p.published.parse::<u16>().with_context(|| {
+                    format!(
+                        "-p {spec}: a host port range needs a container port range of the same size"
+                    )
+                })?)
+            };
+            out.push(PortBinding {
+                host_ip: p.host_ip,
+                host_port,
+                container_port: u16::try_from(p.target).context("port out of range")?,
+                protocol: p.protocol,
+            });
+        }
+    }
+    Ok(out)
+}
+
 impl Network for NetplaneHook {
     fn connect(&mut self, record: &ContainerRecord, pid: i32) -> berth_engine::Result<()> {
+        let conflict = |e: String| berth_engine::Error::Conflict(e);
         for (i, n) in record.networks.iter().enumerate() {
-            self.nets
+            let att = self
+                .nets
                 .connect(n, &record.id, pid, &format!("eth{i}"), i == 0)
-                .map_err(|e| berth_engine::Error::Conflict(format!("network {n}: {e}")))?;
+                .map_err(|e| conflict(format!("network {n}: {e}")))?;
+            if i == 0 && !record.ports.is_empty() {
+                let reqs = record
+                    .ports
+                    .iter()
+                    .map(port_request)
+                    .collect::<anyhow::Result<Vec<_>>>()
+                    .map_err(|e| conflict(format!("{e:#}")))?;
+                self.nets
+                    .publish(&record.id, att.ip, &reqs)
+                    .map_err(|e| conflict(format!("container {}: {e}", record.name)))?;
+            }
+        }
+        if record.networks.is_empty() && !record.ports.is_empty() {
+            return Err(conflict(format!(
+                "container {}: publishing ports needs a network (--network)",
+                record.name
+            )));
         }
         Ok(())
     }
 
     fn disconnect(&mut self, record: &ContainerRecord) {
+        if let Err(e) = self.nets.unpublish(&record.id) {
+            eprintln!("warning: container {}: {e}", record.name);
+        }
         for (i, n) in record.networks.iter().enumerate() {
             if let Err(e) = self.nets.disconnect(n, &record.id, &format!("eth{i}")) {
                 eprintln!("warning: network {n}: {e}");
@@ -146,6 +215,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             })
             .collect(),
         config: None,
+        ports: parse_publish(&a.publish)?,
     })
 }
 
@@ -210,6 +280,13 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             for n in &req.networks {
                 net.nets.inspect(n)?;
             }
+            // A taken host port is an error before anything changes.
+            let reqs = req
+                .ports
+                .iter()
+                .map(port_request)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            net.nets.check_ports(&reqs, &[])?;
             if !a.detach && a.restart != "no" {
                 bail!("--restart needs a detached container (-d)");
             }

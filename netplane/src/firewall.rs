@@ -22,6 +22,11 @@ pub struct NetRules {
 /// The whole `ip berth` table for these networks, as an `nft` script that
 /// replaces any previous version atomically.
 pub fn ruleset(nets: &[NetRules]) -> String {
+    ruleset_with_ports(nets, &[])
+}
+
+/// [`ruleset`] plus DNAT for published ports.
+pub fn ruleset_with_ports(nets: &[NetRules], ports: &[crate::ports::PublishedPort]) -> String {
     let mut s = String::from("add table ip berth\ndelete table ip berth\n");
     if nets.is_empty() {
         return s;
@@ -45,6 +50,36 @@ pub fn ruleset(nets: &[NetRules]) -> String {
         ));
     }
     s.push_str("\t}\n");
+    if !ports.is_empty() {
+        // route_localnet must expose nothing: 127/8 only ever comes from lo.
+        s.push_str(
+            "\tchain guard {\n\t\ttype filter hook prerouting priority raw; policy accept;\n",
+        );
+        s.push_str("\t\tiifname != \"lo\" ip daddr 127.0.0.0/8 drop comment \"no route_localnet from outside\"\n\t}\n");
+        let mut dnat = String::new();
+        for p in ports {
+            let dst = if p.host_ip.is_unspecified() {
+                "fib daddr type local".to_string()
+            } else {
+                format!("ip daddr {}", p.host_ip)
+            };
+            dnat.push_str(&format!(
+                "\t\t{dst} {proto} dport {hp} dnat to {cip}:{cp} comment \"published port\"\n",
+                proto = p.protocol,
+                hp = p.host_port,
+                cip = p.container_ip,
+                cp = p.container_port
+            ));
+        }
+        s.push_str(
+            "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n",
+        );
+        s.push_str(&dnat);
+        s.push_str("\t}\n");
+        s.push_str("\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n");
+        s.push_str(&dnat);
+        s.push_str("\t}\n");
+    }
     s.push_str(
         "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
     );
@@ -53,6 +88,15 @@ pub fn ruleset(nets: &[NetRules]) -> String {
             "\t\tip saddr {} oifname != \"{}\" masquerade comment \"egress NAT\"\n",
             n.subnet, n.bridge
         ));
+    }
+    if !ports.is_empty() {
+        for n in nets {
+            s.push_str(&format!(
+                "\t\toifname \"{b}\" ip saddr 127.0.0.0/8 masquerade comment \"published ports from the host\"\n\t\toifname \"{b}\" ip saddr {sn} ip daddr {sn} ct status dnat masquerade comment \"hairpin\"\n",
+                b = n.bridge,
+                sn = n.subnet
+            ));
+        }
     }
     s.push_str("\t}\n}\n");
     s

@@ -11,8 +11,10 @@ pub mod error;
 pub mod firewall;
 pub mod ipam;
 pub mod link;
+pub mod ports;
 pub mod store;
 
 pub use attach::Attachment;
 pub use error::{Error, Result};
+pub use ports::{PortRequest, PublishedPort};
 pub use store::{NetworkRecord, NetworkRequest, Networks};

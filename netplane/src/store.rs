@@ -138,6 +138,11 @@ impl Networks {
             .ok_or_else(|| Error::Invalid(format!("network {name} not found")))
     }
 
+    /// The records directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Serialises changes to network records between berth processes.
     pub(crate) fn lock(&self) -> Result<std::fs::File> {
         let p = self.dir.join(".lock");
@@ -172,7 +177,8 @@ impl Networks {
         })
     }
 
-    /// Re-applies the firewall table for every recorded network.
+    /// Re-applies the firewall table for every recorded network and
+    /// published port.
     pub fn sync_firewall(&self) -> Result<()> {
         let rules: Vec<NetRules> = self
             .list()?
@@ -183,7 +189,22 @@ impl Networks {
                 internal: r.internal,
             })
             .collect();
-        firewall::apply(&firewall::ruleset(&rules))
+        let ports: Vec<_> = self
+            .publications()
+            .into_iter()
+            .flat_map(|(_, p)| p)
+            .collect();
+        if !ports.is_empty() {
+            // Lets DNAT to a bridge address apply to 127.0.0.1 traffic from
+            // the host; the ruleset drops 127/8 arriving from elsewhere.
+            for r in &rules {
+                let _ = std::fs::write(
+                    format!("/proc/sys/net/ipv4/conf/{}/route_localnet", r.bridge),
+                    "1",
+                );
+            }
+        }
+        firewall::apply(&firewall::ruleset_with_ports(&rules, &ports))
     }
 
     /// Creates a network: record, bridge, address, firewall rules. A

@@ -124,3 +124,86 @@ fn up_is_level_triggered_recreates_what_changed_and_down_leaves_nothing() {
     assert_eq!(ns.sh("ip -o link show type veth"), "");
     assert_eq!(ns.sh("nft list tables"), "");
 }
+
+#[test]
+fn published_ports_answer_on_the_host_and_taken_ports_fail_before_anything_changes() {
+    let d = Dir::new("ports");
+    let ns = Netns::new();
+    ns.sh("ip link set lo up");
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: pub
+services:
+  web:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; mkdir -p /www; echo published > /www/index.html; httpd -f -p 80 -h /www & wait"]
+    ports: ["8080:80", "127.0.0.1:8081:80"]
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: 10.92.0.0/24
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let via_lo = ns.sh("wget -qO- http://127.0.0.1:8080/index.html");
+    assert_eq!(via_lo, "published\n");
+    let via_lo_only = ns.sh("wget -qO- http://127.0.0.1:8081/index.html");
+    assert_eq!(via_lo_only, "published\n");
+    let via_gateway = ns.sh("wget -qO- http://10.92.0.1:8080/index.html");
+    assert_eq!(via_gateway, "published\n");
+    // Hairpin: a container reaches the web through the host's address.
+    let out = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--network",
+                "pub_default",
+                "localhost/busybox-test",
+                "wget",
+                "-qO-",
+                "http://10.92.0.1:8080/index.html",
+            ],
+        )
+        .ok();
+    assert_eq!(out, "published\n");
+
+    // A second project wanting the same port fails naming port and service,
+    // and creates nothing.
+    let other = Dir::new("ports2");
+    other.write(
+        "compose.yaml",
+        "name: clash\nservices:\n  taker:\n    image: localhost/busybox-test:latest\n    command: [sleep, '100']\n    ports: ['8080:80']\n",
+    );
+    let err = ns.berth(&other, &root, &["up", "-d"]).fails();
+    assert!(
+        err.contains("service taker cannot publish port 8080") && err.contains("already allocated"),
+        "{err}"
+    );
+    assert_eq!(
+        ns.berth(&other, &root, &["ps", "-a"]).ok().lines().count(),
+        1,
+        "no container created"
+    );
+    assert_eq!(
+        ns.berth(&d, &root, &["network", "ls", "-q"]).ok(),
+        "pub_default\n",
+        "no network created"
+    );
+
+    ns.berth(&d, &root, &["down"]).ok();
+    let rules = ns.sh("nft list ruleset");
+    assert!(!rules.contains("dnat"), "{rules}");
+    assert_ne!(
+        ns.sh("wget -qO- http://127.0.0.1:8080/ >/dev/null 2>&1; echo $?")
+            .trim(),
+        "0",
+        "the port is closed after down"
+    );
+}

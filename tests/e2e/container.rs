@@ -19,9 +19,16 @@ pub fn busybox_root(d: &Dir) -> String {
     }
     b.append_path_with_name("/bin/busybox", "bin/busybox")
         .unwrap();
-    for applet in [
-        "sh", "echo", "id", "cat", "grep", "touch", "ls", "true", "hostname", "sleep",
-    ] {
+    let list = std::process::Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    let applets: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| *a != "busybox")
+        .map(String::from)
+        .collect();
+    for applet in &applets {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);

@@ -62,6 +62,21 @@ pub struct RunRequest {
     /// The configuration the container was created from, recorded so a
     /// later plan can say what changed.
     pub config: Option<serde_json::Value>,
+    /// Ports to publish on the host.
+    pub ports: Vec<PortBinding>,
+}
+
+/// A port to publish: `[host_ip:][host_port:]container_port[/protocol]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    /// Host address (empty: all).
+    pub host_ip: String,
+    /// Host port (`None`: any free one).
+    pub host_port: Option<u16>,
+    /// The container's port.
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
 }
 
 /// berth's record of a container.
@@ -126,6 +141,9 @@ pub struct ContainerRecord {
     /// The configuration it was created from (Compose service config).
     #[serde(default)]
     pub config: Option<serde_json::Value>,
+    /// Ports it publishes.
+    #[serde(default)]
+    pub ports: Vec<PortBinding>,
 }
 
 fn random_id() -> Result<String> {
@@ -310,6 +328,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             networks: req.networks.clone(),
             labels: req.labels.clone(),
             config: req.config.clone(),
+            ports: req.ports.clone(),
             anonymous_volumes: anonymous.clone(),
             layers: layers.clone(),
             ..ContainerRecord::default()
