@@ -79,6 +79,9 @@ pub enum Command {
     /// The supervisor of one detached container (started by berth itself)
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
+    /// The embedded DNS server of the networks (started by berth itself)
+    #[command(name = "__dns", hide = true)]
+    Dns(DnsArgs),
 }
 
 /// `berth network …`
@@ -136,6 +139,10 @@ pub struct NetworkNamesArgs {
     #[arg(required = true)]
     pub names: Vec<String>,
 }
+
+/// `berth __dns`: no arguments.
+#[derive(Debug, Args)]
+pub struct DnsArgs {}
 
 /// `berth __shim`
 #[derive(Debug, Args)]
@@ -255,6 +262,9 @@ pub struct ContainerRunArgs {
     /// Set metadata on the container (`key=value`)
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Extra names other containers find this one by on its networks
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub aliases: Vec<String>,
     /// Networks to join (repeatable; the first one is the default route)
     #[arg(long = "network", visible_alias = "net", value_name = "NETWORK")]
     pub networks: Vec<String>,

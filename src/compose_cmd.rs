@@ -209,9 +209,26 @@ impl HostRuntime<'_> {
             } else {
                 svc.restart.clone()
             },
-            networks,
+            networks: networks.clone(),
             labels: d.labels.clone(),
             config: Some(d.config.clone()),
+            dns: match networks.first() {
+                Some(n) => vec![self.networks.inspect(n).map_err(err)?.gateway],
+                None => Vec::new(),
+            }
+            .into_iter()
+            .chain(svc.dns.iter().cloned())
+            .collect(),
+            dns_names: {
+                let mut names = vec![d.service.clone()];
+                if !svc.hostname.is_empty() {
+                    names.push(svc.hostname.clone());
+                }
+                for n in svc.networks.values().flatten() {
+                    names.extend(n.aliases.iter().cloned());
+                }
+                names
+            },
             ports: svc
                 .ports
                 .iter()
@@ -274,7 +291,8 @@ impl Runtime for HostRuntime<'_> {
                     .and_then(|m| m.parse().ok()),
             })
             .map(|_| ())
-            .map_err(err)
+            .map_err(err)?;
+        crate::container_cmd::ensure_dns(self.global).map_err(|e| format!("{e:#}"))
     }
 
     fn remove_network(&mut self, name: &str) -> Result<(), String> {

@@ -97,13 +97,48 @@ pub fn parse_publish(specs: &[String]) -> anyhow::Result<Vec<PortBinding>> {
     Ok(out)
 }
 
+/// Starts the embedded DNS server of this network namespace's networks,
+/// unless it runs already.
+pub fn ensure_dns(global: &Global) -> anyhow::Result<()> {
+    let pid_file = global.root.join("networks").join("dns.pid");
+    if let Ok(pid) = std::fs::read_to_string(&pid_file)
+        && let Ok(cmd) = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+        && String::from_utf8_lossy(&cmd).contains("__dns")
+    {
+        // Running, in this network namespace?
+        let mine = std::fs::read_link("/proc/self/ns/net").ok();
+        let theirs = std::fs::read_link(format!("/proc/{}/ns/net", pid.trim())).ok();
+        if mine == theirs {
+            return Ok(());
+        }
+    }
+    let exe = std::env::current_exe().context("finding the berth executable")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root")
+        .arg(&global.root)
+        .arg("__dns")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn().context("starting the DNS server")?;
+    std::fs::write(&pid_file, child.id().to_string())
+        .with_context(|| format!("writing {}", pid_file.display()))?;
+    // Reaped by init once we exit.
+    std::mem::forget(child);
+    Ok(())
+}
+
 impl Network for NetplaneHook {
     fn connect(&mut self, record: &ContainerRecord, pid: i32) -> berth_engine::Result<()> {
         let conflict = |e: String| berth_engine::Error::Conflict(e);
+        let mut names = vec![record.name.clone()];
+        names.extend(record.dns_names.iter().cloned());
+        names.push(record.id[..12].to_string());
         for (i, n) in record.networks.iter().enumerate() {
             let att = self
                 .nets
-                .connect(n, &record.id, pid, &format!("eth{i}"), i == 0)
+                .connect(n, &record.id, pid, &format!("eth{i}"), i == 0, &names)
                 .map_err(|e| conflict(format!("network {n}: {e}")))?;
             if i == 0 && !record.ports.is_empty() {
                 let reqs = record
@@ -216,6 +251,8 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             .collect(),
         config: None,
         ports: parse_publish(&a.publish)?,
+        dns: Vec::new(),
+        dns_names: a.aliases.clone(),
     })
 }
 
@@ -276,9 +313,15 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             let images = ImageStore::open(root)
                 .with_context(|| format!("opening the image store in {}", root.display()))?;
             let req = request(a)?;
+            let mut req = req;
             let mut net = NetplaneHook::open(root)?;
             for n in &req.networks {
                 net.nets.inspect(n)?;
+            }
+            if let Some(first) = req.networks.first() {
+                // Names resolve through the embedded DNS server on the gateway.
+                req.dns = vec![net.nets.inspect(first)?.gateway];
+                ensure_dns(global)?;
             }
             // A taken host port is an error before anything changes.
             let reqs = req

@@ -36,6 +36,10 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),
         cli::Command::Shim(args) => container_cmd::shim(&cli.global, args),
+        cli::Command::Dns(_) => {
+            berth_netplane::dns::serve(&cli.global.root)?;
+            Ok(ExitCode::SUCCESS)
+        }
         cli::Command::Network(cmd) => network_cmd::run(&cli.global, cmd),
         cli::Command::Version(args) => {
             if args.short {

@@ -50,6 +50,7 @@ pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
                 bridge: opts.get("com.docker.network.bridge.name").cloned(),
                 mtu,
             })?;
+            crate::container_cmd::ensure_dns(global)?;
             writeln!(out, "{}", rec.id)?;
         }
         NetworkCommand::Ls(a) => {

@@ -32,11 +32,19 @@ pub struct Attachment {
 impl Networks {
     /// Leases an address for `container` on `network` (`ip` if given and
     /// free). A container keeps its lease until [`Networks::release`].
-    pub fn lease(&self, network: &str, container: &str, ip: Option<Ipv4Addr>) -> Result<Ipv4Addr> {
+    pub fn lease(
+        &self,
+        network: &str,
+        container: &str,
+        ip: Option<Ipv4Addr>,
+        names: &[String],
+    ) -> Result<Ipv4Addr> {
         let _lock = self.lock()?;
         let mut rec = self.inspect(network)?;
-        if let Some(existing) = rec.leases.get(container) {
-            return Ok(*existing);
+        rec.names.insert(container.to_string(), names.to_vec());
+        if let Some(existing) = rec.leases.get(container).copied() {
+            self.save(&rec)?;
+            return Ok(existing);
         }
         let subnet: Subnet = rec.subnet.parse().map_err(Error::Invalid)?;
         let gateway: Ipv4Addr = rec
@@ -83,7 +91,9 @@ impl Networks {
         let Ok(mut rec) = self.inspect(network) else {
             return Ok(());
         };
-        if rec.leases.remove(container).is_some() {
+        let had_lease = rec.leases.remove(container).is_some();
+        let had_names = rec.names.remove(container).is_some();
+        if had_lease || had_names {
             self.save(&rec)?;
         }
         Ok(())
@@ -99,9 +109,10 @@ impl Networks {
         pid: i32,
         ifname: &str,
         default_route: bool,
+        names: &[String],
     ) -> Result<Attachment> {
         let rec = self.inspect(network)?;
-        let ip = self.lease(network, container, None)?;
+        let ip = self.lease(network, container, None, names)?;
         let subnet: Subnet = rec.subnet.parse().map_err(Error::Invalid)?;
         let gateway: Ipv4Addr = rec
             .gateway

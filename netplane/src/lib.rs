@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod attach;
+pub mod dns;
 pub mod error;
 pub mod firewall;
 pub mod ipam;

@@ -62,6 +62,9 @@ pub struct NetworkRecord {
     /// Addresses leased to containers, by container id.
     #[serde(rename = "Leases", default)]
     pub leases: BTreeMap<String, Ipv4Addr>,
+    /// The DNS names of each leased container (name, service, aliases).
+    #[serde(rename = "Names", default)]
+    pub names: BTreeMap<String, Vec<String>>,
 }
 
 /// The networks of one state root.
@@ -277,6 +280,7 @@ impl Networks {
             internal: req.internal,
             labels: req.labels.clone(),
             leases: BTreeMap::new(),
+            names: BTreeMap::new(),
         };
         self.save(&record)?;
         let made = link::with_netlink(async |h| {

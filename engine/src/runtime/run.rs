@@ -64,6 +64,10 @@ pub struct RunRequest {
     pub config: Option<serde_json::Value>,
     /// Ports to publish on the host.
     pub ports: Vec<PortBinding>,
+    /// Name servers for the container's resolv.conf (default: the host's).
+    pub dns: Vec<String>,
+    /// Names other containers find it by (service name, aliases).
+    pub dns_names: Vec<String>,
 }
 
 /// A port to publish: `[host_ip:][host_port:]container_port[/protocol]`.
@@ -144,6 +148,9 @@ pub struct ContainerRecord {
     /// Ports it publishes.
     #[serde(default)]
     pub ports: Vec<PortBinding>,
+    /// Names other containers find it by.
+    #[serde(default)]
+    pub dns_names: Vec<String>,
 }
 
 fn random_id() -> Result<String> {
@@ -281,7 +288,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
                 .as_bytes(),
         )?;
-        write_atomic(&dir.join("resolv.conf"), resolv_conf().as_bytes())?;
+        write_atomic(&dir.join("resolv.conf"), resolv_conf(&req.dns).as_bytes())?;
         let mut binds = vec![
             Bind {
                 source: dir.join("resolv.conf"),
@@ -329,6 +336,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             labels: req.labels.clone(),
             config: req.config.clone(),
             ports: req.ports.clone(),
+            dns_names: req.dns_names.clone(),
             anonymous_volumes: anonymous.clone(),
             layers: layers.clone(),
             ..ContainerRecord::default()
@@ -352,15 +360,18 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
 /// The host's resolver configuration without loopback name servers (which
 /// mean nothing inside a container), Docker's public fallback when none is
 /// left.
-fn resolv_conf() -> String {
+fn resolv_conf(servers_override: &[String]) -> String {
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut out = String::new();
-    let mut servers = 0;
+    for s in servers_override {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    let mut servers = servers_override.len();
     for line in host.lines() {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("nameserver"), Some(ip)) => {
-                if ip.starts_with("127.") || ip == "::1" {
+                if ip.starts_with("127.") || ip == "::1" || !servers_override.is_empty() {
                     continue;
                 }
                 servers += 1;

@@ -1,0 +1,247 @@
+//! The embedded DNS server: `berth __dns`, one single-threaded process that
+//! runs while some network exists. It listens on each network's gateway
+//! address only (never on host-wide addresses), answers containers of that
+//! network with the names of the containers on *that* network (service
+//! names with every replica, container names, aliases), and forwards every
+//! other name to the host's resolvers. Queries from outside a network's
+//! subnet are refused. Records are re-read as soon as the network records
+//! change, so names follow containers as they come and go.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record, RecordType};
+use rustix::event::{PollFd, PollFlags, poll};
+
+use crate::ipam::Subnet;
+use crate::store::{NetworkRecord, Networks};
+
+/// The names of one network: lower-case name → addresses.
+pub type Zone = BTreeMap<String, Vec<Ipv4Addr>>;
+
+/// The zone of a network, from its leases and their names.
+pub fn zone(net: &NetworkRecord) -> Zone {
+    let mut z: Zone = BTreeMap::new();
+    for (container, ip) in &net.leases {
+        for name in net.names.get(container).into_iter().flatten() {
+            let e = z.entry(name.to_ascii_lowercase()).or_default();
+            if !e.contains(ip) {
+                e.push(*ip);
+            }
+        }
+    }
+    for ips in z.values_mut() {
+        ips.sort();
+    }
+    z
+}
+
+/// The answer to `query` from `zone`, or `None` when the name is not ours
+/// (to be forwarded).
+pub fn answer(query: &Message, zone: &Zone) -> Option<Message> {
+    let q = query.queries.first()?;
+    let name = q
+        .name()
+        .to_ascii()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let ips = zone.get(&name)?;
+    let mut resp = Message::response(query.metadata.id, OpCode::Query);
+    resp.metadata.recursion_desired = query.metadata.recursion_desired;
+    resp.metadata.recursion_available = true;
+    resp.metadata.authoritative = true;
+    resp.add_query(q.clone());
+    if q.query_type() == RecordType::A || q.query_type() == RecordType::ANY {
+        for ip in ips {
+            resp.add_answer(Record::from_rdata(q.name().clone(), 0, RData::A(A(*ip))));
+        }
+    }
+    // AAAA and other types of our names: no data, but the name exists.
+    Some(resp)
+}
+
+/// Host resolvers from resolv.conf text, loopback ones left out (they mean
+/// nothing here, and would loop back to us).
+pub fn upstreams(resolv_conf: &str) -> Vec<SocketAddr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver")).then(|| w.next()).flatten()
+        })
+        .filter_map(|ip| ip.parse::<IpAddr>().ok())
+        .filter(|ip| !ip.is_loopback())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+fn forward(query: &[u8], id: u16, upstreams: &[SocketAddr]) -> Vec<u8> {
+    for up in upstreams {
+        let bind: SocketAddr = if up.is_ipv4() {
+            "0.0.0.0:0"
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let Ok(sock) = UdpSocket::bind(bind) else {
+            continue;
+        };
+        let _ = sock.set_read_timeout(Some(Duration::from_secs(2)));
+        if sock.send_to(query, up).is_err() {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        if let Ok((n, from)) = sock.recv_from(&mut buf)
+            && from == *up
+        {
+            return buf[..n].to_vec();
+        }
+    }
+    Message::error_msg(id, OpCode::Query, ResponseCode::ServFail)
+        .to_vec()
+        .unwrap_or_default()
+}
+
+/// One listening socket and the network it serves.
+struct Listener {
+    sock: UdpSocket,
+    subnet: Subnet,
+    network: String,
+}
+
+fn stamp(dir: &Path) -> Option<SystemTime> {
+    let mut latest = std::fs::metadata(dir).ok()?.modified().ok()?;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        if let Ok(m) = e.metadata().and_then(|m| m.modified())
+            && m > latest
+        {
+            latest = m;
+        }
+    }
+    Some(latest)
+}
+
+/// Serves until no network is left. Runs in the network namespace of the
+/// bridges it serves.
+pub fn serve(root: &Path) -> crate::Result<()> {
+    let nets = Networks::open(root)?;
+    let dir = root.join("networks");
+    let upstream = upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let mut listeners: Vec<Listener> = Vec::new();
+    let mut zones: BTreeMap<String, Zone> = BTreeMap::new();
+    let mut seen: Option<SystemTime> = None;
+    loop {
+        let now = stamp(&dir);
+        if now != seen || listeners.is_empty() {
+            seen = now;
+            let records = nets.list()?;
+            if records.is_empty() {
+                return Ok(());
+            }
+            zones = records.iter().map(|r| (r.name.clone(), zone(r))).collect();
+            listeners.retain(|l| records.iter().any(|r| r.name == l.network));
+            for r in &records {
+                if listeners.iter().any(|l| l.network == r.name) {
+                    continue;
+                }
+                let (Ok(gw), Ok(subnet)) =
+                    (r.gateway.parse::<Ipv4Addr>(), r.subnet.parse::<Subnet>())
+                else {
+                    continue;
+                };
+                if let Ok(sock) = UdpSocket::bind(SocketAddr::new(IpAddr::V4(gw), 53)) {
+                    listeners.push(Listener {
+                        sock,
+                        subnet,
+                        network: r.name.clone(),
+                    });
+                }
+            }
+        }
+        let mut fds: Vec<PollFd<'_>> = listeners
+            .iter()
+            .map(|l| PollFd::new(&l.sock, PollFlags::IN))
+            .collect();
+        let tick = rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        };
+        match poll(&mut fds, Some(&tick)) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(e) if e == rustix::io::Errno::INTR => continue,
+            Err(e) => return Err(crate::Error::Netlink(format!("poll: {e}"))),
+        }
+        let ready: Vec<usize> = fds
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.revents().is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        drop(fds);
+        for i in ready {
+            let l = &listeners[i];
+            let mut buf = [0u8; 4096];
+            let Ok((n, from)) = l.sock.recv_from(&mut buf) else {
+                continue;
+            };
+            // Only containers of this network get answers.
+            let IpAddr::V4(src) = from.ip() else { continue };
+            if !l.subnet.contains(src) {
+                continue;
+            }
+            let Ok(query) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            if query.metadata.message_type != MessageType::Query {
+                continue;
+            }
+            let empty = Zone::new();
+            let zone = zones.get(&l.network).unwrap_or(&empty);
+            let reply = match answer(&query, zone) {
+                Some(m) => m.to_vec().unwrap_or_default(),
+                None => forward(&buf[..n], query.metadata.id, &upstream),
+            };
+            let _ = l.sock.send_to(&reply, from);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+    use std::str::FromStr;
+
+    fn query(name: &str, t: RecordType) -> Message {
+        let mut m = Message::query();
+        m.metadata.id = 7;
+        m.add_query(Query::query(Name::from_str(name).unwrap(), t));
+        m
+    }
+
+    #[test]
+    fn answers_names_of_the_network_and_leaves_the_rest() {
+        let mut z = Zone::new();
+        z.insert(
+            "api".into(),
+            vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)],
+        );
+        let r = answer(&query("API.", RecordType::A), &z).unwrap();
+        assert_eq!(r.metadata.id, 7);
+        assert_eq!(r.answers.len(), 2, "every replica");
+        let r = answer(&query("api.", RecordType::AAAA), &z).unwrap();
+        assert!(r.answers.is_empty());
+        assert!(answer(&query("example.com.", RecordType::A), &z).is_none());
+        assert_eq!(
+            upstreams("nameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch x\n"),
+            vec!["10.0.0.1:53".parse::<SocketAddr>().unwrap()]
+        );
+    }
+}
