@@ -7,6 +7,7 @@ mod compat;
 mod compose;
 mod config;
 mod container;
+mod examples;
 mod image;
 mod network;
 mod sandbox;

@@ -86,7 +86,37 @@ impl Dir {
 }
 
 impl Drop for Dir {
+    /// Cleans up even after a failed test: containers started under the
+    /// sandbox's state root are killed, their roots unmounted and their
+    /// cgroups removed before the directory goes.
     fn drop(&mut self) {
+        let containers = self.path.join("state/containers");
+        if let Ok(entries) = std::fs::read_dir(&containers) {
+            for e in entries.flatten() {
+                let Ok(text) = std::fs::read_to_string(e.path().join("container.json")) else {
+                    continue;
+                };
+                let rec: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                for key in ["shim_pid", "pid"] {
+                    if let Some(pid) = rec[key]
+                        .as_i64()
+                        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+                    {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    }
+                }
+                let merged = e.path().join("fs/merged");
+                let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+                if let Some(id) = rec["id"].as_str() {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    if let Ok(cgroups) = std::fs::read_dir("/sys/fs/cgroup") {
+                        for c in cgroups.flatten() {
+                            let _ = std::fs::remove_dir(c.path().join("berth").join(id));
+                        }
+                    }
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
