@@ -3,6 +3,7 @@
 //! The binary parses the command line, loads the project through
 //! `berth-spec` and prints results; it owns no logic of its own.
 
+mod args;
 mod cli;
 mod compose_cmd;
 mod config_cmd;

@@ -1,6 +1,5 @@
 //! `berth network …`: bridge networks from the command line.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -8,17 +7,6 @@ use anyhow::{Context, bail};
 use berth_netplane::{NetworkRequest, Networks};
 
 use crate::cli::{Global, NetworkCommand};
-
-fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for kv in items {
-        let Some((k, v)) = kv.split_once('=') else {
-            bail!("invalid {what} {kv:?}: expected key=value");
-        };
-        out.insert(k.to_string(), v.to_string());
-    }
-    Ok(out)
-}
 
 /// Runs one `berth network` command.
 pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
@@ -33,7 +21,7 @@ pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
                     a.driver
                 );
             }
-            let opts = key_values(&a.opts, "option")?;
+            let opts = crate::args::key_values(&a.opts, "option")?;
             let mtu = opts
                 .get("com.docker.network.driver.mtu")
                 .map(|m| {
@@ -46,7 +34,7 @@ pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
                 subnet: a.subnet.clone(),
                 gateway: a.gateway.clone(),
                 internal: a.internal,
-                labels: key_values(&a.labels, "label")?,
+                labels: crate::args::key_values(&a.labels, "label")?,
                 bridge: opts.get("com.docker.network.bridge.name").cloned(),
                 mtu,
             })?;

@@ -1,24 +1,12 @@
 //! `berth volume …`: named volumes from the command line.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use berth_engine::volume::VolumeStore;
 
 use crate::cli::{Global, VolumeCommand};
-
-fn key_values(items: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for kv in items {
-        let Some((k, v)) = kv.split_once('=') else {
-            bail!("invalid {what} {kv:?}: expected key=value");
-        };
-        out.insert(k.to_string(), v.to_string());
-    }
-    Ok(out)
-}
 
 /// Runs one `berth volume` command. No containers exist yet, so no volume
 /// is in use.
@@ -32,8 +20,8 @@ pub fn run(global: &Global, cmd: &VolumeCommand) -> anyhow::Result<ExitCode> {
             let v = store.create(
                 &a.name,
                 &a.driver,
-                key_values(&a.opts, "option")?,
-                key_values(&a.labels, "label")?,
+                crate::args::key_values(&a.opts, "option")?,
+                crate::args::key_values(&a.labels, "label")?,
             )?;
             writeln!(out, "{}", v.name)?;
         }

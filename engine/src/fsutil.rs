@@ -42,3 +42,30 @@ pub fn private_dir(dir: &Path) -> Result<()> {
         .create(dir)
         .map_err(|e| Error::io(dir, e))
 }
+
+/// Creates `name` in the directory `dir` as a new regular file (never
+/// following a symlink, never reusing an existing file), mode 0600 until
+/// the caller sets the real one.
+pub fn create_new_at(
+    dir: &impl std::os::fd::AsFd,
+    name: &str,
+) -> rustix::io::Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map(std::fs::File::from)
+}
+
+/// 64 random hex characters (container and volume ids).
+pub fn random_id() -> Result<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::io("/dev/urandom", e))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}

@@ -377,18 +377,8 @@ impl Unpacker<'_> {
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 self.clear(&parent, leaf, false)?;
-                let fd = rustix::fs::openat(
-                    &parent,
-                    leaf,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| reject(&shown, &format!("creating the file: {e}")))?;
-                let mut file = std::fs::File::from(fd);
+                let mut file = crate::fsutil::create_new_at(&parent, leaf)
+                    .map_err(|e| reject(&shown, &format!("creating the file: {e}")))?;
                 io::copy(&mut entry, &mut file)
                     .map_err(|e| reject(&shown, &format!("writing the file: {e}")))?;
                 self.metadata(file.as_fd(), &shown, owner, mode, &xattrs)?;

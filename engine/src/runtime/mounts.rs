@@ -5,7 +5,6 @@
 //! root, never follows links, and never opens devices or FIFOs.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -90,14 +89,6 @@ pub fn parse(spec: &str) -> Result<MountRequest> {
     })
 }
 
-fn random_name() -> Result<String> {
-    let mut buf = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| Error::io("/dev/urandom", e))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// What preparing the mounts produced.
 #[derive(Debug, Default)]
 pub struct Prepared {
@@ -149,7 +140,7 @@ pub fn prepare(
                         (n.clone(), fresh)
                     }
                     None => {
-                        let n = random_name()?;
+                        let n = crate::fsutil::random_id()?;
                         let mut labels = BTreeMap::new();
                         labels.insert("com.docker.volume.anonymous".to_string(), String::new());
                         volumes.create(&n, "local", BTreeMap::new(), labels)?;
@@ -263,19 +254,8 @@ fn copy_dir(src: &OwnedFd, dst: &OwnedFd, shown: &Path, depth: usize) -> Result<
                     Mode::empty(),
                 )
                 .map_err(io)?;
-                let d = rustix::fs::openat(
-                    dst,
-                    name.as_str(),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(io)?;
+                let mut df = crate::fsutil::create_new_at(dst, name.as_str()).map_err(io)?;
                 let mut sf = std::fs::File::from(s);
-                let mut df = std::fs::File::from(d);
                 std::io::copy(&mut sf, &mut df).map_err(|e| Error::io(shown, e))?;
                 rustix::fs::fchown(&df, owner.0, owner.1).map_err(io)?;
                 rustix::fs::fchmod(&df, mode).map_err(io)?;

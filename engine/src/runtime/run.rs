@@ -14,7 +14,6 @@
 //! containers/<id>/container-json.log       logs of detached containers
 //! ```
 
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -153,14 +152,6 @@ pub struct ContainerRecord {
     pub dns_names: Vec<String>,
 }
 
-fn random_id() -> Result<String> {
-    let mut buf = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| Error::io("/dev/urandom", e))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Seconds since the epoch.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
@@ -255,7 +246,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     let image = images.resolve(&req.image)?;
     let config = images.config(&image)?;
     let layers = images.layers(&image)?;
-    let id = random_id()?;
+    let id = crate::fsutil::random_id()?;
     let name = req.name.clone().unwrap_or_else(|| id[..12].to_string());
     if !valid_name(&name) {
         return Err(Error::Conflict(format!("invalid container name {name:?}")));
