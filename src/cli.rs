@@ -60,6 +60,16 @@ pub enum Command {
     Down(DownArgs),
     /// List the project's containers
     Ps(PsArgs),
+    /// Show the output of the project's containers
+    Logs(ComposeLogsArgs),
+    /// Start the project's stopped containers
+    Start(ServicesArgs),
+    /// Stop the project's containers (dependents first)
+    Stop(ServicesArgs),
+    /// Restart the project's containers
+    Restart(ServicesArgs),
+    /// Send a signal to the project's containers
+    Kill(ComposeKillArgs),
     /// Parse, resolve and render the compose file in canonical format
     Config(ConfigArgs),
     /// Show the berth version
@@ -542,6 +552,42 @@ pub struct DownArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `berth logs`
+#[derive(Debug, Args)]
+pub struct ComposeLogsArgs {
+    /// Follow the output until the containers exit
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only the last N lines of each container
+    #[arg(short = 'n', long)]
+    pub tail: Option<usize>,
+    /// Don't prefix lines with the container's name
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+/// Commands that take service names.
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+/// `berth kill`
+#[derive(Debug, Args)]
+pub struct ComposeKillArgs {
+    /// The signal (name or number)
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    /// Services (default: all)
+    pub services: Vec<String>,
 }
 
 /// `berth ps`

@@ -22,7 +22,9 @@ use berth_planner::{
 use berth_reconciler::Runtime;
 use berth_spec::Project;
 
-use crate::cli::{DownArgs, Global, PsArgs, UpArgs};
+use crate::cli::{
+    ComposeKillArgs, ComposeLogsArgs, DownArgs, Global, PsArgs, ServicesArgs, UpArgs,
+};
 use crate::config_cmd::load_options;
 
 fn load(global: &Global) -> anyhow::Result<Project> {
@@ -502,6 +504,162 @@ pub fn ps(global: &Global, a: &PsArgs) -> anyhow::Result<ExitCode> {
             let svc = r.labels.get(labels::SERVICE).cloned().unwrap_or_default();
             writeln!(out, "{:<28}{:<32}{:<14}{}", r.name, r.image, svc, status)?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The project's containers of `services` (all when empty), in dependency
+/// order: (directory, record).
+fn project_containers(
+    global: &Global,
+    project: &Project,
+    services: &[String],
+) -> anyhow::Result<Vec<(PathBuf, run::ContainerRecord)>> {
+    for s in services {
+        if !project.services.contains_key(s) {
+            anyhow::bail!("no such service: {s}");
+        }
+    }
+    let order = project.services_in_dependency_order();
+    let mut recs: Vec<_> = list_records(&global.root)
+        .into_iter()
+        .filter(|(_, r)| r.labels.get(labels::PROJECT) == Some(&project.name))
+        .filter(|(_, r)| {
+            let svc = r
+                .labels
+                .get(labels::SERVICE)
+                .map(String::as_str)
+                .unwrap_or("");
+            services.is_empty() || services.iter().any(|s| s == svc)
+        })
+        .collect();
+    recs.sort_by_key(|(_, r)| {
+        let svc = r
+            .labels
+            .get(labels::SERVICE)
+            .map(String::as_str)
+            .unwrap_or("");
+        (
+            order.iter().position(|s| *s == svc).unwrap_or(usize::MAX),
+            r.name.clone(),
+        )
+    });
+    Ok(recs)
+}
+
+/// `berth start`.
+pub fn start(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    for (_, r) in project_containers(global, &project, &a.services)? {
+        if shim::live_status(&r) != "running" {
+            crate::container_cmd::start_supervisor(global, &r.id)?;
+            eprintln!(" ✔ container {} Started", r.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth stop`: dependents first, each with its service's stop signal and
+/// grace period.
+pub fn stop(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let mut recs = project_containers(global, &project, &a.services)?;
+    recs.reverse();
+    for (_, r) in recs {
+        if shim::live_status(&r) != "running" {
+            continue;
+        }
+        let svc = r
+            .labels
+            .get(labels::SERVICE)
+            .and_then(|s| project.services.get(s));
+        let grace = svc
+            .and_then(|s| s.stop_grace_period)
+            .map_or(Duration::from_secs(10), |d| d.to_std());
+        let signal = match svc
+            .map(|s| s.stop_signal.as_str())
+            .filter(|s| !s.is_empty())
+        {
+            Some(s) => crate::container_cmd::signal(s)?,
+            None => rustix::process::Signal::TERM,
+        };
+        shim::stop(&global.root, &r.name, signal, grace)?;
+        eprintln!(" ✔ container {} Stopped", r.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth kill`.
+pub fn kill(global: &Global, a: &ComposeKillArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let sig = crate::container_cmd::signal(&a.signal)?;
+    for (_, r) in project_containers(global, &project, &a.services)? {
+        if shim::live_status(&r) == "running" {
+            shim::kill(&global.root, &r.name, sig)?;
+            eprintln!(" ✔ container {} Killed", r.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth logs`: every container's output, prefixed `name  | `.
+pub fn logs(global: &Global, a: &ComposeLogsArgs) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, Seek};
+    let project = load(global)?;
+    let recs = project_containers(global, &project, &a.services)?;
+    let width = recs.iter().map(|(_, r)| r.name.len()).max().unwrap_or(0);
+    let mut offsets: Vec<u64> = vec![0; recs.len()];
+    let mut first = true;
+    let mut out = std::io::stdout().lock();
+    loop {
+        for (i, (dir, r)) in recs.iter().enumerate() {
+            let Ok(f) = std::fs::File::open(dir.join("container-json.log")) else {
+                continue;
+            };
+            let mut f = std::io::BufReader::new(f);
+            f.seek(std::io::SeekFrom::Start(offsets[i]))?;
+            let mut lines = Vec::new();
+            let mut buf = String::new();
+            while f.read_line(&mut buf)? > 0 {
+                if !buf.ends_with('\n') {
+                    break;
+                }
+                offsets[i] += buf.len() as u64;
+                lines.push(std::mem::take(&mut buf));
+            }
+            if first && let Some(n) = a.tail {
+                let skip = lines.len().saturating_sub(n);
+                lines.drain(..skip);
+            }
+            for l in lines {
+                let v: serde_json::Value = serde_json::from_str(&l).unwrap_or_default();
+                let mut line = String::new();
+                if !a.no_log_prefix {
+                    line.push_str(&format!("{:<width$}  | ", r.name));
+                }
+                if a.timestamps {
+                    line.push_str(v["time"].as_str().unwrap_or_default());
+                    line.push(' ');
+                }
+                line.push_str(v["log"].as_str().unwrap_or_default());
+                if !line.ends_with('\n') {
+                    line.push('\n');
+                }
+                out.write_all(line.as_bytes())?;
+            }
+        }
+        out.flush()?;
+        first = false;
+        if !a.follow {
+            break;
+        }
+        let running = recs.iter().any(|(dir, _)| {
+            run::load_record(dir).is_ok_and(|r| shim::live_status(&r) == "running")
+        });
+        if !running {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     Ok(ExitCode::SUCCESS)
 }

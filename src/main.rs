@@ -33,6 +33,14 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Up(args) => compose_cmd::up(&cli.global, args),
         cli::Command::Down(args) => compose_cmd::down(&cli.global, args),
         cli::Command::Ps(args) => compose_cmd::ps(&cli.global, args),
+        cli::Command::Logs(args) => compose_cmd::logs(&cli.global, args),
+        cli::Command::Start(args) => compose_cmd::start(&cli.global, args),
+        cli::Command::Stop(args) => compose_cmd::stop(&cli.global, args),
+        cli::Command::Restart(args) => {
+            compose_cmd::stop(&cli.global, args)?;
+            compose_cmd::start(&cli.global, args)
+        }
+        cli::Command::Kill(args) => compose_cmd::kill(&cli.global, args),
         cli::Command::Image(cmd) => image_cmd::run(&cli.global, cmd),
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),

@@ -87,6 +87,27 @@ fn up_is_level_triggered_recreates_what_changed_and_down_leaves_nothing() {
     assert!(!plan.contains("e2e-store-1"), "{plan}");
     ns.berth(&d, &root, &["up", "-d"]).ok();
 
+    // Project-wide logs, stop and start.
+    let logs = ns.berth(&d, &root, &["logs", "web"]).ok();
+    assert!(
+        logs.lines().all(|l| l.starts_with("e2e-web-1  | ")),
+        "{logs}"
+    );
+    ns.berth(&d, &root, &["stop"]).ok();
+    assert_eq!(
+        ns.berth(&d, &root, &["ps"]).ok().lines().count(),
+        1,
+        "nothing running"
+    );
+    ns.berth(&d, &root, &["start", "store"]).ok();
+    let ps = ns.berth(&d, &root, &["ps"]).ok();
+    assert!(
+        ps.contains("e2e-store-1") && !ps.contains("e2e-web-1"),
+        "{ps}"
+    );
+    let err = ns.berth(&d, &root, &["start", "nosuch"]).fails();
+    assert!(err.contains("no such service: nosuch"), "{err}");
+
     // down keeps the named volume; its data survives the next up; down -v removes it.
     ns.berth(&d, &root, &["down"]).ok();
     assert_eq!(
@@ -117,7 +138,8 @@ fn up_is_level_triggered_recreates_what_changed_and_down_leaves_nothing() {
             ],
         )
         .ok();
-    assert_eq!(boots.trim(), "2", "the volume kept the first run's data");
+    // Booted by the first up, by `start store`, and by this up.
+    assert_eq!(boots.trim(), "3", "the volume kept the earlier runs' data");
     ns.berth(&d, &root, &["down", "-v"]).ok();
     assert_eq!(ns.berth(&d, &root, &["volume", "ls", "-q"]).ok(), "");
     assert_eq!(ns.berth(&d, &root, &["network", "ls", "-q"]).ok(), "");
