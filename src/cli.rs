@@ -70,6 +70,8 @@ pub enum Command {
     Restart(ServicesArgs),
     /// Send a signal to the project's containers
     Kill(ComposeKillArgs),
+    /// Run a command in a service's running container
+    Exec(ComposeExecArgs),
     /// Parse, resolve and render the compose file in canonical format
     Config(ConfigArgs),
     /// Show the berth version
@@ -184,6 +186,27 @@ pub enum ContainerCommand {
     Inspect(ContainerNamesArgs),
     /// Wait for containers to exit and print their exit codes
     Wait(ContainerNamesArgs),
+    /// Run a command in a running container
+    Exec(ContainerExecArgs),
+}
+
+/// `berth container exec`
+#[derive(Debug, Args)]
+pub struct ContainerExecArgs {
+    /// Set an environment variable (`KEY=VALUE`)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// User (name or uid, optionally `:group`)
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// The container
+    pub name: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
 }
 
 /// `berth container ls`
@@ -578,6 +601,28 @@ pub struct ComposeLogsArgs {
 pub struct ServicesArgs {
     /// Services (default: all)
     pub services: Vec<String>,
+}
+
+/// `berth exec`
+#[derive(Debug, Args)]
+pub struct ComposeExecArgs {
+    /// Set an environment variable (`KEY=VALUE`)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// User (name or uid, optionally `:group`)
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Which replica of the service
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// The service
+    pub service: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
 }
 
 /// `berth kill`

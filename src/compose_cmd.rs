@@ -23,7 +23,8 @@ use berth_reconciler::Runtime;
 use berth_spec::Project;
 
 use crate::cli::{
-    ComposeKillArgs, ComposeLogsArgs, DownArgs, Global, PsArgs, ServicesArgs, UpArgs,
+    ComposeExecArgs, ComposeKillArgs, ComposeLogsArgs, DownArgs, Global, PsArgs, ServicesArgs,
+    UpArgs,
 };
 use crate::config_cmd::load_options;
 
@@ -662,4 +663,26 @@ pub fn logs(global: &Global, a: &ComposeLogsArgs) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `berth exec`: a command in a service's replica.
+pub fn exec(global: &Global, a: &ComposeExecArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let recs = project_containers(global, &project, std::slice::from_ref(&a.service))?;
+    let want = a.index.to_string();
+    let (_, r) = recs
+        .iter()
+        .find(|(_, r)| r.labels.get(labels::NUMBER) == Some(&want))
+        .with_context(|| format!("service {} has no container number {}", a.service, a.index))?;
+    let code = berth_engine::runtime::exec::exec(
+        &global.root,
+        &r.name,
+        &berth_engine::runtime::exec::ExecRequest {
+            args: a.command.clone(),
+            env: a.env.clone(),
+            workdir: a.workdir.clone(),
+            user: a.user.clone(),
+        },
+    )?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }

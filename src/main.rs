@@ -41,6 +41,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             compose_cmd::start(&cli.global, args)
         }
         cli::Command::Kill(args) => compose_cmd::kill(&cli.global, args),
+        cli::Command::Exec(args) => compose_cmd::exec(&cli.global, args),
         cli::Command::Image(cmd) => image_cmd::run(&cli.global, cmd),
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),

@@ -71,6 +71,19 @@ fn up_is_level_triggered_recreates_what_changed_and_down_leaves_nothing() {
         )
         .ok();
     assert_eq!(out, "hello\n");
+    // exec runs in the service's container: its environment, its network.
+    let out = ns
+        .berth(
+            &d,
+            &root,
+            &["exec", "web", "sh", "-c", "echo $GREETING; hostname"],
+        )
+        .ok();
+    assert!(out.starts_with("hello\n"), "{out}");
+    let err = ns
+        .berth(&d, &root, &["exec", "--index", "2", "web", "true"])
+        .fails();
+    assert!(err.contains("no container number 2"), "{err}");
 
     // A changed service is recreated with its reason; the other is left alone.
     d.write(

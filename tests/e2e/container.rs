@@ -706,3 +706,56 @@ fn a_killed_supervisor_leaves_nothing_that_rm_cannot_clean() {
     assert!(leaked.is_empty(), "cgroups left: {leaked:?}");
     assert_eq!(mounts_under(&root), 0);
 }
+
+#[test]
+fn exec_joins_a_running_container_as_the_asked_user_and_passes_its_exit_code() {
+    let d = Dir::new("exec");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let run = |args: &[&str]| d.berth_with(args, &env, None);
+    run(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "host",
+        "localhost/busybox-test",
+        "sh",
+        "-c",
+        "echo secret >/tmp/s; sleep 1000",
+    ])
+    .ok();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Same mount namespace: the file written by the container's init.
+    assert_eq!(
+        run(&["container", "exec", "host", "cat", "/tmp/s"]).ok(),
+        "secret\n"
+    );
+    // Same pid namespace: the container's init is pid 1.
+    let ps = run(&["container", "exec", "host", "cat", "/proc/1/cmdline"]).ok();
+    assert!(ps.starts_with("sleep"), "{ps:?}");
+    let out = run(&[
+        "container",
+        "exec",
+        "-u",
+        "nobody",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=1",
+        "host",
+        "sh",
+        "-c",
+        "id -u; pwd; echo $X",
+    ])
+    .ok();
+    assert_eq!(out, "65534\n/tmp\n1\n");
+    let code = run(&["container", "exec", "host", "sh", "-c", "exit 7"]);
+    assert_eq!(code.0.status.code(), Some(7));
+    let err = run(&["container", "exec", "host", "no-such-binary"]).fails();
+    assert!(err.contains("no-such-binary"), "{err}");
+    run(&["container", "stop", "-t", "1", "host"]).ok();
+    let err = run(&["container", "exec", "host", "true"]).fails();
+    assert!(err.contains("not running"), "{err}");
+    run(&["container", "rm", "host"]).ok();
+}

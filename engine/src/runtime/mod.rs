@@ -6,6 +6,7 @@
 //! per-container supervisor, detached containers, logs and the rest of the
 //! lifecycle follow.
 
+pub mod exec;
 pub mod mounts;
 pub mod run;
 pub mod shim;
