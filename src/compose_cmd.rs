@@ -27,6 +27,7 @@ use crate::cli::{
     UpArgs,
 };
 use crate::config_cmd::load_options;
+use crate::project_lock::ProjectLock;
 
 fn load(global: &Global) -> anyhow::Result<Project> {
     let opts = load_options(global, &[])?;
@@ -440,6 +441,7 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let desired = DesiredState::from_project(&project, &scale);
+    let lock = ProjectLock::acquire(&global.root, &project.name)?;
     let observed = observe(&global.root, &project.name)?;
     let opts = UpOptions {
         force_recreate: a.force_recreate,
@@ -454,18 +456,61 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     execute(global, &project, &desired, &plan)?;
-    if !a.detach {
-        eprintln!(
-            "the project runs in the background (attaching to its output comes later): `berth container logs NAME`, `berth down`"
-        );
+    // Attaching may last for days: other commands on the project must not wait.
+    drop(lock);
+    if a.detach || a.no_start {
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(ExitCode::SUCCESS)
+    attach(global, &project)
+}
+
+/// Foreground `up`: the services' output until they all exit; Ctrl-C (or
+/// SIGTERM) stops the project gracefully, a second one kills it.
+fn attach(global: &Global, project: &Project) -> anyhow::Result<ExitCode> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let recs = project_containers(global, project, &[])?;
+    let mut follow = Follow::new(recs, FollowStyle::default());
+    let mut out = std::io::stdout().lock();
+    std::thread::scope(|scope| {
+        let mut stopper: Option<std::thread::ScopedJoinHandle<anyhow::Result<()>>> = None;
+        loop {
+            follow.pump(&mut out)?;
+            for _ in signals.pending() {
+                if stopper.is_none() {
+                    eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+                    stopper = Some(scope.spawn(|| stop_services(global, project, &[])));
+                } else {
+                    for (_, r) in project_containers(global, project, &[])? {
+                        if shim::live_status(&r) == "running" {
+                            shim::kill(&global.root, &r.name, rustix::process::Signal::KILL)?;
+                            eprintln!(" ✔ container {} Killed", r.name);
+                        }
+                    }
+                }
+            }
+            if stopper.as_ref().is_some_and(|t| t.is_finished()) {
+                follow.pump(&mut out)?;
+                if let Some(t) = stopper.take() {
+                    t.join()
+                        .map_err(|_| anyhow::anyhow!("stopping the project panicked"))??;
+                }
+                return Ok(ExitCode::from(130));
+            }
+            if stopper.is_none() && !follow.any_running() {
+                follow.pump(&mut out)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
 }
 
 /// `berth down`.
 pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
     let desired = DesiredState::from_project(&project, &BTreeMap::new());
+    let lock = ProjectLock::acquire(&global.root, &project.name)?;
     let observed = observe(&global.root, &project.name)?;
     let plan = plan_down(
         &desired,
@@ -480,6 +525,7 @@ pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     execute(global, &project, &desired, &plan)?;
+    lock.remove();
     Ok(ExitCode::SUCCESS)
 }
 
@@ -551,6 +597,7 @@ fn project_containers(
 /// `berth start`.
 pub fn start(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
+    let _lock = ProjectLock::acquire(&global.root, &project.name)?;
     for (_, r) in project_containers(global, &project, &a.services)? {
         if shim::live_status(&r) != "running" {
             crate::container_cmd::start_supervisor(global, &r.id)?;
@@ -564,7 +611,13 @@ pub fn start(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
 /// grace period.
 pub fn stop(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
-    let mut recs = project_containers(global, &project, &a.services)?;
+    stop_services(global, &project, &a.services)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stop_services(global: &Global, project: &Project, services: &[String]) -> anyhow::Result<()> {
+    let _lock = ProjectLock::acquire(&global.root, &project.name)?;
+    let mut recs = project_containers(global, project, services)?;
     recs.reverse();
     for (_, r) in recs {
         if shim::live_status(&r) != "running" {
@@ -587,7 +640,7 @@ pub fn stop(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
         shim::stop(&global.root, &r.name, signal, grace)?;
         eprintln!(" ✔ container {} Stopped", r.name);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `berth kill`.
@@ -605,40 +658,98 @@ pub fn kill(global: &Global, a: &ComposeKillArgs) -> anyhow::Result<ExitCode> {
 
 /// `berth logs`: every container's output, prefixed `name  | `.
 pub fn logs(global: &Global, a: &ComposeLogsArgs) -> anyhow::Result<ExitCode> {
-    use std::io::{BufRead, Seek};
     let project = load(global)?;
     let recs = project_containers(global, &project, &a.services)?;
-    let width = recs.iter().map(|(_, r)| r.name.len()).max().unwrap_or(0);
-    let mut offsets: Vec<u64> = vec![0; recs.len()];
-    let mut first = true;
+    let mut follow = Follow::new(
+        recs,
+        FollowStyle {
+            tail: a.tail,
+            timestamps: a.timestamps,
+            prefix: !a.no_log_prefix,
+        },
+    );
     let mut out = std::io::stdout().lock();
     loop {
-        for (i, (dir, r)) in recs.iter().enumerate() {
+        follow.pump(&mut out)?;
+        if !a.follow || !follow.any_running() {
+            follow.pump(&mut out)?;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How followed lines are written.
+struct FollowStyle {
+    tail: Option<usize>,
+    timestamps: bool,
+    prefix: bool,
+}
+
+impl Default for FollowStyle {
+    fn default() -> Self {
+        FollowStyle {
+            tail: None,
+            timestamps: false,
+            prefix: true,
+        }
+    }
+}
+
+/// Reads the containers' json-file logs from where it last stopped.
+struct Follow {
+    recs: Vec<(PathBuf, run::ContainerRecord)>,
+    offsets: Vec<u64>,
+    style: FollowStyle,
+    width: usize,
+    first: bool,
+}
+
+impl Follow {
+    fn new(recs: Vec<(PathBuf, run::ContainerRecord)>, style: FollowStyle) -> Follow {
+        let width = recs.iter().map(|(_, r)| r.name.len()).max().unwrap_or(0);
+        Follow {
+            offsets: vec![0; recs.len()],
+            recs,
+            style,
+            width,
+            first: true,
+        }
+    }
+
+    /// Writes every complete line added since the last call.
+    fn pump(&mut self, out: &mut impl Write) -> anyhow::Result<()> {
+        use std::io::{BufRead, Seek};
+        let width = self.width;
+        for (i, (dir, r)) in self.recs.iter().enumerate() {
             let Ok(f) = std::fs::File::open(dir.join("container-json.log")) else {
                 continue;
             };
             let mut f = std::io::BufReader::new(f);
-            f.seek(std::io::SeekFrom::Start(offsets[i]))?;
+            f.seek(std::io::SeekFrom::Start(self.offsets[i]))?;
             let mut lines = Vec::new();
             let mut buf = String::new();
             while f.read_line(&mut buf)? > 0 {
                 if !buf.ends_with('\n') {
                     break;
                 }
-                offsets[i] += buf.len() as u64;
+                self.offsets[i] += buf.len() as u64;
                 lines.push(std::mem::take(&mut buf));
             }
-            if first && let Some(n) = a.tail {
+            if self.first
+                && let Some(n) = self.style.tail
+            {
                 let skip = lines.len().saturating_sub(n);
                 lines.drain(..skip);
             }
             for l in lines {
                 let v: serde_json::Value = serde_json::from_str(&l).unwrap_or_default();
                 let mut line = String::new();
-                if !a.no_log_prefix {
+                if self.style.prefix {
                     line.push_str(&format!("{:<width$}  | ", r.name));
                 }
-                if a.timestamps {
+                if self.style.timestamps {
                     line.push_str(v["time"].as_str().unwrap_or_default());
                     line.push(' ');
                 }
@@ -650,19 +761,15 @@ pub fn logs(global: &Global, a: &ComposeLogsArgs) -> anyhow::Result<ExitCode> {
             }
         }
         out.flush()?;
-        first = false;
-        if !a.follow {
-            break;
-        }
-        let running = recs.iter().any(|(dir, _)| {
-            run::load_record(dir).is_ok_and(|r| shim::live_status(&r) == "running")
-        });
-        if !running {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        self.first = false;
+        Ok(())
     }
-    Ok(ExitCode::SUCCESS)
+
+    fn any_running(&self) -> bool {
+        self.recs
+            .iter()
+            .any(|(dir, _)| run::load_record(dir).is_ok_and(|r| shim::live_status(&r) == "running"))
+    }
 }
 
 /// `berth exec`: a command in a service's replica.

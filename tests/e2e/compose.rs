@@ -242,3 +242,74 @@ networks:
         "the port is closed after down"
     );
 }
+
+const FOREGROUND: &str = r#"
+name: fg
+services:
+  stubborn:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'echo bye; exit 0' TERM; echo up; while true; do sleep 0.2; done"]
+  brief:
+    image: localhost/busybox-test:latest
+    command: ["echo", "done"]
+"#;
+
+#[test]
+fn foreground_up_attaches_and_ctrl_c_stops_the_project() {
+    let d = Dir::new("foreground");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write("compose.yaml", FOREGROUND);
+    let child = ns.spawn(&d, &root, &["up"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ns.berth(&d, &root, &["ps"]).ok().contains("running") {
+        assert!(std::time::Instant::now() < deadline, "up never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    for line in [
+        "fg-stubborn-1  | up",
+        "fg-brief-1     | done",
+        "fg-stubborn-1  | bye",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in {stdout}");
+    }
+    let ps = ns.berth(&d, &root, &["ps", "-a"]).ok();
+    assert!(ps.contains("exited (0)") && !ps.contains("running"), "{ps}");
+    ns.berth(&d, &root, &["down"]).ok();
+}
+
+#[test]
+fn concurrent_commands_on_one_project_are_serialised() {
+    let d = Dir::new("lock");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write("compose.yaml", PROJECT);
+    // Unserialised, both would create the same network and containers.
+    let first = ns.spawn(&d, &root, &["up", "-d"]);
+    let second = ns.spawn(&d, &root, &["up", "-d"]);
+    for c in [first, second] {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ps = ns.berth(&d, &root, &["ps", "-q"]).ok();
+    assert_eq!(ps.lines().count(), 2, "{ps}");
+    assert_eq!(
+        ns.berth(&d, &root, &["network", "ls", "-q"]).ok(),
+        "e2e_app\n"
+    );
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+    assert!(
+        !std::path::Path::new(&root).join("locks/e2e.lock").exists(),
+        "down leaves no lock file behind"
+    );
+}

@@ -43,6 +43,20 @@ impl Netns {
         Run(out)
     }
 
+    /// Starts berth in the namespace without waiting; output is piped.
+    pub fn spawn(&self, d: &Dir, root: &str, args: &[&str]) -> std::process::Child {
+        // nsenter with only --net execs berth itself: signals reach berth.
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.0))
+            .args([env!("CARGO_BIN_EXE_berth"), "--root", root])
+            .args(args)
+            .current_dir(d.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start berth in the namespace")
+    }
+
     pub fn sh(&self, cmd: &str) -> String {
         let out = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.0))
