@@ -109,7 +109,8 @@ pub fn ensure_dns(global: &Global) -> anyhow::Result<()> {
         let mine = std::fs::read_link("/proc/self/ns/net").ok();
         let theirs = std::fs::read_link(format!("/proc/{}/ns/net", pid.trim())).ok();
         if mine == theirs {
-            return Ok(());
+            // It notices a new network within a tick.
+            return dns_ready(global);
         }
     }
     let exe = std::env::current_exe().context("finding the berth executable")?;
@@ -126,6 +127,27 @@ pub fn ensure_dns(global: &Global) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", pid_file.display()))?;
     // Reaped by init once we exit.
     std::mem::forget(child);
+    dns_ready(global)
+}
+
+/// Waits until the DNS server listens on every network's gateway, so the
+/// first lookup of a container just started does not go unanswered.
+fn dns_ready(global: &Global) -> anyhow::Result<()> {
+    let gateways: Vec<std::net::Ipv4Addr> = Networks::open(&global.root)?
+        .list()?
+        .iter()
+        .filter_map(|n| n.gateway.parse().ok())
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !gateways
+        .iter()
+        .all(|g| berth_netplane::dns::listening_on(*g))
+    {
+        if std::time::Instant::now() > deadline {
+            bail!("the DNS server did not start listening on the networks' gateways");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     Ok(())
 }
 
@@ -258,6 +280,12 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
 
 /// Starts the supervisor of a prepared container and waits for its report.
 pub fn start_supervisor(global: &Global, id: &str) -> anyhow::Result<i32> {
+    // The DNS server may be gone (a reboot, a killed `up` that created the
+    // network): every start on a network makes sure it answers.
+    let dir = global.root.join("containers").join(id);
+    if run::load_record(&dir).is_ok_and(|r| !r.networks.is_empty()) {
+        ensure_dns(global)?;
+    }
     let (ready_r, ready_w): (OwnedFd, OwnedFd) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("creating a pipe")?;
     let exe = std::env::current_exe().context("finding the berth executable")?;
@@ -281,6 +309,18 @@ pub fn start_supervisor(global: &Global, id: &str) -> anyhow::Result<i32> {
         return Ok(pid.parse().unwrap_or(0));
     }
     let _ = child.wait();
+    if report == shim::ALREADY_SUPERVISED {
+        // Started by an earlier command that was killed: let it finish.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let r = run::load_record(&dir)?;
+            if r.status != "created" {
+                return Ok(r.pid.unwrap_or(0));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("container {id}: its supervisor never started it");
+    }
     bail!(
         "{}",
         report

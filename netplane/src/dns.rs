@@ -126,6 +126,16 @@ fn stamp(dir: &Path) -> Option<SystemTime> {
     Some(latest)
 }
 
+/// Whether some process in this network namespace serves DNS (UDP port 53)
+/// on `gateway`: `/proc/net/udp` lists bound sockets per namespace.
+pub fn listening_on(gateway: Ipv4Addr) -> bool {
+    let want = format!("{:08X}:0035", u32::from_ne_bytes(gateway.octets()));
+    std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
+}
+
 /// Serves until no network is left. Runs in the network namespace of the
 /// bridges it serves.
 pub fn serve(root: &Path) -> crate::Result<()> {
@@ -200,6 +210,17 @@ pub fn serve(root: &Path) -> crate::Result<()> {
             };
             if query.metadata.message_type != MessageType::Query {
                 continue;
+            }
+            // Names registered since the last tick must resolve at once: a
+            // container just started may ask for its peer straight away.
+            let now = stamp(&dir);
+            if now != seen {
+                seen = now;
+                zones = nets
+                    .list()?
+                    .iter()
+                    .map(|r| (r.name.clone(), zone(r)))
+                    .collect();
             }
             let empty = Zone::new();
             let zone = zones.get(&l.network).unwrap_or(&empty);

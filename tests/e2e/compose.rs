@@ -313,3 +313,80 @@ fn concurrent_commands_on_one_project_are_serialised() {
         "down leaves no lock file behind"
     );
 }
+
+/// Kills `berth` (SIGKILL) `delay_ms` after it starts `args`.
+fn killed_after(ns: &Netns, d: &Dir, root: &str, args: &[&str], delay_ms: u64) {
+    let mut child = ns.spawn(d, root, args);
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn up_and_down_killed_at_any_point_converge_when_run_again() {
+    let d = Dir::new("killed");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        &PROJECT.replace("10.91.0.0/24", "10.93.0.0/24"),
+    );
+    for delay in [2, 10, 25, 50, 80, 120, 180, 260, 400] {
+        killed_after(&ns, &d, &root, &["up", "-d"], delay);
+        ns.berth(&d, &root, &["up", "-d"]).ok();
+        let ps = ns.berth(&d, &root, &["ps"]).ok();
+        assert_eq!(
+            ps.lines().filter(|l| l.contains("running")).count(),
+            2,
+            "after up killed at {delay} ms: {ps}"
+        );
+        assert_eq!(
+            ns.berth(&d, &root, &["ps", "-aq"]).ok().lines().count(),
+            2,
+            "no duplicates after up killed at {delay} ms"
+        );
+        let fetched = ns
+            .berth(
+                &d,
+                &root,
+                &[
+                    "container",
+                    "run",
+                    "--rm",
+                    "--network",
+                    "e2e_app",
+                    "localhost/busybox-test",
+                    "wget",
+                    "-qO-",
+                    "http://web:8080/index.html",
+                ],
+            )
+            .ok();
+        assert_eq!(fetched, "hello\n", "after up killed at {delay} ms");
+
+        killed_after(&ns, &d, &root, &["down", "-v"], delay);
+        ns.berth(&d, &root, &["down", "-v"]).ok();
+        let left = [
+            ns.berth(&d, &root, &["ps", "-aq"]).ok(),
+            ns.berth(&d, &root, &["network", "ls", "-q"]).ok(),
+            ns.berth(&d, &root, &["volume", "ls", "-q"]).ok(),
+            ns.sh("ip -o link show type veth; ip -o link show type bridge; nft list tables"),
+        ];
+        assert!(
+            left.iter().all(String::is_empty),
+            "after down killed at {delay} ms, left: {left:?}"
+        );
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(
+            !mounts.contains(&root),
+            "mounts left after down killed at {delay} ms"
+        );
+        let containers = std::fs::read_dir(format!("{root}/containers"))
+            .map(|r| r.count())
+            .unwrap_or(0);
+        assert_eq!(
+            containers, 0,
+            "container dirs left after down killed at {delay} ms"
+        );
+    }
+}

@@ -490,6 +490,7 @@ pub fn execute(
 /// Removes a stopped container: root unmounted, directory and (with
 /// `volumes`) its anonymous volumes removed.
 pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) -> Result<()> {
+    super::shim::wait_supervisor_gone(record, std::time::Duration::from_secs(5));
     // A supervisor that was killed leaves libcontainer's state (and the
     // cgroup) behind: delete it through libcontainer, which kills what is
     // left of the container and removes its cgroup.

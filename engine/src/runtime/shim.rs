@@ -148,6 +148,9 @@ impl RestartPolicy {
     }
 }
 
+/// What a supervisor reports when another one already runs the container.
+pub const ALREADY_SUPERVISED: &str = "already supervised";
+
 /// The supervisor's body: runs container `id` of `root` to its end,
 /// reporting readiness on `ready`. Returns the process exit code.
 pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run::Network) -> i32 {
@@ -158,6 +161,30 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
         }
     };
     let dir = containers_dir(root).join(id);
+    // One supervisor per container, for its whole life: a second one (from
+    // an `up` rerun after the first was killed mid-start) would reset the
+    // runtime state under the first.
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("supervisor.lock"));
+    let _lock = match lock {
+        Ok(f)
+            if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_ok() =>
+        {
+            f
+        }
+        Ok(_) => {
+            report(&mut ready, ALREADY_SUPERVISED);
+            return 0;
+        }
+        Err(e) => {
+            report(&mut ready, &format!("error: {}: {e}", dir.display()));
+            return 1;
+        }
+    };
     let result = (|| -> Result<i32> {
         let record = load_record(&dir)?;
         let fs = ContainerFs::create(&dir.join("fs"))?;
@@ -402,6 +429,26 @@ pub fn supervisor_alive(record: &super::run::ContainerRecord) -> bool {
         let text = String::from_utf8_lossy(&c);
         text.contains("__shim") && text.contains(&record.id)
     })
+}
+
+/// Waits for the supervisor to finish its own clean-up after the exit it
+/// recorded, killing it after `timeout`: removing the container's directory
+/// under a live supervisor would race with its last writes.
+pub fn wait_supervisor_gone(record: &super::run::ContainerRecord, timeout: Duration) {
+    if record.shim_pid == Some(rustix::process::getpid().as_raw_nonzero().get()) {
+        return;
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    while supervisor_alive(record) {
+        if std::time::Instant::now() > deadline {
+            if let Some(pid) = record.shim_pid.and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// `kill`: a signal, nothing else.
