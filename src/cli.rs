@@ -286,6 +286,27 @@ pub struct ContainerRunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Command to run to check health (run by `/bin/sh -c`)
+    #[arg(long)]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (e.g. `30s`, `1m30s`)
+    #[arg(long)]
+    pub health_interval: Option<String>,
+    /// Longest a health check may run
+    #[arg(long)]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make the container unhealthy
+    #[arg(long, default_value_t = 0)]
+    pub health_retries: u64,
+    /// Grace period after start in which failures do not count
+    #[arg(long)]
+    pub health_start_period: Option<String>,
+    /// Time between health checks during the start period
+    #[arg(long)]
+    pub health_start_interval: Option<String>,
+    /// Disable any healthcheck, including the image's
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// Run in the background under a supervisor and print the container id
     #[arg(short, long)]
     pub detach: bool,

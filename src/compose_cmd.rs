@@ -28,6 +28,7 @@ use crate::cli::{
 };
 use crate::config_cmd::load_options;
 use crate::project_lock::ProjectLock;
+use berth_engine::runtime::health::HealthConfig;
 
 fn load(global: &Global) -> anyhow::Result<Project> {
     let opts = load_options(global, &[])?;
@@ -233,6 +234,23 @@ impl HostRuntime<'_> {
                 }
                 names
             },
+            health: svc.healthcheck.as_ref().and_then(|h| {
+                let d = |v: Option<berth_spec::units::Duration>| {
+                    v.map_or(Duration::ZERO, |d| d.to_std())
+                };
+                HealthConfig::new(
+                    &h.test,
+                    d(h.interval),
+                    d(h.timeout),
+                    h.retries.unwrap_or(0),
+                    d(h.start_period),
+                    d(h.start_interval),
+                )
+            }),
+            no_healthcheck: svc
+                .healthcheck
+                .as_ref()
+                .is_some_and(|h| h.disable || h.test.first().is_some_and(|t| t == "NONE")),
             ports: svc
                 .ports
                 .iter()
@@ -278,7 +296,8 @@ impl Runtime for HostRuntime<'_> {
         l.insert(labels::NETWORK.into(), key.to_string());
         l.insert(labels::CONFIG_HASH.into(), d.hash.clone());
         let pool = net.ipam.config.first();
-        self.networks
+        let rec = self
+            .networks
             .create(&NetworkRequest {
                 name: d.name.clone(),
                 subnet: pool.map(|p| p.subnet.clone()).filter(|s| !s.is_empty()),
@@ -294,9 +313,9 @@ impl Runtime for HostRuntime<'_> {
                     .get("com.docker.network.driver.mtu")
                     .and_then(|m| m.parse().ok()),
             })
-            .map(|_| ())
             .map_err(err)?;
-        crate::container_cmd::ensure_dns(self.global).map_err(|e| format!("{e:#}"))
+        crate::container_cmd::ensure_dns(self.global, std::slice::from_ref(&rec.name))
+            .map_err(|e| format!("{e:#}"))
     }
 
     fn remove_network(&mut self, name: &str) -> Result<(), String> {
@@ -332,6 +351,64 @@ impl Runtime for HostRuntime<'_> {
         crate::container_cmd::start_supervisor(self.global, &rec.id)
             .map(|_| ())
             .map_err(|e| format!("{e:#}"))
+    }
+
+    fn wait_for(&mut self, service: &str, condition: &str) -> Result<(), String> {
+        loop {
+            let containers: Vec<_> = list_records(&self.global.root)
+                .into_iter()
+                .filter(|(_, r)| {
+                    r.labels.get(labels::PROJECT) == Some(&self.project.name)
+                        && r.labels.get(labels::SERVICE).map(String::as_str) == Some(service)
+                        && r.labels.get(labels::ONEOFF).map(String::as_str) != Some("True")
+                })
+                .collect();
+            if containers.is_empty() {
+                return Err(format!("service {service} has no container"));
+            }
+            let mut met = true;
+            for (dir, r) in &containers {
+                let status = shim::live_status(r);
+                let running = status == "running";
+                match condition {
+                    "service_healthy" => {
+                        if r.health.is_none() {
+                            return Err(format!(
+                                "container {} has no healthcheck configured",
+                                r.name
+                            ));
+                        }
+                        if !running {
+                            return Err(format!("container {} {status}", r.name));
+                        }
+                        match berth_engine::runtime::health::load(dir).map(|h| h.status) {
+                            Some(h) if h == "healthy" => {}
+                            Some(h) if h == "unhealthy" => {
+                                return Err(format!("container {} is unhealthy", r.name));
+                            }
+                            _ => met = false,
+                        }
+                    }
+                    "service_completed_successfully" => {
+                        // The supervisor records the exit code just after the
+                        // exit: until then the record still says running.
+                        if r.status != "exited" && shim::supervisor_alive(r) {
+                            met = false;
+                        } else if r.exit_code != Some(0) {
+                            return Err(format!(
+                                "service {service} didn't complete successfully: exit {}",
+                                r.exit_code.unwrap_or(255)
+                            ));
+                        }
+                    }
+                    other => return Err(format!("unknown depends_on condition {other}")),
+                }
+            }
+            if met {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn stop_container(&mut self, name: &str, service: &str) -> Result<(), String> {
@@ -423,9 +500,19 @@ fn execute(
         networks: Networks::open(&global.root)?,
     };
     let mut err = std::io::stderr().lock();
-    berth_reconciler::apply(plan, desired, &mut rt, &mut |n| {
-        let _ = writeln!(err, " ✔ {} {}", n.resource, verb(n));
-    })?;
+    let mut warnings = Vec::new();
+    berth_reconciler::apply(
+        plan,
+        desired,
+        &mut rt,
+        &mut |n| {
+            let _ = writeln!(err, " ✔ {} {}", n.resource, verb(n));
+        },
+        &mut |w| warnings.push(w.to_string()),
+    )?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
     Ok(())
 }
 
@@ -540,9 +627,9 @@ pub fn ps(global: &Global, a: &PsArgs) -> anyhow::Result<ExitCode> {
     if !a.quiet {
         writeln!(out, "{:<28}{:<32}{:<14}STATUS", "NAME", "IMAGE", "SERVICE")?;
     }
-    for (_, r) in recs {
-        let status = shim::live_status(&r);
-        if !a.all && status != "running" {
+    for (dir, r) in recs {
+        let status = shim::shown_status(&dir, &r);
+        if !a.all && !status.starts_with("running") {
             continue;
         }
         if a.quiet {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use berth_engine::image::ImageStore;
+use berth_engine::runtime::health::HealthConfig;
 use berth_engine::runtime::run::{self, ContainerRecord, Network, PortBinding, find, list_records};
 use berth_engine::runtime::shim;
 use berth_engine::runtime::spec::ProcessRequest;
@@ -98,8 +99,8 @@ pub fn parse_publish(specs: &[String]) -> anyhow::Result<Vec<PortBinding>> {
 }
 
 /// Starts the embedded DNS server of this network namespace's networks,
-/// unless it runs already.
-pub fn ensure_dns(global: &Global) -> anyhow::Result<()> {
+/// unless it runs already, and waits until it answers on `networks`.
+pub fn ensure_dns(global: &Global, networks: &[String]) -> anyhow::Result<()> {
     let pid_file = global.root.join("networks").join("dns.pid");
     if let Ok(pid) = std::fs::read_to_string(&pid_file)
         && let Ok(cmd) = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
@@ -110,7 +111,7 @@ pub fn ensure_dns(global: &Global) -> anyhow::Result<()> {
         let theirs = std::fs::read_link(format!("/proc/{}/ns/net", pid.trim())).ok();
         if mine == theirs {
             // It notices a new network within a tick.
-            return dns_ready(global);
+            return dns_ready(global, networks);
         }
     }
     let exe = std::env::current_exe().context("finding the berth executable")?;
@@ -127,15 +128,16 @@ pub fn ensure_dns(global: &Global) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", pid_file.display()))?;
     // Reaped by init once we exit.
     std::mem::forget(child);
-    dns_ready(global)
+    dns_ready(global, networks)
 }
 
-/// Waits until the DNS server listens on every network's gateway, so the
+/// Waits until the DNS server listens on the gateways of `networks`, so the
 /// first lookup of a container just started does not go unanswered.
-fn dns_ready(global: &Global) -> anyhow::Result<()> {
-    let gateways: Vec<std::net::Ipv4Addr> = Networks::open(&global.root)?
-        .list()?
+fn dns_ready(global: &Global, networks: &[String]) -> anyhow::Result<()> {
+    let nets = Networks::open(&global.root)?;
+    let gateways: Vec<std::net::Ipv4Addr> = networks
         .iter()
+        .filter_map(|n| nets.inspect(n).ok())
         .filter_map(|n| n.gateway.parse().ok())
         .collect();
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
@@ -275,6 +277,27 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         ports: parse_publish(&a.publish)?,
         dns: Vec::new(),
         dns_names: a.aliases.clone(),
+        health: match &a.health_cmd {
+            Some(cmd) => {
+                let d = |flag: &str, v: &Option<String>| -> anyhow::Result<Duration> {
+                    v.as_deref().map_or(Ok(Duration::ZERO), |s| {
+                        berth_spec::units::Duration::parse(s)
+                            .map(|d| d.to_std())
+                            .with_context(|| format!("--{flag}: invalid duration {s:?}"))
+                    })
+                };
+                HealthConfig::new(
+                    &["CMD-SHELL".into(), cmd.clone()],
+                    d("health-interval", &a.health_interval)?,
+                    d("health-timeout", &a.health_timeout)?,
+                    a.health_retries,
+                    d("health-start-period", &a.health_start_period)?,
+                    d("health-start-interval", &a.health_start_interval)?,
+                )
+            }
+            None => None,
+        },
+        no_healthcheck: a.no_healthcheck,
     })
 }
 
@@ -283,8 +306,10 @@ pub fn start_supervisor(global: &Global, id: &str) -> anyhow::Result<i32> {
     // The DNS server may be gone (a reboot, a killed `up` that created the
     // network): every start on a network makes sure it answers.
     let dir = global.root.join("containers").join(id);
-    if run::load_record(&dir).is_ok_and(|r| !r.networks.is_empty()) {
-        ensure_dns(global)?;
+    if let Ok(r) = run::load_record(&dir)
+        && !r.networks.is_empty()
+    {
+        ensure_dns(global, &r.networks)?;
     }
     let (ready_r, ready_w): (OwnedFd, OwnedFd) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("creating a pipe")?;
@@ -361,7 +386,7 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             if let Some(first) = req.networks.first() {
                 // Names resolve through the embedded DNS server on the gateway.
                 req.dns = vec![net.nets.inspect(first)?.gateway];
-                ensure_dns(global)?;
+                ensure_dns(global, &req.networks)?;
             }
             // A taken host port is an error before anything changes.
             let reqs = req
@@ -398,9 +423,9 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                     "CONTAINER ID", "IMAGE", "COMMAND", "STATUS"
                 )?;
             }
-            for (_, r) in recs.iter().rev() {
-                let status = shim::live_status(r);
-                if !a.all && status != "running" {
+            for (dir, r) in recs.iter().rev() {
+                let status = shim::shown_status(dir, r);
+                if !a.all && !status.starts_with("running") {
                     continue;
                 }
                 if a.quiet {

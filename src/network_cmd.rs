@@ -38,7 +38,7 @@ pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
                 bridge: opts.get("com.docker.network.bridge.name").cloned(),
                 mtu,
             })?;
-            crate::container_cmd::ensure_dns(global)?;
+            crate::container_cmd::ensure_dns(global, std::slice::from_ref(&rec.name))?;
             writeln!(out, "{}", rec.id)?;
         }
         NetworkCommand::Ls(a) => {

@@ -35,7 +35,7 @@ pub struct DesiredVolume {
 }
 
 /// A container the project needs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct DesiredContainer {
     /// `<project>-<service>-<n>` (or the service's `container_name`).
     pub name: String,
@@ -53,10 +53,24 @@ pub struct DesiredContainer {
     pub labels: BTreeMap<String, String>,
     /// Services that must be started first.
     pub depends_on: Vec<String>,
+    /// What each dependency must reach before this container starts, beyond
+    /// being started (`service_healthy`, `service_completed_successfully`).
+    pub conditions: Vec<Condition>,
     /// Networks (by key) it joins.
     pub networks: Vec<String>,
     /// Named volumes (by key) it mounts.
     pub volumes: Vec<String>,
+}
+
+/// A `depends_on` condition to wait for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    /// The service depended on.
+    pub service: String,
+    /// `service_healthy` or `service_completed_successfully`.
+    pub condition: String,
+    /// When false, a dependency that fails only warns.
+    pub required: bool,
 }
 
 /// Everything a project needs.
@@ -136,6 +150,19 @@ impl DesiredState {
                             .keys()
                             .filter(|d| project.services.contains_key(*d))
                             .cloned()
+                            .collect(),
+                        conditions: svc
+                            .depends_on
+                            .iter()
+                            .filter(|(d, dep)| {
+                                project.services.contains_key(*d)
+                                    && !matches!(dep.condition.as_str(), "" | "service_started")
+                            })
+                            .map(|(d, dep)| Condition {
+                                service: d.clone(),
+                                condition: dep.condition.clone(),
+                                required: dep.required,
+                            })
                             .collect(),
                         networks: svc.networks.keys().cloned().collect(),
                         volumes: svc

@@ -14,7 +14,7 @@ pub mod observed;
 pub mod plan;
 mod reason;
 
-pub use desired::{DesiredContainer, DesiredNetwork, DesiredState, DesiredVolume};
+pub use desired::{Condition, DesiredContainer, DesiredNetwork, DesiredState, DesiredVolume};
 pub use diff::{DownOptions, PullPolicy, UpOptions, plan_down, plan_up};
 pub use observed::{
     ContainerState, ObservedContainer, ObservedNetwork, ObservedState, ObservedVolume,

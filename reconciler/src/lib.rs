@@ -30,6 +30,10 @@ pub trait Runtime {
     fn create_container(&mut self, name: &str, desired: &DesiredState) -> Result<(), String>;
     /// Starts a container.
     fn start_container(&mut self, name: &str) -> Result<(), String>;
+    /// Waits until every container of `service` meets `condition`
+    /// (`service_healthy`, `service_completed_successfully`); an error says
+    /// why it never will.
+    fn wait_for(&mut self, service: &str, condition: &str) -> Result<(), String>;
     /// Stops a container (its service's stop signal and grace period).
     fn stop_container(&mut self, name: &str, service: &str) -> Result<(), String>;
     /// Removes a stopped container.
@@ -57,12 +61,38 @@ impl fmt::Display for ReconcileError {
 
 impl std::error::Error for ReconcileError {}
 
-/// Executes `plan`; `progress` hears about every node once it is done.
+/// Waits for the `depends_on` conditions of container `name`. A dependency
+/// marked `required: false` that fails is reported to `warn` and skipped.
+fn wait_for_dependencies(
+    name: &str,
+    desired: &DesiredState,
+    rt: &mut dyn Runtime,
+    warn: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let Some(c) = desired.containers.get(name) else {
+        return Ok(());
+    };
+    for cond in &c.conditions {
+        match rt.wait_for(&cond.service, &cond.condition) {
+            Ok(()) => {}
+            Err(e) if !cond.required => warn(&format!(
+                "optional dependency {} of {name} failed: {e}",
+                cond.service
+            )),
+            Err(e) => return Err(format!("dependency failed to start: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Executes `plan`; `progress` hears about every node once it is done,
+/// `warn` about what failed without failing the run.
 pub fn apply(
     plan: &Plan,
     desired: &DesiredState,
     rt: &mut dyn Runtime,
     progress: &mut dyn FnMut(&PlanNode),
+    warn: &mut dyn FnMut(&str),
 ) -> Result<(), ReconcileError> {
     for node in &plan.nodes {
         let result = match (&node.resource, node.op) {
@@ -74,7 +104,10 @@ pub fn apply(
             (Resource::Container { name, .. }, Op::CreateContainer) => {
                 rt.create_container(name, desired)
             }
-            (Resource::Container { name, .. }, Op::StartContainer) => rt.start_container(name),
+            (Resource::Container { name, .. }, Op::StartContainer) => {
+                wait_for_dependencies(name, desired, rt, warn)
+                    .and_then(|()| rt.start_container(name))
+            }
             (Resource::Container { name, service, .. }, Op::StopContainer) => {
                 rt.stop_container(name, service)
             }
@@ -134,6 +167,9 @@ mod tests {
         fn start_container(&mut self, name: &str) -> Result<(), String> {
             self.call(format!("start {name}"))
         }
+        fn wait_for(&mut self, service: &str, condition: &str) -> Result<(), String> {
+            self.call(format!("wait {service} {condition}"))
+        }
         fn stop_container(&mut self, name: &str, _: &str) -> Result<(), String> {
             self.call(format!("stop {name}"))
         }
@@ -167,9 +203,13 @@ mod tests {
     fn nodes_run_in_order_and_a_failure_names_its_node() {
         let mut rt = Recorder::default();
         let mut done = Vec::new();
-        apply(&plan(), &DesiredState::default(), &mut rt, &mut |n| {
-            done.push(n.id)
-        })
+        apply(
+            &plan(),
+            &DesiredState::default(),
+            &mut rt,
+            &mut |n| done.push(n.id),
+            &mut |_| {},
+        )
         .unwrap();
         assert_eq!(
             rt.calls,
@@ -181,11 +221,69 @@ mod tests {
             fail_on: Some("create demo-web-1".into()),
             ..Recorder::default()
         };
-        let err = apply(&plan(), &DesiredState::default(), &mut rt, &mut |_| {}).unwrap_err();
+        let err = apply(
+            &plan(),
+            &DesiredState::default(),
+            &mut rt,
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "CreateContainer container demo-web-1: boom"
         );
         assert_eq!(rt.calls, ["net+ default"]);
+    }
+
+    #[test]
+    fn a_start_waits_for_its_conditions_and_optional_ones_only_warn() {
+        use berth_planner::{Condition, DesiredContainer};
+        let mut desired = DesiredState::default();
+        desired.containers.insert(
+            "demo-web-1".into(),
+            DesiredContainer {
+                conditions: vec![
+                    Condition {
+                        service: "db".into(),
+                        condition: "service_healthy".into(),
+                        required: true,
+                    },
+                    Condition {
+                        service: "cache".into(),
+                        condition: "service_healthy".into(),
+                        required: false,
+                    },
+                ],
+                ..DesiredContainer::default()
+            },
+        );
+        let mut rt = Recorder {
+            fail_on: Some("wait cache service_healthy".into()),
+            ..Recorder::default()
+        };
+        let mut warnings = Vec::new();
+        apply(&plan(), &desired, &mut rt, &mut |_| {}, &mut |w| {
+            warnings.push(w.to_string())
+        })
+        .unwrap();
+        assert_eq!(
+            rt.calls[2..],
+            ["wait db service_healthy", "start demo-web-1"]
+        );
+        assert_eq!(
+            warnings,
+            ["optional dependency cache of demo-web-1 failed: boom"]
+        );
+
+        let mut rt = Recorder {
+            fail_on: Some("wait db service_healthy".into()),
+            ..Recorder::default()
+        };
+        let err = apply(&plan(), &desired, &mut rt, &mut |_| {}, &mut |_| {}).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "StartContainer container demo-web-1: dependency failed to start: boom"
+        );
     }
 }

@@ -57,3 +57,65 @@ fn quickstart_answers_by_service_name_and_keeps_its_count_across_down_and_up() {
     assert_eq!(ns.sh("ip -o link show type bridge"), "");
     assert_eq!(ns.sh("nft list tables"), "");
 }
+
+#[test]
+fn healthy_deps_start_the_app_after_a_healthy_db_and_a_finished_migration() {
+    let d = Dir::new("healthy-deps");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/healthy-deps/compose.yaml");
+    let text = std::fs::read_to_string(example).unwrap().replace(
+        "localhost/berth-busybox:latest",
+        "localhost/busybox-test:latest",
+    );
+    d.write("compose.yaml", &text);
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let ps = ns.berth(&d, &root, &["ps", "-a"]).ok();
+    let status = |name: &str| {
+        ps.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l[74..].trim().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(status("healthy-deps-db-1"), "running (healthy)", "{ps}");
+    assert_eq!(status("healthy-deps-migrate-1"), "exited (0)", "{ps}");
+    assert_eq!(status("healthy-deps-app-1"), "running", "{ps}");
+    let logs = ns
+        .berth(&d, &root, &["logs", "--no-log-prefix", "app"])
+        .ok();
+    assert_eq!(logs, "app started, schema: schema-v1\n");
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+
+    // A failed migration or an unhealthy database keeps the app from starting.
+    d.write(
+        "compose.yaml",
+        &text.replace("echo schema-v1 > /data/schema", "exit 3"),
+    );
+    let err = ns.berth(&d, &root, &["up", "-d"]).fails();
+    assert!(
+        err.contains(
+            "dependency failed to start: service migrate didn't complete successfully: exit 3"
+        ),
+        "{err}"
+    );
+    let ps = ns.berth(&d, &root, &["ps", "-a"]).ok();
+    assert!(
+        ps.contains("healthy-deps-app-1") && ps.contains("created"),
+        "{ps}"
+    );
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+    d.write(
+        "compose.yaml",
+        &text
+            .replace("test\", \"-f\", \"/tmp/ready\"", "false\"")
+            .replace("start_period: 10s", "retries: 2"),
+    );
+    let err = ns.berth(&d, &root, &["up", "-d"]).fails();
+    assert!(
+        err.contains("dependency failed to start: container healthy-deps-db-1 is unhealthy"),
+        "{err}"
+    );
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+    assert_eq!(ns.berth(&d, &root, &["volume", "ls", "-q"]).ok(), "");
+}

@@ -4,12 +4,13 @@
 //! own root.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 
-use super::run::{find, wait_blocking};
+use super::run::{ContainerRecord, find, wait_blocking};
 use super::user;
 use crate::error::{Error, Result};
 
@@ -29,6 +30,20 @@ pub struct ExecRequest {
 /// Runs `req` in container `name` and returns its exit code.
 pub fn exec(root: &Path, name: &str, req: &ExecRequest) -> Result<i32> {
     let (dir, record) = find(root, name)?;
+    let pid = spawn(&dir, &record, req, None)?;
+    wait_blocking(pid)
+}
+
+/// Starts `req` in the container of `record` (in `dir`) and returns the pid
+/// of the new process, a child of the caller. With `output`, its stdout and
+/// stderr go there; otherwise it inherits the caller's.
+pub fn spawn(
+    dir: &Path,
+    record: &ContainerRecord,
+    req: &ExecRequest,
+    output: Option<OwnedFd>,
+) -> Result<i32> {
+    let name = &record.name;
     if record.status != "running" || record.pid.is_none() {
         return Err(Error::Conflict(format!("container {name} is not running")));
     }
@@ -47,7 +62,14 @@ pub fn exec(root: &Path, name: &str, req: &ExecRequest) -> Result<i32> {
         .collect();
     let mut builder = ContainerBuilder::new(record.id.clone(), SyscallType::Linux)
         .with_root_path(dir.join("state"))
-        .map_err(lc)?
+        .map_err(lc)?;
+    if let Some(out) = output {
+        let err = out
+            .try_clone()
+            .map_err(|e| Error::Conflict(format!("exec in {name}: {e}")))?;
+        builder = builder.with_stdout(out).with_stderr(err);
+    }
+    let mut builder = builder
         .as_tenant()
         .with_container_args(req.args.clone())
         .with_env(env)
@@ -61,5 +83,5 @@ pub fn exec(root: &Path, name: &str, req: &ExecRequest) -> Result<i32> {
             .with_additional_gids(extra);
     }
     let pid = builder.build().map_err(lc)?;
-    wait_blocking(pid.as_raw())
+    Ok(pid.as_raw())
 }

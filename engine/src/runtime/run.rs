@@ -67,6 +67,10 @@ pub struct RunRequest {
     pub dns: Vec<String>,
     /// Names other containers find it by (service name, aliases).
     pub dns_names: Vec<String>,
+    /// The healthcheck (default: the image's).
+    pub health: Option<super::health::HealthConfig>,
+    /// No healthcheck, not even the image's.
+    pub no_healthcheck: bool,
 }
 
 /// A port to publish: `[host_ip:][host_port:]container_port[/protocol]`.
@@ -138,6 +142,9 @@ pub struct ContainerRecord {
     /// Networks it joins.
     #[serde(default)]
     pub networks: Vec<String>,
+    /// Its healthcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::HealthConfig>,
     /// Labels.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
@@ -328,6 +335,13 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             config: req.config.clone(),
             ports: req.ports.clone(),
             dns_names: req.dns_names.clone(),
+            health: if req.no_healthcheck {
+                None
+            } else {
+                req.health
+                    .clone()
+                    .or_else(|| image_healthcheck(config.config.healthcheck.as_ref()))
+            },
             anonymous_volumes: anonymous.clone(),
             layers: layers.clone(),
             ..ContainerRecord::default()
@@ -511,6 +525,25 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
         }
     }
     Ok(())
+}
+
+/// An image's `Healthcheck` (durations in nanoseconds, as Docker stores them).
+fn image_healthcheck(v: Option<&serde_json::Value>) -> Option<super::health::HealthConfig> {
+    let v = v?;
+    let test: Vec<String> = v["Test"]
+        .as_array()?
+        .iter()
+        .filter_map(|t| t.as_str().map(String::from))
+        .collect();
+    let ns = |k: &str| std::time::Duration::from_nanos(v[k].as_u64().unwrap_or(0));
+    super::health::HealthConfig::new(
+        &test,
+        ns("Interval"),
+        ns("Timeout"),
+        v["Retries"].as_u64().unwrap_or(0),
+        ns("StartPeriod"),
+        ns("StartInterval"),
+    )
 }
 
 /// Waits for `pid` (a child of this process) and returns its exit code.

@@ -233,8 +233,16 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                 stderr: Some(err_w),
                 stdin: Some(null),
             };
+            let health_dir = p.dir.clone();
+            let health_cfg = p.record.health.clone();
             let mut waiter = |pid: i32| -> Result<i32> {
                 report(&mut ready, &format!("started {pid}"));
+                // The tenant process of a check needs the record that says
+                // "running", as saved just before this call.
+                let mut checker = health_cfg
+                    .clone()
+                    .map(|cfg| super::health::Checker::new(cfg, &health_dir));
+                let running = load_record(&health_dir)?;
                 let pid =
                     Pid::from_raw(pid).ok_or_else(|| Error::Conflict("invalid pid".into()))?;
                 let pidfd = pidfd_open(pid, PidfdFlags::empty())
@@ -248,7 +256,17 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                     if err_open {
                         fds.push(PollFd::new(&err_r, PollFlags::IN));
                     }
-                    match poll(&mut fds, None) {
+                    if let Some(fd) = checker.as_ref().and_then(|c| c.pidfd()) {
+                        fds.push(PollFd::new(fd, PollFlags::IN));
+                    }
+                    let timeout = checker.as_ref().map(|c| {
+                        let t = c.timeout();
+                        rustix::fs::Timespec {
+                            tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
+                            tv_nsec: i64::from(t.subsec_nanos()),
+                        }
+                    });
+                    match poll(&mut fds, timeout.as_ref()) {
                         Ok(_) => {}
                         Err(e) if e == rustix::io::Errno::INTR => continue,
                         Err(e) => return Err(Error::Conflict(format!("poll: {e}"))),
@@ -261,7 +279,13 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                     if err_open {
                         err_open = pump(&err_r, &mut err_log, &mut log);
                     }
+                    if let Some(c) = checker.as_mut()
+                        && !exited
+                    {
+                        c.tick(&running);
+                    }
                     if exited {
+                        drop(checker.take());
                         let status = rustix::process::waitpid(Some(pid), WaitOptions::empty())
                             .map_err(|e| Error::Conflict(format!("waitpid: {e}")))?
                             .map(|(_, s)| s);
@@ -459,6 +483,20 @@ pub fn kill(root: &Path, name: &str, signal: Signal) -> Result<()> {
     record.stopped_by_user = true;
     save_record(&dir, &record)?;
     pidfd_send_signal(&fd, signal).map_err(|e| Error::Conflict(format!("signalling {name}: {e}")))
+}
+
+/// [`live_status`] with the health of a running container, as `docker ps`
+/// shows it: `running (healthy)`, `running (health: starting)`.
+pub fn shown_status(dir: &Path, record: &super::run::ContainerRecord) -> String {
+    let status = live_status(record);
+    if status != "running" {
+        return status;
+    }
+    match super::health::load(dir) {
+        Some(h) if h.status == "starting" => format!("{status} (health: starting)"),
+        Some(h) => format!("{status} ({})", h.status),
+        None => status,
+    }
 }
 
 /// The container's status as `ps` shows it, checking that a "running"
