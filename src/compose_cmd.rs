@@ -158,13 +158,25 @@ impl HostRuntime<'_> {
                     })
                     .collect()
             }
-            "none" => Vec::new(),
-            other => {
-                return Err(format!(
-                    "service {}: network_mode {other} is not supported yet",
-                    d.service
-                ));
+            _ => Vec::new(),
+        };
+        let network_mode = match svc.network_mode.split_once(':') {
+            Some(("service", target)) => {
+                // Replica 1 of the service, as Docker Compose picks it.
+                let c = desired
+                    .containers
+                    .values()
+                    .filter(|c| c.service == target)
+                    .min_by_key(|c| c.number)
+                    .ok_or_else(|| {
+                        format!(
+                            "service {}: network_mode service:{target}: no container of {target}",
+                            d.service
+                        )
+                    })?;
+                format!("container:{}", c.name)
             }
+            _ => svc.network_mode.clone(),
         };
         let limits = svc
             .deploy
@@ -247,6 +259,7 @@ impl HostRuntime<'_> {
                     d(h.start_interval),
                 )
             }),
+            network_mode,
             no_healthcheck: svc
                 .healthcheck
                 .as_ref()

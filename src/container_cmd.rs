@@ -264,7 +264,18 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             shim::RestartPolicy::validate(&a.restart)?;
             a.restart.clone()
         },
-        networks: a.networks.clone(),
+        networks: a
+            .networks
+            .iter()
+            .filter(|n| !is_network_mode(n))
+            .cloned()
+            .collect(),
+        network_mode: a
+            .networks
+            .iter()
+            .find(|n| is_network_mode(n))
+            .cloned()
+            .unwrap_or_default(),
         labels: a
             .labels
             .iter()
@@ -299,6 +310,11 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         },
         no_healthcheck: a.no_healthcheck,
     })
+}
+
+/// `--network` values that are modes rather than networks.
+fn is_network_mode(n: &str) -> bool {
+    matches!(n, "none" | "host") || n.starts_with("container:")
 }
 
 /// Starts the supervisor of a prepared container and waits for its report.

@@ -119,3 +119,84 @@ fn healthy_deps_start_the_app_after_a_healthy_db_and_a_finished_migration() {
     ns.berth(&d, &root, &["down", "-v"]).ok();
     assert_eq!(ns.berth(&d, &root, &["volume", "ls", "-q"]).ok(), "");
 }
+
+#[test]
+fn joined_network_sidecar_reaches_the_app_over_their_shared_loopback() {
+    let d = Dir::new("joined");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/joined-network/compose.yaml");
+    let text = std::fs::read_to_string(example).unwrap().replace(
+        "localhost/berth-busybox:latest",
+        "localhost/busybox-test:latest",
+    );
+    d.write("compose.yaml", &text);
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = ns
+            .berth(&d, &root, &["logs", "--no-log-prefix", "sidecar"])
+            .ok();
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(logs.starts_with("hello over loopback\n"), "{logs:?}");
+    // One namespace: the same interfaces and addresses on both sides.
+    let addrs = |svc: &str| {
+        ns.berth(&d, &root, &["exec", svc, "ip", "-o", "-4", "addr"])
+            .ok()
+    };
+    assert_eq!(addrs("sidecar"), addrs("app"));
+    // The loopback-only port is not reachable from the project's network.
+    let ip = addrs("app")
+        .lines()
+        .find(|l| l.contains("eth0"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|a| a.split('/').next())
+        .unwrap()
+        .to_string();
+    let out = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--network",
+                "joined-network_default",
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                &format!("wget -qO- http://{ip}:8080/index.html || echo refused"),
+            ],
+        )
+        .ok();
+    assert_eq!(out, "refused\n");
+    ns.berth(&d, &root, &["down"]).ok();
+    assert_eq!(ns.berth(&d, &root, &["ps", "-aq"]).ok(), "");
+
+    // --network host shares the namespace berth runs in.
+    ns.sh("ip link add berth-e2e-dm type bridge");
+    let links = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                "localhost/busybox-test",
+                "ip",
+                "-o",
+                "link",
+            ],
+        )
+        .ok();
+    assert!(links.contains("berth-e2e-dm"), "{links}");
+}

@@ -71,6 +71,9 @@ pub struct RunRequest {
     pub health: Option<super::health::HealthConfig>,
     /// No healthcheck, not even the image's.
     pub no_healthcheck: bool,
+    /// `""` (its own namespace, joined to `networks`), `none`, `host`, or
+    /// `container:NAME` (another container's network namespace).
+    pub network_mode: String,
 }
 
 /// A port to publish: `[host_ip:][host_port:]container_port[/protocol]`.
@@ -145,6 +148,9 @@ pub struct ContainerRecord {
     /// Its healthcheck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<super::health::HealthConfig>,
+    /// As requested, with `container:` followed by the other's id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub network_mode: String,
     /// Labels.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
@@ -263,6 +269,27 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             "the container name {name:?} is already in use"
         )));
     }
+    let host_network = req.network_mode == "host";
+    let joined = match req.network_mode.strip_prefix("container:") {
+        Some(target) => Some(find(root, target).map_err(|_| {
+            Error::Conflict(format!(
+                "network_mode container:{target}: no such container"
+            ))
+        })?),
+        None => None,
+    };
+    if !matches!(req.network_mode.as_str(), "" | "none" | "host" | "bridge") && joined.is_none() {
+        return Err(Error::Conflict(format!(
+            "unsupported network mode {:?} (none, host, bridge or container:NAME)",
+            req.network_mode
+        )));
+    }
+    if (host_network || joined.is_some()) && (!req.networks.is_empty() || !req.ports.is_empty()) {
+        return Err(Error::Conflict(format!(
+            "network mode {} cannot be combined with networks or published ports",
+            req.network_mode
+        )));
+    }
     let dir = containers_dir(root).join(&id);
     private_dir(&dir)?;
     let fs = ContainerFs::create(&dir.join("fs"))?;
@@ -279,27 +306,47 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
         )?;
         let prepared = super::mounts::prepare(&volumes, &req.mounts, &fs.merged)?;
         anonymous = prepared.anonymous.clone();
-        let hostname = req.hostname.clone().unwrap_or_else(|| id[..12].to_string());
-        write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-        write_atomic(
-            &dir.join("hosts"),
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n")
-                .as_bytes(),
-        )?;
-        write_atomic(&dir.join("resolv.conf"), resolv_conf(&req.dns).as_bytes())?;
+        // A container in another's network namespace shares its name files.
+        let net_files = match &joined {
+            Some((target_dir, _)) => target_dir.clone(),
+            None => dir.clone(),
+        };
+        let hostname = match (&joined, &req.hostname) {
+            (_, Some(h)) => h.clone(),
+            (Some((target_dir, _)), None) => std::fs::read_to_string(target_dir.join("hostname"))
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| id[..12].to_string()),
+            (None, None) if host_network => rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+            (None, None) => id[..12].to_string(),
+        };
+        if joined.is_none() {
+            write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
+            let hosts = if host_network {
+                std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+            } else {
+                format!(
+                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+                )
+            };
+            write_atomic(&dir.join("hosts"), hosts.as_bytes())?;
+            write_atomic(&dir.join("resolv.conf"), resolv_conf(&req.dns).as_bytes())?;
+        }
         let mut binds = vec![
             Bind {
-                source: dir.join("resolv.conf"),
+                source: net_files.join("resolv.conf"),
                 target: "/etc/resolv.conf".into(),
                 read_only: false,
             },
             Bind {
-                source: dir.join("hostname"),
+                source: net_files.join("hostname"),
                 target: "/etc/hostname".into(),
                 read_only: false,
             },
             Bind {
-                source: dir.join("hosts"),
+                source: net_files.join("hosts"),
                 target: "/etc/hosts".into(),
                 read_only: false,
             },
@@ -315,6 +362,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             read_only: req.read_only,
             binds: &binds,
             resources: &req.resources,
+            host_network,
         })?;
         let bundle = dir.join("bundle");
         private_dir(&bundle)?;
@@ -335,6 +383,10 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             config: req.config.clone(),
             ports: req.ports.clone(),
             dns_names: req.dns_names.clone(),
+            network_mode: match &joined {
+                Some((_, target)) => format!("container:{}", target.id),
+                None => req.network_mode.clone(),
+            },
             health: if req.no_healthcheck {
                 None
             } else {
@@ -452,6 +504,32 @@ pub fn execute(
         remove_dir(&state)?;
     }
     private_dir(&state)?;
+    if let Some(target) = p.record.network_mode.strip_prefix("container:") {
+        // The other container's init of now: it may have restarted since.
+        // `dir` is `<root>/containers/<id>`.
+        let root = p
+            .dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"));
+        let (_, t) = find(root, target).map_err(|_| {
+            Error::Conflict(format!(
+                "container {name}: the container whose network it joins is gone"
+            ))
+        })?;
+        let pid = t.pid.filter(|_| t.status == "running").ok_or_else(|| {
+            Error::Conflict(format!(
+                "container {name}: the container whose network it joins ({}) is not running",
+                t.name
+            ))
+        })?;
+        let config = p.dir.join("bundle/config.json");
+        let mut oci = oci_spec::runtime::Spec::load(&config)
+            .map_err(|e| Error::Conflict(format!("reading the runtime spec: {e}")))?;
+        spec::join_network(&mut oci, Path::new(&format!("/proc/{pid}/ns/net")))?;
+        oci.save(&config)
+            .map_err(|e| Error::Conflict(format!("writing the runtime spec: {e}")))?;
+    }
     let mut builder = ContainerBuilder::new(p.record.id.clone(), SyscallType::Linux)
         .with_root_path(&state)
         .map_err(lc)?;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
     Capability, LinuxBlockIoBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
-    LinuxPidsBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec,
+    UserBuilder,
 };
 
 use crate::error::{Error, Result};
@@ -176,6 +177,25 @@ pub struct SpecRequest<'a> {
     pub binds: &'a [Bind],
     /// Resource limits.
     pub resources: &'a Resources,
+    /// Share the host's network namespace (`network_mode: host`).
+    pub host_network: bool,
+}
+
+/// Points the spec's network namespace at `path` (another container's, for
+/// `network_mode: container:`/`service:`), so the runtime joins it.
+pub fn join_network(spec: &mut Spec, path: &Path) -> Result<()> {
+    let linux = spec
+        .linux_mut()
+        .as_mut()
+        .ok_or_else(|| Error::Conflict("runtime spec without a linux section".into()))?;
+    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+    for ns in &mut namespaces {
+        if ns.typ() == LinuxNamespaceType::Network {
+            ns.set_path(Some(path.to_path_buf()));
+        }
+    }
+    linux.set_namespaces(Some(namespaces));
+    Ok(())
 }
 
 /// The complete OCI spec for one container.
@@ -326,6 +346,15 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
         }
         linux.set_resources(Some(res));
         linux.set_cgroups_path(Some(PathBuf::from(cgroup)));
+        if r.host_network {
+            let namespaces = linux.namespaces().clone().unwrap_or_default();
+            linux.set_namespaces(Some(
+                namespaces
+                    .into_iter()
+                    .filter(|n| n.typ() != LinuxNamespaceType::Network)
+                    .collect(),
+            ));
+        }
         linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
         linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
     }
