@@ -307,6 +307,9 @@ pub struct ContainerRunArgs {
     /// Disable any healthcheck, including the image's
     #[arg(long)]
     pub no_healthcheck: bool,
+    /// Mount the volumes of another container (`NAME[:ro|:rw]`)
+    #[arg(long = "volumes-from", value_name = "CONTAINER")]
+    pub volumes_from: Vec<String>,
     /// Run in the background under a supervisor and print the container id
     #[arg(short, long)]
     pub detach: bool,

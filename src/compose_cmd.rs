@@ -260,6 +260,34 @@ impl HostRuntime<'_> {
                 )
             }),
             network_mode,
+            volumes_from: svc
+                .volumes_from
+                .iter()
+                .map(|v| {
+                    if let Some(rest) = v.strip_prefix("container:") {
+                        return Ok(rest.to_string());
+                    }
+                    let (service, mode) = match v.split_once(':') {
+                        Some((s, m)) => (s, Some(m)),
+                        None => (v.as_str(), None),
+                    };
+                    let c = desired
+                        .containers
+                        .values()
+                        .filter(|c| c.service == service)
+                        .min_by_key(|c| c.number)
+                        .ok_or_else(|| {
+                            format!(
+                                "service {}: volumes_from {service}: no such service",
+                                d.service
+                            )
+                        })?;
+                    Ok(match mode {
+                        Some(m) => format!("{}:{m}", c.name),
+                        None => c.name.clone(),
+                    })
+                })
+                .collect::<Result<_, String>>()?,
             no_healthcheck: svc
                 .healthcheck
                 .as_ref()

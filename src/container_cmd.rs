@@ -270,6 +270,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             .filter(|n| !is_network_mode(n))
             .cloned()
             .collect(),
+        volumes_from: a.volumes_from.clone(),
         network_mode: a
             .networks
             .iter()

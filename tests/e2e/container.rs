@@ -10,7 +10,7 @@ pub fn busybox_root(d: &Dir) -> String {
         "/bin/busybox is missing: scripts/test installs Debian's busybox-static"
     );
     let mut b = tar::Builder::new(Vec::new());
-    for dir in ["bin", "etc", "tmp", "root", "proc", "sys", "dev"] {
+    for dir in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "www"] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
         h.set_mode(if dir == "tmp" { 0o1777 } else { 0o755 });
@@ -39,7 +39,12 @@ pub fn busybox_root(d: &Dir) -> String {
     let passwd =
         b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
     let group = b"root:x:0:\nnogroup:x:65534:\n";
-    for (name, data) in [("etc/passwd", &passwd[..]), ("etc/group", &group[..])] {
+    let index = b"hello from berth-busybox\n";
+    for (name, data) in [
+        ("etc/passwd", &passwd[..]),
+        ("etc/group", &group[..]),
+        ("www/index.html", &index[..]),
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);

@@ -200,3 +200,50 @@ fn joined_network_sidecar_reaches_the_app_over_their_shared_loopback() {
         .ok();
     assert!(links.contains("berth-e2e-dm"), "{links}");
 }
+
+#[test]
+fn volume_container_shares_its_volumes_packed_and_read_only_where_asked() {
+    let d = Dir::new("volume-container");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/volume-container/compose.yaml");
+    let text = std::fs::read_to_string(example).unwrap().replace(
+        "localhost/berth-busybox:latest",
+        "localhost/busybox-test:latest",
+    );
+    d.write("compose.yaml", &text);
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = ns
+            .berth(&d, &root, &["logs", "--no-log-prefix", "reader"])
+            .ok();
+        if logs.lines().count() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The writer's file through the shared volume; the image's /www through
+    // the data-packed one.
+    assert!(
+        logs.starts_with("written by the writer\nhello from berth-busybox\n"),
+        "{logs:?}"
+    );
+    let err = ns
+        .berth(&d, &root, &["exec", "reader", "touch", "/data/x"])
+        .fails();
+    assert!(err.contains("Read-only file system"), "{err}");
+    ns.berth(&d, &root, &["exec", "writer", "touch", "/data/x"])
+        .ok();
+    assert_eq!(
+        ns.berth(&d, &root, &["volume", "ls", "-q"])
+            .ok()
+            .lines()
+            .count(),
+        2,
+        "the two anonymous volumes of vc_data, shared, not copied"
+    );
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+    assert_eq!(ns.berth(&d, &root, &["volume", "ls", "-q"]).ok(), "");
+}

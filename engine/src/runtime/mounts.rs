@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::volume::VolumeStore;
 
 /// One `-v` request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MountRequest {
     /// A host path.
     Bind {
@@ -98,6 +98,9 @@ pub struct Prepared {
     pub anonymous: Vec<String>,
     /// Named volumes it uses.
     pub named: Vec<String>,
+    /// Every request with its volume's name filled in, so that
+    /// `volumes_from` can mount the same sources later.
+    pub resolved: Vec<MountRequest>,
 }
 
 /// Resolves every request to a bind mount, creating volumes as needed and
@@ -118,6 +121,7 @@ pub fn prepare(
                 if !source.exists() {
                     std::fs::create_dir_all(source).map_err(|e| Error::io(source, e))?;
                 }
+                out.resolved.push(r.clone());
                 out.binds.push(Bind {
                     source: source.clone(),
                     target: target.clone(),
@@ -155,6 +159,12 @@ pub fn prepare(
                 if (fresh || empty) && !nocopy {
                     copy_up(rootfs, target, &data)?;
                 }
+                out.resolved.push(MountRequest::Volume {
+                    name: Some(name.clone()),
+                    target: target.clone(),
+                    read_only: *read_only,
+                    nocopy: true,
+                });
                 out.binds.push(Bind {
                     source: data,
                     target: target.clone(),

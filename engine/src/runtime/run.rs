@@ -21,6 +21,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use serde::{Deserialize, Serialize};
 
+use super::mounts::MountRequest;
 use super::spec::{self, Bind, ProcessRequest};
 use super::user;
 use crate::error::{Error, Result};
@@ -71,6 +72,8 @@ pub struct RunRequest {
     pub health: Option<super::health::HealthConfig>,
     /// No healthcheck, not even the image's.
     pub no_healthcheck: bool,
+    /// `--volumes-from`: `CONTAINER[:ro|:rw]`, whose mounts it shares.
+    pub volumes_from: Vec<String>,
     /// `""` (its own namespace, joined to `networks`), `none`, `host`, or
     /// `container:NAME` (another container's network namespace).
     pub network_mode: String,
@@ -148,6 +151,9 @@ pub struct ContainerRecord {
     /// Its healthcheck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<super::health::HealthConfig>,
+    /// Its mounts, with volume names filled in.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<super::mounts::MountRequest>,
     /// As requested, with `container:` followed by the other's id.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub network_mode: String,
@@ -294,6 +300,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     private_dir(&dir)?;
     let fs = ContainerFs::create(&dir.join("fs"))?;
     let mut anonymous = Vec::new();
+    let mut resolved = Vec::new();
     let result = (|| {
         fs.mount(&layers)?;
         let mut process = req.process.clone();
@@ -304,8 +311,10 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
                 .or(config.config.user.as_deref())
                 .unwrap_or(""),
         )?;
-        let prepared = super::mounts::prepare(&volumes, &req.mounts, &fs.merged)?;
+        let requests = mount_requests(root, req, config.config.volumes.as_ref())?;
+        let prepared = super::mounts::prepare(&volumes, &requests, &fs.merged)?;
         anonymous = prepared.anonymous.clone();
+        resolved = prepared.resolved.clone();
         // A container in another's network namespace shares its name files.
         let net_files = match &joined {
             Some((target_dir, _)) => target_dir.clone(),
@@ -395,6 +404,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
                     .or_else(|| image_healthcheck(config.config.healthcheck.as_ref()))
             },
             anonymous_volumes: anonymous.clone(),
+            mounts: resolved.clone(),
             layers: layers.clone(),
             ..ContainerRecord::default()
         };
@@ -603,6 +613,52 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
         }
     }
     Ok(())
+}
+
+/// The container's mounts: its own, then those of `volumes_from`
+/// containers, then an anonymous volume for each of the image's `VOLUME`s;
+/// the first mount at a path wins.
+fn mount_requests(
+    root: &Path,
+    req: &RunRequest,
+    image_volumes: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+) -> Result<Vec<MountRequest>> {
+    let target = |m: &MountRequest| match m {
+        MountRequest::Bind { target, .. } | MountRequest::Volume { target, .. } => target.clone(),
+    };
+    let mut out = req.mounts.clone();
+    for from in &req.volumes_from {
+        let (name, mode) = match from.rsplit_once(':') {
+            Some((n, m)) if m == "ro" || m == "rw" => (n, Some(m == "ro")),
+            _ => (from.as_str(), None),
+        };
+        let (_, source) = find(root, name)
+            .map_err(|_| Error::Conflict(format!("volumes_from {name}: no such container")))?;
+        for mut m in source.mounts {
+            if out.iter().any(|o| target(o) == target(&m)) {
+                continue;
+            }
+            if let Some(ro) = mode {
+                match &mut m {
+                    MountRequest::Bind { read_only, .. }
+                    | MountRequest::Volume { read_only, .. } => *read_only = ro,
+                }
+            }
+            out.push(m);
+        }
+    }
+    for path in image_volumes.into_iter().flat_map(|v| v.keys()) {
+        let m = MountRequest::Volume {
+            name: None,
+            target: path.clone(),
+            read_only: false,
+            nocopy: false,
+        };
+        if !out.iter().any(|o| target(o) == target(&m)) {
+            out.push(m);
+        }
+    }
+    Ok(out)
 }
 
 /// An image's `Healthcheck` (durations in nanoseconds, as Docker stores them).
