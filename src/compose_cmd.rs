@@ -41,6 +41,7 @@ fn load(global: &Global) -> anyhow::Result<Project> {
 
 /// What exists of `project`, from the engine's and the network plane's records.
 fn observe(root: &std::path::Path, project: &str) -> anyhow::Result<ObservedState> {
+    run::collect_orphans(root);
     let mut state = ObservedState::default();
     for (_, r) in list_records(root) {
         if r.labels.get(labels::PROJECT).map(String::as_str) != Some(project) {

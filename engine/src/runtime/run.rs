@@ -213,12 +213,12 @@ impl Prepared {
 /// Writes a container's record.
 pub fn save_record(dir: &Path, record: &ContainerRecord) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(record).map_err(|e| Error::Conflict(e.to_string()))?;
-    write_atomic(&dir.join("container.json"), &bytes)
+    write_atomic(&dir.join(RECORD_FILE), &bytes)
 }
 
 /// Reads a container's record.
 pub fn load_record(dir: &Path) -> Result<ContainerRecord> {
-    let p = dir.join("container.json");
+    let p = dir.join(RECORD_FILE);
     let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
     serde_json::from_slice(&bytes).map_err(|e| Error::Store {
         path: p,
@@ -237,6 +237,45 @@ pub fn list_records(root: &Path) -> Vec<(PathBuf, ContainerRecord)> {
         .unwrap_or_default();
     out.sort_by(|a, b| a.1.created.cmp(&b.1.created).then(a.1.id.cmp(&b.1.id)));
     out
+}
+
+const CREATING_LOCK: &str = "creating.lock";
+const RECORD_FILE: &str = "container.json";
+
+/// Removes what a killed command left of containers it was still creating
+/// (a directory, a mounted root, but no record), so that nothing leaks.
+/// Containers being created right now hold their lock and are left alone.
+pub fn collect_orphans(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(containers_dir(root)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        if e.file_name().to_string_lossy().starts_with(".removing-") {
+            let _ = remove_dir(&dir);
+            continue;
+        }
+        if dir.join(RECORD_FILE).exists() {
+            continue;
+        }
+        let orphan = match std::fs::File::open(dir.join(CREATING_LOCK)) {
+            Ok(f) => {
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+            }
+            // Killed between creating the directory and its lock: give a
+            // creator that is merely slow a minute.
+            Err(_) => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60)),
+        };
+        if orphan && !dir.join(RECORD_FILE).exists() {
+            if let Ok(fs) = ContainerFs::create(&dir.join("fs")) {
+                let _ = fs.unmount();
+            }
+            let _ = remove_dir(&dir);
+        }
+    }
 }
 
 /// Finds a container by name, full id or id prefix.
@@ -298,6 +337,12 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     }
     let dir = containers_dir(root).join(&id);
     private_dir(&dir)?;
+    // Held until the record exists: a directory without a record whose lock
+    // is free belongs to a command that was killed (see `collect_orphans`).
+    let creating = std::fs::File::create(dir.join(CREATING_LOCK))
+        .map_err(|e| Error::io(dir.join(CREATING_LOCK), e))?;
+    rustix::fs::flock(&creating, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::io(dir.join(CREATING_LOCK), e.into()))?;
     let fs = ContainerFs::create(&dir.join("fs"))?;
     let mut anonymous = Vec::new();
     let mut resolved = Vec::new();
@@ -409,6 +454,8 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             ..ContainerRecord::default()
         };
         save_record(&dir, &record)?;
+        let _ = std::fs::remove_file(dir.join(CREATING_LOCK));
+        drop(creating);
         Ok(record)
     })();
     match result {
@@ -605,7 +652,12 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
     }
     let fs = ContainerFs::create(&dir.join("fs"))?;
     fs.unmount()?;
-    remove_dir(dir)?;
+    // Out of sight first, in one step: a kill during the removal leaves a
+    // `.removing-` directory that `collect_orphans` finishes, never a
+    // container with half its files.
+    let trash = dir.with_file_name(format!(".removing-{}", record.id));
+    std::fs::rename(dir, &trash).map_err(|e| Error::io(dir, e))?;
+    remove_dir(&trash)?;
     if volumes {
         let store = VolumeStore::open(root)?;
         for v in &record.anonymous_volumes {
