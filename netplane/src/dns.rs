@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
@@ -114,16 +114,19 @@ struct Listener {
     network: String,
 }
 
-fn stamp(dir: &Path) -> Option<SystemTime> {
-    let mut latest = std::fs::metadata(dir).ok()?.modified().ok()?;
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
-        if let Ok(m) = e.metadata().and_then(|m| m.modified())
-            && m > latest
-        {
-            latest = m;
-        }
-    }
-    Some(latest)
+/// What the records look like now. Modification times alone are too
+/// coarse (one kernel tick): two writes in one tick would look like one. Every
+/// record is replaced by a rename, so its inode changes with each write.
+fn stamp(dir: &Path) -> Option<Vec<(u64, i64, i64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: Vec<(u64, i64, i64, u64)> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| (m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+        .collect();
+    out.sort_unstable();
+    Some(out)
 }
 
 /// Whether some process in this network namespace serves DNS (UDP port 53)
@@ -144,7 +147,7 @@ pub fn serve(root: &Path) -> crate::Result<()> {
     let upstream = upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     let mut listeners: Vec<Listener> = Vec::new();
     let mut zones: BTreeMap<String, Zone> = BTreeMap::new();
-    let mut seen: Option<SystemTime> = None;
+    let mut seen = None;
     loop {
         let now = stamp(&dir);
         if now != seen || listeners.is_empty() {
