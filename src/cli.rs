@@ -72,8 +72,14 @@ pub enum Command {
     Kill(ComposeKillArgs),
     /// Run a command in a service's running container
     Exec(ComposeExecArgs),
+    /// List projects
+    Ls(LsArgs),
+    /// Print the host address a service's port is published on
+    Port(PortArgs),
     /// Parse, resolve and render the compose file in canonical format
     Config(ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(CompletionArgs),
     /// Show the berth version
     Version(VersionArgs),
     /// Manage images (as `docker image`)
@@ -668,6 +674,54 @@ pub struct PsArgs {
     /// Only show ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// Output format: `table` or `json` (one object per line)
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Only show service names
+    #[arg(long)]
+    pub services: bool,
+    /// Only containers in this state (created, running, exited; repeatable)
+    #[arg(long)]
+    pub status: Vec<String>,
+    /// Services (default: all)
+    #[arg(value_name = "SERVICE")]
+    pub only: Vec<String>,
+}
+
+/// `berth ls`
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Show stopped projects too
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only show project names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format: `table` or `json`
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+/// `berth port`
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// `tcp` or `udp`
+    #[arg(long, default_value = "tcp")]
+    pub protocol: String,
+    /// Which replica of the service
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// The service
+    pub service: String,
+    /// The container port
+    pub private_port: u16,
+}
+
+/// `berth completion`
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell
+    pub shell: clap_complete::Shell,
 }
 
 /// `berth config`

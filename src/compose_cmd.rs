@@ -1,7 +1,7 @@
 //! `berth up`, `down` and `ps`: the Compose commands, wiring the planner,
 //! the reconciler, the engine and the network plane together.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,8 +23,8 @@ use berth_reconciler::Runtime;
 use berth_spec::Project;
 
 use crate::cli::{
-    ComposeExecArgs, ComposeKillArgs, ComposeLogsArgs, DownArgs, Global, PsArgs, ServicesArgs,
-    UpArgs,
+    ComposeExecArgs, ComposeKillArgs, ComposeLogsArgs, DownArgs, Global, LsArgs, PortArgs, PsArgs,
+    ServicesArgs, UpArgs,
 };
 use crate::config_cmd::load_options;
 use crate::project_lock::ProjectLock;
@@ -86,6 +86,10 @@ fn observe(root: &std::path::Path, project: &str) -> anyhow::Result<ObservedStat
     }
     Ok(state)
 }
+
+/// Docker Compose's labels for where a project comes from (`berth ls`).
+const CONFIG_FILES_LABEL: &str = "com.docker.compose.project.config_files";
+const WORKING_DIR_LABEL: &str = "com.docker.compose.project.working_dir";
 
 /// The engine and the network plane behind the reconciler's trait.
 struct HostRuntime<'a> {
@@ -228,7 +232,23 @@ impl HostRuntime<'_> {
                 svc.restart.clone()
             },
             networks: networks.clone(),
-            labels: d.labels.clone(),
+            labels: {
+                let mut l = d.labels.clone();
+                l.insert(
+                    CONFIG_FILES_LABEL.into(),
+                    self.project
+                        .compose_files
+                        .iter()
+                        .map(|f| f.to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                l.insert(
+                    WORKING_DIR_LABEL.into(),
+                    self.project.working_dir.to_string_lossy().into_owned(),
+                );
+                l
+            },
             config: Some(d.config.clone()),
             dns: match networks.first() {
                 Some(n) => vec![self.networks.inspect(n).map_err(err)?.gateway],
@@ -658,29 +678,159 @@ pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The host ports published for container `id`.
+fn published(nets: &Networks, id: &str) -> Vec<berth_netplane::PublishedPort> {
+    nets.publications()
+        .into_iter()
+        .find(|(owner, _)| owner == id)
+        .map(|(_, p)| p)
+        .unwrap_or_default()
+}
+
 /// `berth ps`.
 pub fn ps(global: &Global, a: &PsArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
+    let nets = Networks::open(&global.root)?;
     let mut out = std::io::stdout().lock();
-    let recs: Vec<_> = list_records(&global.root)
-        .into_iter()
-        .filter(|(_, r)| r.labels.get(labels::PROJECT) == Some(&project.name))
-        .collect();
-    if !a.quiet {
+    let recs = project_containers(global, &project, &a.only)?;
+    let table = a.format == "table";
+    if !table && a.format != "json" {
+        anyhow::bail!("--format: {} is not table or json", a.format);
+    }
+    if table && !a.quiet && !a.services {
         writeln!(out, "{:<28}{:<32}{:<14}STATUS", "NAME", "IMAGE", "SERVICE")?;
     }
+    let mut services_seen = BTreeSet::new();
     for (dir, r) in recs {
         let status = shim::shown_status(&dir, &r);
-        if !a.all && !status.starts_with("running") {
+        let state = match r.status.as_str() {
+            "running" if status.starts_with("running") => "running",
+            "created" => "created",
+            _ => "exited",
+        };
+        if !a.status.is_empty() {
+            if !a.status.iter().any(|s| s == state) {
+                continue;
+            }
+        } else if !a.all && state != "running" {
             continue;
         }
-        if a.quiet {
+        let svc = r.labels.get(labels::SERVICE).cloned().unwrap_or_default();
+        if a.services {
+            if services_seen.insert(svc.clone()) {
+                writeln!(out, "{svc}")?;
+            }
+        } else if a.quiet {
             writeln!(out, "{}", r.id)?;
-        } else {
-            let svc = r.labels.get(labels::SERVICE).cloned().unwrap_or_default();
+        } else if table {
             writeln!(out, "{:<28}{:<32}{:<14}{}", r.name, r.image, svc, status)?;
+        } else {
+            let health = berth_engine::runtime::health::load(&dir)
+                .filter(|_| state == "running")
+                .map(|h| h.status)
+                .unwrap_or_default();
+            let publishers: Vec<serde_json::Value> = published(&nets, &r.id)
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "URL": p.host_ip.to_string(),
+                        "TargetPort": p.container_port,
+                        "PublishedPort": p.host_port,
+                        "Protocol": p.protocol,
+                    })
+                })
+                .collect();
+            let line = serde_json::json!({
+                "ID": r.id,
+                "Name": r.name,
+                "Image": r.image,
+                "Command": r.command.join(" "),
+                "Project": project.name,
+                "Service": svc,
+                "Created": r.created,
+                "State": state,
+                "Status": status,
+                "Health": health,
+                "ExitCode": r.exit_code.unwrap_or(0),
+                "Publishers": publishers,
+            });
+            writeln!(out, "{line}")?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth ls`: every project that has containers here.
+pub fn ls(global: &Global, a: &LsArgs) -> anyhow::Result<ExitCode> {
+    let mut projects: BTreeMap<String, (BTreeMap<&'static str, usize>, String)> = BTreeMap::new();
+    let recs = list_records(&global.root);
+    for (_, r) in &recs {
+        let Some(name) = r.labels.get(labels::PROJECT) else {
+            continue;
+        };
+        let state = match shim::live_status(r).as_str() {
+            "running" => "running",
+            "created" => "created",
+            _ => "exited",
+        };
+        let entry = projects.entry(name.clone()).or_default();
+        *entry.0.entry(state).or_default() += 1;
+        if let Some(files) = r.labels.get(CONFIG_FILES_LABEL) {
+            entry.1 = files.clone();
+        }
+    }
+    let table = a.format == "table";
+    if !table && a.format != "json" {
+        anyhow::bail!("--format: {} is not table or json", a.format);
+    }
+    let mut out = std::io::stdout().lock();
+    let mut json = Vec::new();
+    if table && !a.quiet {
+        writeln!(out, "{:<24}{:<24}CONFIG FILES", "NAME", "STATUS")?;
+    }
+    for (name, (states, files)) in projects {
+        if !a.all && !states.contains_key("running") {
+            continue;
+        }
+        let status = states
+            .iter()
+            .map(|(s, n)| format!("{s}({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if a.quiet {
+            writeln!(out, "{name}")?;
+        } else if table {
+            writeln!(out, "{name:<24}{status:<24}{files}")?;
+        } else {
+            json.push(serde_json::json!({"Name": name, "Status": status, "ConfigFiles": files}));
+        }
+    }
+    if !table && !a.quiet {
+        writeln!(out, "{}", serde_json::Value::Array(json))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth port`: where a service's container port is published.
+pub fn port(global: &Global, a: &PortArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let recs = project_containers(global, &project, std::slice::from_ref(&a.service))?;
+    let want = a.index.to_string();
+    let (_, r) = recs
+        .iter()
+        .find(|(_, r)| r.labels.get(labels::NUMBER) == Some(&want))
+        .with_context(|| format!("service {} has no container number {}", a.service, a.index))?;
+    let nets = Networks::open(&global.root)?;
+    let hit = published(&nets, &r.id)
+        .into_iter()
+        .find(|p| p.container_port == a.private_port && p.protocol == a.protocol)
+        .with_context(|| {
+            format!(
+                "no port {}/{} published for {}",
+                a.private_port, a.protocol, r.name
+            )
+        })?;
+    println!("{}:{}", hit.host_ip, hit.host_port);
     Ok(ExitCode::SUCCESS)
 }
 

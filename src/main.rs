@@ -43,6 +43,17 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         }
         cli::Command::Kill(args) => compose_cmd::kill(&cli.global, args),
         cli::Command::Exec(args) => compose_cmd::exec(&cli.global, args),
+        cli::Command::Ls(args) => compose_cmd::ls(&cli.global, args),
+        cli::Command::Port(args) => compose_cmd::port(&cli.global, args),
+        cli::Command::Completion(args) => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut cli::Cli::command(), "berth", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
+        }
         cli::Command::Image(cmd) => image_cmd::run(&cli.global, cmd),
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),

@@ -183,6 +183,28 @@ networks:
 "#,
     );
     ns.berth(&d, &root, &["up", "-d"]).ok();
+    assert_eq!(
+        ns.berth(&d, &root, &["port", "web", "80"]).ok(),
+        "0.0.0.0:8080\n"
+    );
+    let ps: serde_json::Value =
+        serde_json::from_str(&ns.berth(&d, &root, &["ps", "--format", "json"]).ok()).unwrap();
+    assert_eq!(ps["Name"], "pub-web-1");
+    assert_eq!(ps["State"], "running");
+    let ports: Vec<u64> = ps["Publishers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["PublishedPort"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, [8080, 8081]);
+    let ls = ns.berth(&d, &root, &["ls"]).ok();
+    assert!(
+        ls.lines().any(|l| l.starts_with("pub ")
+            && l.contains("running(1)")
+            && l.contains("compose.yaml")),
+        "{ls}"
+    );
     let via_lo = ns.sh("wget -qO- http://127.0.0.1:8080/index.html");
     assert_eq!(via_lo, "published\n");
     let via_lo_only = ns.sh("wget -qO- http://127.0.0.1:8081/index.html");
