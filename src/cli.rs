@@ -72,6 +72,8 @@ pub enum Command {
     Kill(ComposeKillArgs),
     /// Run a command in a service's running container
     Exec(ComposeExecArgs),
+    /// Run a one-off command in a new container of a service
+    Run(ComposeRunArgs),
     /// List projects
     Ls(LsArgs),
     /// Print the host address a service's port is published on
@@ -686,6 +688,49 @@ pub struct PsArgs {
     /// Services (default: all)
     #[arg(value_name = "SERVICE")]
     pub only: Vec<String>,
+}
+
+/// `berth run`
+#[derive(Debug, Args)]
+pub struct ComposeRunArgs {
+    /// Run in the background and print the container id
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// The container's name (default: `<project>-<service>-run-<id>`)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (`KEY=VALUE`)
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Override the image's entrypoint
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// User (name or uid, optionally `:group`)
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Publish a port: `[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish the service's own ports too
+    #[arg(long)]
+    pub service_ports: bool,
+    /// Extra mounts (`SOURCE:TARGET[:ro]`)
+    #[arg(short = 'v', long = "volume")]
+    pub volumes: Vec<String>,
+    /// Do not start the services it depends on
+    #[arg(long)]
+    pub no_deps: bool,
+    /// The service
+    pub service: String,
+    /// The command and its arguments (default: the service's)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 /// `berth ls`

@@ -23,8 +23,8 @@ use berth_reconciler::Runtime;
 use berth_spec::Project;
 
 use crate::cli::{
-    ComposeExecArgs, ComposeKillArgs, ComposeLogsArgs, DownArgs, Global, LsArgs, PortArgs, PsArgs,
-    ServicesArgs, UpArgs,
+    ComposeExecArgs, ComposeKillArgs, ComposeLogsArgs, ComposeRunArgs, DownArgs, Global, LsArgs,
+    PortArgs, PsArgs, ServicesArgs, UpArgs,
 };
 use crate::config_cmd::load_options;
 use crate::project_lock::ProjectLock;
@@ -1071,4 +1071,103 @@ pub fn exec(global: &Global, a: &ComposeExecArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// The services `service` depends on, directly or not.
+fn dependencies(project: &Project, service: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![service.to_string()];
+    while let Some(s) = todo.pop() {
+        for d in project
+            .services
+            .get(&s)
+            .into_iter()
+            .flat_map(|svc| svc.depends_on.keys())
+        {
+            if project.services.contains_key(d) && out.insert(d.clone()) {
+                todo.push(d.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `berth run`: a one-off container of a service, after its dependencies,
+/// networks and volumes are up. `down` removes one-offs with the rest.
+pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    if !project.services.contains_key(&a.service) {
+        anyhow::bail!("no such service: {}", a.service);
+    }
+    // Even a service scaled to zero runs as a one-off.
+    let desired = DesiredState::from_project(&project, &BTreeMap::from([(a.service.clone(), 1)]));
+    let needed = if a.no_deps {
+        BTreeSet::new()
+    } else {
+        dependencies(&project, &a.service)
+    };
+    let mut first = desired.clone();
+    first.containers.retain(|_, c| needed.contains(&c.service));
+    {
+        let _lock = ProjectLock::acquire(&global.root, &project.name)?;
+        let observed = observe(&global.root, &project.name)?;
+        let mut plan = plan_up(&first, &observed, &UpOptions::default())?;
+        // Other services' containers are none of a one-off's business.
+        plan.warnings.clear();
+        execute(global, &project, &first, &plan)?;
+    }
+    let template = desired
+        .containers
+        .values()
+        .filter(|c| c.service == a.service)
+        .min_by_key(|c| c.number)
+        .context("the service has no container configuration")?;
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => format!(
+            "{}-{}-run-{}",
+            project.name,
+            a.service,
+            &berth_engine::fsutil::random_id()?[..12]
+        ),
+    };
+    let mut oneoff = template.clone();
+    oneoff.name = name.clone();
+    oneoff.labels.insert(labels::ONEOFF.into(), "True".into());
+    let mut with_oneoff = desired.clone();
+    with_oneoff.containers.insert(name.clone(), oneoff);
+    let rt = HostRuntime {
+        global,
+        project: &project,
+        images: ImageStore::open(&global.root)?,
+        volumes: VolumeStore::open(&global.root)?,
+        networks: Networks::open(&global.root)?,
+    };
+    let mut req = rt
+        .request(&name, &with_oneoff)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if !a.command.is_empty() {
+        req.process.cmd = Some(a.command.clone());
+    }
+    if let Some(e) = &a.entrypoint {
+        req.process.entrypoint = Some(vec![e.clone()]);
+    }
+    req.process.env.extend(a.env.iter().cloned());
+    if a.workdir.is_some() {
+        req.process.workdir = a.workdir.clone();
+    }
+    if a.user.is_some() {
+        req.user = a.user.clone();
+    }
+    if !a.service_ports {
+        req.ports.clear();
+    }
+    req.ports
+        .extend(crate::container_cmd::parse_publish(&a.publish)?);
+    for v in &a.volumes {
+        req.mounts.push(berth_engine::runtime::mounts::parse(v)?);
+    }
+    req.remove = a.rm;
+    req.restart = "no".into();
+    crate::container_cmd::launch(global, req, a.detach)
 }

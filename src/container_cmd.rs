@@ -386,50 +386,59 @@ pub fn shim(global: &Global, args: &ShimArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
+/// Creates and starts a container: detached under its supervisor (printing
+/// its id), or in the foreground with the caller's streams (returning its
+/// exit code). Networks and ports are checked before anything changes.
+pub fn launch(global: &Global, mut req: RunRequest, detach: bool) -> anyhow::Result<ExitCode> {
+    let root = &global.root;
+    let images = ImageStore::open(root)
+        .with_context(|| format!("opening the image store in {}", root.display()))?;
+    let mut net = NetplaneHook::open(root)?;
+    for n in &req.networks {
+        net.nets.inspect(n)?;
+    }
+    if let Some(first) = req.networks.first() {
+        // Names resolve through the embedded DNS server on the gateway.
+        let gateway = net.nets.inspect(first)?.gateway;
+        if !req.dns.contains(&gateway) {
+            req.dns.insert(0, gateway);
+        }
+        ensure_dns(global, &req.networks)?;
+    }
+    // A taken host port is an error before anything changes.
+    let reqs = req
+        .ports
+        .iter()
+        .map(port_request)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    net.nets.check_ports(&reqs, &[])?;
+    if detach {
+        let p = run::prepare(root, &images, &req)?;
+        let id = p.record.id.clone();
+        drop(p);
+        if let Err(e) = start_supervisor(global, &id) {
+            if let Ok((dir, rec)) = find(root, &id) {
+                let _ = run::remove(root, &dir, &rec, true);
+            }
+            return Err(e);
+        }
+        println!("{id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let code = run_foreground(root, &images, &req, &mut net)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
 /// Runs one `berth container` command.
 pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> {
     let root = &global.root;
     let mut out = std::io::stdout().lock();
     match cmd {
         ContainerCommand::Run(a) => {
-            let images = ImageStore::open(root)
-                .with_context(|| format!("opening the image store in {}", root.display()))?;
-            let req = request(a)?;
-            let mut req = req;
-            let mut net = NetplaneHook::open(root)?;
-            for n in &req.networks {
-                net.nets.inspect(n)?;
-            }
-            if let Some(first) = req.networks.first() {
-                // Names resolve through the embedded DNS server on the gateway.
-                req.dns = vec![net.nets.inspect(first)?.gateway];
-                ensure_dns(global, &req.networks)?;
-            }
-            // A taken host port is an error before anything changes.
-            let reqs = req
-                .ports
-                .iter()
-                .map(port_request)
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            net.nets.check_ports(&reqs, &[])?;
             if !a.detach && a.restart != "no" {
                 bail!("--restart needs a detached container (-d)");
             }
-            if a.detach {
-                let p = run::prepare(root, &images, &req)?;
-                let id = p.record.id.clone();
-                drop(p);
-                if let Err(e) = start_supervisor(global, &id) {
-                    if let Ok((dir, rec)) = find(root, &id) {
-                        let _ = run::remove(root, &dir, &rec, true);
-                    }
-                    return Err(e);
-                }
-                writeln!(out, "{id}")?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let code = run_foreground(root, &images, &req, &mut net)?;
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+            launch(global, request(a)?, a.detach)
         }
         ContainerCommand::Ls(a) => {
             let recs = list_records(root);

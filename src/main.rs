@@ -44,6 +44,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Kill(args) => compose_cmd::kill(&cli.global, args),
         cli::Command::Exec(args) => compose_cmd::exec(&cli.global, args),
         cli::Command::Ls(args) => compose_cmd::ls(&cli.global, args),
+        cli::Command::Run(args) => compose_cmd::run_oneoff(&cli.global, args),
         cli::Command::Port(args) => compose_cmd::port(&cli.global, args),
         cli::Command::Completion(args) => {
             use clap::CommandFactory;

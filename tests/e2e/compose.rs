@@ -412,3 +412,65 @@ fn up_and_down_killed_at_any_point_converge_when_run_again() {
         );
     }
 }
+
+#[test]
+fn run_starts_dependencies_and_a_one_off_that_down_removes() {
+    let d = Dir::new("oneoff");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        &PROJECT.replace("10.91.0.0/24", "10.95.0.0/24"),
+    );
+    // The one-off finds its dependency by name, gets the service's
+    // environment, and its exit code is berth's.
+    let out = ns.berth(
+        &d,
+        &root,
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "EXTRA=x",
+            "web",
+            "sh",
+            "-c",
+            "echo $GREETING $EXTRA; ping -c1 -W2 store >/dev/null && echo reached; exit 5",
+        ],
+    );
+    assert_eq!(out.stdout(), "hello x\nreached\n");
+    assert_eq!(out.0.status.code(), Some(5));
+    let ps = ns.berth(&d, &root, &["ps", "-a"]).ok();
+    assert!(
+        ps.contains("e2e-store-1") && !ps.contains("e2e-web-1"),
+        "only the dependency: {ps}"
+    );
+    assert_eq!(ps.lines().count(), 2, "--rm removed the one-off: {ps}");
+    let id = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "debug",
+                "--no-deps",
+                "web",
+                "sh",
+                "-c",
+                "trap 'exit 0' TERM; sleep 100 & wait",
+            ],
+        )
+        .ok();
+    assert_eq!(id.trim().len(), 64);
+    assert_eq!(
+        ns.berth(&d, &root, &["up", "--dry-run"])
+            .ok()
+            .matches("debug")
+            .count(),
+        0
+    );
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+    assert_eq!(ns.berth(&d, &root, &["container", "ls", "-aq"]).ok(), "");
+}
