@@ -315,6 +315,12 @@ pub struct ContainerRunArgs {
     /// Disable any healthcheck, including the image's
     #[arg(long)]
     pub no_healthcheck: bool,
+    /// Mount a tmpfs (`PATH[:size=64m,mode=1777]`)
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Add a line to /etc/hosts (`HOST:IP`)
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_host: Vec<String>,
     /// Mount the volumes of another container (`NAME[:ro|:rw]`)
     #[arg(long = "volumes-from", value_name = "CONTAINER")]
     pub volumes_from: Vec<String>,

@@ -138,6 +138,14 @@ impl HostRuntime<'_> {
                         nocopy: v.volume.as_ref().is_some_and(|o| o.nocopy),
                     });
                 }
+                "tmpfs" => mounts.push(MountRequest::Tmpfs {
+                    target: v.target.clone(),
+                    size: v
+                        .tmpfs
+                        .as_ref()
+                        .map_or(0, |t| u64::try_from(t.size.0).unwrap_or(0)),
+                    mode: v.tmpfs.as_ref().map_or(0, |t| t.mode),
+                }),
                 other => {
                     return Err(format!(
                         "service {}: volumes of type {other} are not supported yet",
@@ -145,6 +153,12 @@ impl HostRuntime<'_> {
                     ));
                 }
             }
+        }
+        for t in &svc.tmpfs {
+            mounts.push(
+                berth_engine::runtime::mounts::parse_tmpfs(t)
+                    .map_err(|e| format!("service {}: {e}", d.service))?,
+            );
         }
         let networks = match svc.network_mode.as_str() {
             "" => {
@@ -281,6 +295,12 @@ impl HostRuntime<'_> {
                 )
             }),
             network_mode,
+            extra_hosts: svc
+                .extra_hosts
+                .iter()
+                .filter_map(|h| h.split_once('=').or_else(|| h.split_once(':')))
+                .map(|(n, a)| (n.to_string(), a.to_string()))
+                .collect(),
             volumes_from: svc
                 .volumes_from
                 .iter()

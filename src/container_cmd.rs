@@ -258,6 +258,11 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             .volumes
             .iter()
             .map(|v| berth_engine::runtime::mounts::parse(v))
+            .chain(
+                a.tmpfs
+                    .iter()
+                    .map(|t| berth_engine::runtime::mounts::parse_tmpfs(t)),
+            )
             .collect::<Result<_, _>>()?,
         resources,
         restart: {
@@ -271,6 +276,16 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             .cloned()
             .collect(),
         volumes_from: a.volumes_from.clone(),
+        extra_hosts: a
+            .add_host
+            .iter()
+            .map(|h| {
+                h.split_once(':')
+                    .or_else(|| h.split_once('='))
+                    .map(|(n, a)| (n.to_string(), a.to_string()))
+                    .with_context(|| format!("--add-host {h:?}: expected HOST:IP"))
+            })
+            .collect::<anyhow::Result<_>>()?,
         network_mode: a
             .networks
             .iter()

@@ -474,3 +474,32 @@ fn run_starts_dependencies_and_a_one_off_that_down_removes() {
     ns.berth(&d, &root, &["down", "-v"]).ok();
     assert_eq!(ns.berth(&d, &root, &["container", "ls", "-aq"]).ok(), "");
 }
+
+#[test]
+fn tmpfs_mounts_and_extra_hosts_reach_the_container() {
+    let d = Dir::new("tmpfs");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: tm
+services:
+  app:
+    image: localhost/busybox-test:latest
+    network_mode: none
+    tmpfs: ["/run/app:size=1m"]
+    volumes:
+      - type: tmpfs
+        target: /cache
+        tmpfs: {size: 2m, mode: 0o700}
+    extra_hosts: ["db.internal:10.9.8.7"]
+    command: ["sh", "-c", "grep -E ' /(run/app|cache) ' /proc/mounts | cut -d' ' -f2,4; stat -c %a /cache; grep db.internal /etc/hosts"]
+"#,
+    );
+    let out = ns.berth(&d, &root, &["run", "--rm", "app"]).ok();
+    assert_eq!(
+        out,
+        "/cache rw,nosuid,nodev,noexec,relatime,size=2048k,mode=700\n/run/app rw,nosuid,nodev,noexec,relatime,size=1024k\n700\n10.9.8.7\tdb.internal\n"
+    );
+}

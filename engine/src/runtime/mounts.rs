@@ -26,6 +26,15 @@ pub enum MountRequest {
         /// Read-only.
         read_only: bool,
     },
+    /// A tmpfs: memory-backed, gone with the container.
+    Tmpfs {
+        /// Container path.
+        target: String,
+        /// Size limit in bytes (0: the kernel's default, half of RAM).
+        size: u64,
+        /// Permission bits of its root (0: 1777).
+        mode: u32,
+    },
     /// A named volume, or an anonymous one when `name` is `None`.
     Volume {
         /// The volume's name.
@@ -37,6 +46,50 @@ pub enum MountRequest {
         /// Do not fill a new volume with the image's content.
         nocopy: bool,
     },
+}
+
+/// Parses `--tmpfs` and Compose's `tmpfs:` entries: `PATH[:size=64m,mode=1770]`.
+pub fn parse_tmpfs(spec: &str) -> Result<MountRequest> {
+    let bad = |why: String| Error::Conflict(format!("invalid tmpfs {spec:?}: {why}"));
+    let (target, opts) = spec.split_once(':').unwrap_or((spec, ""));
+    if !target.starts_with('/') {
+        return Err(bad("the path must be absolute".into()));
+    }
+    let (mut size, mut mode) = (0, 0);
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => {
+                size = parse_size(v).ok_or_else(|| bad(format!("size {v:?}")))?;
+            }
+            Some(("mode", v)) => {
+                mode = u32::from_str_radix(v, 8).map_err(|_| bad(format!("mode {v:?}")))?;
+            }
+            // Flags such as noexec or rw: the defaults already say what is safe.
+            None if matches!(
+                o,
+                "rw" | "noexec" | "nosuid" | "nodev" | "exec" | "suid" | "dev"
+            ) => {}
+            _ => return Err(bad(format!("unknown option {o:?}"))),
+        }
+    }
+    Ok(MountRequest::Tmpfs {
+        target: target.to_string(),
+        size,
+        mode,
+    })
+}
+
+/// `64m`, `1g`, `4096`, `512k`: bytes, in binary multiples.
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.to_ascii_lowercase();
+    let v = v.trim_end_matches('b');
+    let (num, mult) = match v.chars().last()? {
+        'k' => (&v[..v.len() - 1], 1 << 10),
+        'm' => (&v[..v.len() - 1], 1 << 20),
+        'g' => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
 /// Parses Docker's `-v [SOURCE:]TARGET[:OPTIONS]`.
@@ -98,6 +151,8 @@ pub struct Prepared {
     pub anonymous: Vec<String>,
     /// Named volumes it uses.
     pub named: Vec<String>,
+    /// tmpfs mounts for the runtime spec.
+    pub tmpfs: Vec<super::spec::Tmpfs>,
     /// Every request with its volume's name filled in, so that
     /// `volumes_from` can mount the same sources later.
     pub resolved: Vec<MountRequest>,
@@ -127,6 +182,14 @@ pub fn prepare(
                     target: target.clone(),
                     read_only: *read_only,
                 });
+            }
+            MountRequest::Tmpfs { target, size, mode } => {
+                out.tmpfs.push(super::spec::Tmpfs {
+                    target: target.clone(),
+                    size: *size,
+                    mode: *mode,
+                });
+                out.resolved.push(r.clone());
             }
             MountRequest::Volume {
                 name,

@@ -72,6 +72,8 @@ pub struct RunRequest {
     pub health: Option<super::health::HealthConfig>,
     /// No healthcheck, not even the image's.
     pub no_healthcheck: bool,
+    /// `--add-host` / `extra_hosts`: (name, address) lines for /etc/hosts.
+    pub extra_hosts: Vec<(String, String)>,
     /// `--volumes-from`: `CONTAINER[:ro|:rw]`, whose mounts it shares.
     pub volumes_from: Vec<String>,
     /// `""` (its own namespace, joined to `networks`), `none`, `host`, or
@@ -378,13 +380,16 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
         };
         if joined.is_none() {
             write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-            let hosts = if host_network {
+            let mut hosts = if host_network {
                 std::fs::read_to_string("/etc/hosts").unwrap_or_default()
             } else {
                 format!(
                     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
                 )
             };
+            for (name, addr) in &req.extra_hosts {
+                hosts.push_str(&format!("{addr}\t{name}\n"));
+            }
             write_atomic(&dir.join("hosts"), hosts.as_bytes())?;
             write_atomic(&dir.join("resolv.conf"), resolv_conf(&req.dns).as_bytes())?;
         }
@@ -417,6 +422,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             binds: &binds,
             resources: &req.resources,
             host_network,
+            tmpfs: &prepared.tmpfs,
         })?;
         let bundle = dir.join("bundle");
         private_dir(&bundle)?;
@@ -676,7 +682,9 @@ fn mount_requests(
     image_volumes: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
 ) -> Result<Vec<MountRequest>> {
     let target = |m: &MountRequest| match m {
-        MountRequest::Bind { target, .. } | MountRequest::Volume { target, .. } => target.clone(),
+        MountRequest::Bind { target, .. }
+        | MountRequest::Volume { target, .. }
+        | MountRequest::Tmpfs { target, .. } => target.clone(),
     };
     let mut out = req.mounts.clone();
     for from in &req.volumes_from {
@@ -687,13 +695,17 @@ fn mount_requests(
         let (_, source) = find(root, name)
             .map_err(|_| Error::Conflict(format!("volumes_from {name}: no such container")))?;
         for mut m in source.mounts {
-            if out.iter().any(|o| target(o) == target(&m)) {
+            // tmpfs are private to each container.
+            if matches!(m, MountRequest::Tmpfs { .. })
+                || out.iter().any(|o| target(o) == target(&m))
+            {
                 continue;
             }
             if let Some(ro) = mode {
                 match &mut m {
                     MountRequest::Bind { read_only, .. }
                     | MountRequest::Volume { read_only, .. } => *read_only = ro,
+                    MountRequest::Tmpfs { .. } => {}
                 }
             }
             out.push(m);

@@ -159,6 +159,17 @@ pub struct Bind {
     pub read_only: bool,
 }
 
+/// A tmpfs mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tmpfs {
+    /// Container path.
+    pub target: String,
+    /// Size limit in bytes (0: none but the kernel's).
+    pub size: u64,
+    /// Permission bits (0: 1777).
+    pub mode: u32,
+}
+
 /// Everything the OCI spec of one container is made from.
 pub struct SpecRequest<'a> {
     /// The mounted root filesystem.
@@ -179,6 +190,8 @@ pub struct SpecRequest<'a> {
     pub resources: &'a Resources,
     /// Share the host's network namespace (`network_mode: host`).
     pub host_network: bool,
+    /// tmpfs mounts.
+    pub tmpfs: &'a [Tmpfs],
 }
 
 /// Points the spec's network namespace at `path` (another container's, for
@@ -288,6 +301,27 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
                 .destination(PathBuf::from(&b.target))
                 .typ("bind")
                 .source(b.source.clone())
+                .options(options)
+                .build()
+                .map_err(oci)?,
+        );
+    }
+    for t in r.tmpfs {
+        // Docker's defaults: no executables, no set-uid, no devices.
+        let mut options = vec![
+            "nosuid".to_string(),
+            "nodev".to_string(),
+            "noexec".to_string(),
+            format!("mode={:o}", if t.mode == 0 { 0o1777 } else { t.mode }),
+        ];
+        if t.size != 0 {
+            options.push(format!("size={}", t.size));
+        }
+        mounts.push(
+            MountBuilder::default()
+                .destination(PathBuf::from(&t.target))
+                .typ("tmpfs")
+                .source("tmpfs")
                 .options(options)
                 .build()
                 .map_err(oci)?,
