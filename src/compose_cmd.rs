@@ -105,6 +105,22 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 impl HostRuntime<'_> {
+    /// Stops one container with its service's stop signal and grace period.
+    fn stop_one(&self, name: &str, service: &str) -> Result<(), String> {
+        let svc = self.project.services.get(service);
+        let grace = svc
+            .and_then(|s| s.stop_grace_period)
+            .map_or(Duration::from_secs(10), |d| d.to_std());
+        let signal = svc
+            .map(|s| s.stop_signal.as_str())
+            .filter(|s| !s.is_empty())
+            .map(crate::container_cmd::signal)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or(rustix::process::Signal::TERM);
+        shim::stop(&self.global.root, name, signal, grace).map_err(err)
+    }
+
     fn request(&self, name: &str, desired: &DesiredState) -> Result<RunRequest, String> {
         let d = desired
             .containers
@@ -493,19 +509,25 @@ impl Runtime for HostRuntime<'_> {
         }
     }
 
+    fn stop_containers(&mut self, batch: &[(&str, &str)]) -> Vec<Result<(), String>> {
+        let this = &*self;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|(name, service)| scope.spawn(move || this.stop_one(name, service)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("stopping panicked".to_string()))
+                })
+                .collect()
+        })
+    }
+
     fn stop_container(&mut self, name: &str, service: &str) -> Result<(), String> {
-        let svc = self.project.services.get(service);
-        let grace = svc
-            .and_then(|s| s.stop_grace_period)
-            .map_or(Duration::from_secs(10), |d| d.to_std());
-        let signal = svc
-            .map(|s| s.stop_signal.as_str())
-            .filter(|s| !s.is_empty())
-            .map(crate::container_cmd::signal)
-            .transpose()
-            .map_err(|e| e.to_string())?
-            .unwrap_or(rustix::process::Signal::TERM);
-        shim::stop(&self.global.root, name, signal, grace).map_err(err)
+        self.stop_one(name, service)
     }
 
     fn remove_container(&mut self, name: &str) -> Result<(), String> {

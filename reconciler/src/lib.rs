@@ -38,6 +38,14 @@ pub trait Runtime {
     fn stop_container(&mut self, name: &str, service: &str) -> Result<(), String>;
     /// Removes a stopped container.
     fn remove_container(&mut self, name: &str) -> Result<(), String>;
+    /// Stops independent containers, `(name, service)` each; a runtime that
+    /// can should do it at once, since each stop may wait a grace period.
+    fn stop_containers(&mut self, batch: &[(&str, &str)]) -> Vec<Result<(), String>> {
+        batch
+            .iter()
+            .map(|(name, service)| self.stop_container(name, service))
+            .collect()
+    }
 }
 
 /// A node that failed.
@@ -94,7 +102,53 @@ pub fn apply(
     progress: &mut dyn FnMut(&PlanNode),
     warn: &mut dyn FnMut(&str),
 ) -> Result<(), ReconcileError> {
+    let mut done = vec![false; plan.nodes.len()];
     for node in &plan.nodes {
+        if done[node.id] {
+            continue;
+        }
+        if node.op == Op::StopContainer {
+            // Every stop whose dependencies are done, at once: a project's
+            // grace periods overlap instead of adding up.
+            let batch: Vec<&PlanNode> = plan
+                .nodes
+                .iter()
+                .filter(|n| {
+                    n.op == Op::StopContainer && !done[n.id] && n.deps.iter().all(|d| done[*d])
+                })
+                .collect();
+            let names: Vec<(&str, &str)> = batch
+                .iter()
+                .filter_map(|n| match &n.resource {
+                    Resource::Container { name, service, .. } => {
+                        Some((name.as_str(), service.as_str()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if names.len() == batch.len() && batch.len() > 1 {
+                let results = rt.stop_containers(&names);
+                let mut first_error = None;
+                for (n, r) in batch.iter().zip(results) {
+                    match r {
+                        Ok(()) => {
+                            done[n.id] = true;
+                            progress(n);
+                        }
+                        Err(message) => {
+                            first_error.get_or_insert(ReconcileError {
+                                node: Box::new((*n).clone()),
+                                message,
+                            });
+                        }
+                    }
+                }
+                if let Some(e) = first_error {
+                    return Err(e);
+                }
+                continue;
+            }
+        }
         let result = match (&node.resource, node.op) {
             (Resource::Image(r), Op::PullImage) => rt.pull_image(r),
             (Resource::Network { key, .. }, Op::CreateNetwork) => rt.create_network(key, desired),
@@ -118,6 +172,7 @@ pub fn apply(
             node: Box::new(node.clone()),
             message,
         })?;
+        done[node.id] = true;
         progress(node);
     }
     Ok(())
@@ -285,5 +340,31 @@ mod tests {
             err.to_string(),
             "StartContainer container demo-web-1: dependency failed to start: boom"
         );
+    }
+
+    #[test]
+    fn independent_stops_run_as_one_batch_and_dependents_still_go_first() {
+        let mut p = Plan::default();
+        let c = |n: &str| Resource::Container {
+            name: n.into(),
+            service: n.into(),
+            number: 1,
+        };
+        let web = p.add(c("web"), Op::StopContainer, "down", vec![]);
+        let db = p.add(c("db"), Op::StopContainer, "down", vec![web]);
+        let cache = p.add(c("cache"), Op::StopContainer, "down", vec![]);
+        p.add(c("db"), Op::RemoveContainer, "down", vec![db]);
+        let mut rt = Recorder::default();
+        let mut done = Vec::new();
+        apply(
+            &p,
+            &DesiredState::default(),
+            &mut rt,
+            &mut |n| done.push(n.id),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(rt.calls, ["stop web", "stop cache", "stop db", "rm db"]);
+        assert_eq!(done, [web, cache, db, 3]);
     }
 }
