@@ -198,9 +198,9 @@ pub enum ContainerCommand {
     Exec(ContainerExecArgs),
 }
 
-/// `berth container exec`
+/// What `exec` runs with, for both `berth exec` and `berth container exec`.
 #[derive(Debug, Args)]
-pub struct ContainerExecArgs {
+pub struct ExecOptions {
     /// Set an environment variable (`KEY=VALUE`)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -210,6 +210,25 @@ pub struct ContainerExecArgs {
     /// User (name or uid, optionally `:group`)
     #[arg(short = 'u', long)]
     pub user: Option<String>,
+}
+
+impl ExecOptions {
+    /// The engine's request to run `command` with these options.
+    pub fn request(&self, command: &[String]) -> berth_engine::runtime::exec::ExecRequest {
+        berth_engine::runtime::exec::ExecRequest {
+            args: command.to_vec(),
+            env: self.env.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+        }
+    }
+}
+
+/// `berth container exec`
+#[derive(Debug, Args)]
+pub struct ContainerExecArgs {
+    #[command(flatten)]
+    pub options: ExecOptions,
     /// The container
     pub name: String,
     /// The command and its arguments
@@ -644,15 +663,8 @@ pub struct ServicesArgs {
 /// `berth exec`
 #[derive(Debug, Args)]
 pub struct ComposeExecArgs {
-    /// Set an environment variable (`KEY=VALUE`)
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-    /// Working directory inside the container
-    #[arg(short = 'w', long = "workdir")]
-    pub workdir: Option<String>,
-    /// User (name or uid, optionally `:group`)
-    #[arg(short = 'u', long)]
-    pub user: Option<String>,
+    #[command(flatten)]
+    pub options: ExecOptions,
     /// Which replica of the service
     #[arg(long, default_value_t = 1)]
     pub index: u32,

@@ -1102,16 +1102,8 @@ pub fn exec(global: &Global, a: &ComposeExecArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .find(|(_, r)| r.labels.get(labels::NUMBER) == Some(&want))
         .with_context(|| format!("service {} has no container number {}", a.service, a.index))?;
-    let code = berth_engine::runtime::exec::exec(
-        &global.root,
-        &r.name,
-        &berth_engine::runtime::exec::ExecRequest {
-            args: a.command.clone(),
-            env: a.env.clone(),
-            workdir: a.workdir.clone(),
-            user: a.user.clone(),
-        },
-    )?;
+    let code =
+        berth_engine::runtime::exec::exec(&global.root, &r.name, &a.options.request(&a.command))?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 

@@ -600,16 +600,8 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Exec(a) => {
-            let code = berth_engine::runtime::exec::exec(
-                root,
-                &a.name,
-                &berth_engine::runtime::exec::ExecRequest {
-                    args: a.command.clone(),
-                    env: a.env.clone(),
-                    workdir: a.workdir.clone(),
-                    user: a.user.clone(),
-                },
-            )?;
+            let code =
+                berth_engine::runtime::exec::exec(root, &a.name, &a.options.request(&a.command))?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
         }
         ContainerCommand::Inspect(a) => {

@@ -3,6 +3,18 @@
 use crate::network::Netns;
 use crate::sandbox::Dir;
 
+/// An example's compose file, on the test image.
+fn example(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .join("compose.yaml");
+    std::fs::read_to_string(path).unwrap().replace(
+        "localhost/berth-busybox:latest",
+        "localhost/busybox-test:latest",
+    )
+}
+
 #[test]
 fn quickstart_answers_by_service_name_and_keeps_its_count_across_down_and_up() {
     let d = Dir::new("quickstart");
@@ -63,12 +75,7 @@ fn healthy_deps_start_the_app_after_a_healthy_db_and_a_finished_migration() {
     let d = Dir::new("healthy-deps");
     let ns = Netns::new();
     let root = crate::container::busybox_root(&d);
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/healthy-deps/compose.yaml");
-    let text = std::fs::read_to_string(example).unwrap().replace(
-        "localhost/berth-busybox:latest",
-        "localhost/busybox-test:latest",
-    );
+    let text = example("healthy-deps");
     d.write("compose.yaml", &text);
     ns.berth(&d, &root, &["up", "-d"]).ok();
     let ps = ns.berth(&d, &root, &["ps", "-a"]).ok();
@@ -125,12 +132,7 @@ fn joined_network_sidecar_reaches_the_app_over_their_shared_loopback() {
     let d = Dir::new("joined");
     let ns = Netns::new();
     let root = crate::container::busybox_root(&d);
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/joined-network/compose.yaml");
-    let text = std::fs::read_to_string(example).unwrap().replace(
-        "localhost/berth-busybox:latest",
-        "localhost/busybox-test:latest",
-    );
+    let text = example("joined-network");
     d.write("compose.yaml", &text);
     ns.berth(&d, &root, &["up", "-d"]).ok();
     let mut logs = String::new();
@@ -206,12 +208,7 @@ fn volume_container_shares_its_volumes_packed_and_read_only_where_asked() {
     let d = Dir::new("volume-container");
     let ns = Netns::new();
     let root = crate::container::busybox_root(&d);
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/volume-container/compose.yaml");
-    let text = std::fs::read_to_string(example).unwrap().replace(
-        "localhost/berth-busybox:latest",
-        "localhost/busybox-test:latest",
-    );
+    let text = example("volume-container");
     d.write("compose.yaml", &text);
     ns.berth(&d, &root, &["up", "-d"]).ok();
     let mut logs = String::new();
