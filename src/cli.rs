@@ -74,6 +74,10 @@ pub enum Command {
     Exec(ComposeExecArgs),
     /// Run a one-off command in a new container of a service
     Run(ComposeRunArgs),
+    /// Create the project's networks, volumes and containers without starting them
+    Create(CreateArgs),
+    /// Remove the project's stopped containers
+    Rm(ComposeRmArgs),
     /// List projects
     Ls(LsArgs),
     /// Print the host address a service's port is published on
@@ -749,6 +753,39 @@ pub struct ComposeRunArgs {
     /// The command and its arguments (default: the service's)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// `berth create`
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Recreate containers even if their configuration is unchanged
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+    /// Keep existing containers even if their configuration changed
+    #[arg(long)]
+    pub no_recreate: bool,
+    /// Remove containers of services no longer in the file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Replicas per service (`SERVICE=NUM`)
+    #[arg(long, value_name = "SERVICE=NUM")]
+    pub scale: Vec<String>,
+}
+
+/// `berth rm`
+#[derive(Debug, Args)]
+pub struct ComposeRmArgs {
+    /// Do not ask (berth never asks; accepted for compatibility)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Stop running containers first
+    #[arg(short, long)]
+    pub stop: bool,
+    /// Remove their anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Services (default: all)
+    pub services: Vec<String>,
 }
 
 /// `berth ls`

@@ -23,8 +23,8 @@ use berth_reconciler::Runtime;
 use berth_spec::Project;
 
 use crate::cli::{
-    ComposeExecArgs, ComposeKillArgs, ComposeLogsArgs, ComposeRunArgs, DownArgs, Global, LsArgs,
-    PortArgs, PsArgs, ServicesArgs, UpArgs,
+    ComposeExecArgs, ComposeKillArgs, ComposeLogsArgs, ComposeRmArgs, ComposeRunArgs, DownArgs,
+    Global, LsArgs, PortArgs, PsArgs, ServicesArgs, UpArgs,
 };
 use crate::config_cmd::load_options;
 use crate::project_lock::ProjectLock;
@@ -1204,4 +1204,29 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
     req.remove = a.rm;
     req.restart = "no".into();
     crate::container_cmd::launch(global, req, a.detach)
+}
+
+/// `berth rm`: the project's stopped containers (running ones too with
+/// `--stop`, after stopping them).
+pub fn rm(global: &Global, a: &ComposeRmArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    if a.stop {
+        stop_services(global, &project, &a.services)?;
+    }
+    let _lock = ProjectLock::acquire(&global.root, &project.name)?;
+    let mut recs = project_containers(global, &project, &a.services)?;
+    recs.reverse();
+    let mut removed = 0;
+    for (dir, r) in recs {
+        if shim::live_status(&r) == "running" {
+            continue;
+        }
+        run::remove(&global.root, &dir, &r, a.volumes)?;
+        eprintln!(" ✔ container {} Removed", r.name);
+        removed += 1;
+    }
+    if removed == 0 {
+        eprintln!("No stopped containers");
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -45,6 +45,19 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Exec(args) => compose_cmd::exec(&cli.global, args),
         cli::Command::Ls(args) => compose_cmd::ls(&cli.global, args),
         cli::Command::Run(args) => compose_cmd::run_oneoff(&cli.global, args),
+        cli::Command::Create(args) => compose_cmd::up(
+            &cli.global,
+            &cli::UpArgs {
+                detach: true,
+                dry_run: false,
+                force_recreate: args.force_recreate,
+                no_recreate: args.no_recreate,
+                remove_orphans: args.remove_orphans,
+                no_start: true,
+                scale: args.scale.clone(),
+            },
+        ),
+        cli::Command::Rm(args) => compose_cmd::rm(&cli.global, args),
         cli::Command::Port(args) => compose_cmd::port(&cli.global, args),
         cli::Command::Completion(args) => {
             use clap::CommandFactory;

@@ -503,3 +503,33 @@ services:
         "/cache rw,nosuid,nodev,noexec,relatime,size=2048k,mode=700\n/run/app rw,nosuid,nodev,noexec,relatime,size=1024k\n700\n10.9.8.7\tdb.internal\n"
     );
 }
+
+#[test]
+fn create_makes_containers_without_starting_and_rm_removes_stopped_ones() {
+    let d = Dir::new("create-rm");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        &PROJECT.replace("10.91.0.0/24", "10.96.0.0/24"),
+    );
+    ns.berth(&d, &root, &["create"]).ok();
+    let ps = ns
+        .berth(
+            &d,
+            &root,
+            &["ps", "-a", "--status", "created", "--services"],
+        )
+        .ok();
+    assert_eq!(ps, "store\nweb\n");
+    ns.berth(&d, &root, &["start", "store"]).ok();
+    ns.berth(&d, &root, &["rm"]).ok();
+    assert_eq!(
+        ns.berth(&d, &root, &["ps", "-a", "--services"]).ok(),
+        "store\n",
+        "the running container stays"
+    );
+    ns.berth(&d, &root, &["rm", "-s", "-f"]).ok();
+    assert_eq!(ns.berth(&d, &root, &["ps", "-aq"]).ok(), "");
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+}
