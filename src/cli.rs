@@ -622,6 +622,12 @@ pub struct UpArgs {
     /// Replicas of a service, `SERVICE=NUM` (repeatable)
     #[arg(long, value_name = "SERVICE=NUM")]
     pub scale: Vec<String>,
+    /// Wait until the services are running and healthy (implies -d)
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_timeout: Option<u64>,
 }
 
 /// `berth down`

@@ -649,6 +649,15 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
     execute(global, &project, &desired, &plan)?;
     // Attaching may last for days: other commands on the project must not wait.
     drop(lock);
+    if a.wait && !a.no_start {
+        wait_ready(
+            global,
+            &project,
+            &desired,
+            a.wait_timeout.map(Duration::from_secs),
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.detach || a.no_start {
         return Ok(ExitCode::SUCCESS);
     }
@@ -1229,4 +1238,62 @@ pub fn rm(global: &Global, a: &ComposeRmArgs) -> anyhow::Result<ExitCode> {
         eprintln!("No stopped containers");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `up --wait`: until every container of the project runs, and those with a
+/// healthcheck are healthy. A container that exits or turns unhealthy, or
+/// the timeout, fails the wait.
+fn wait_ready(
+    global: &Global,
+    project: &Project,
+    desired: &DesiredState,
+    timeout: Option<Duration>,
+) -> anyhow::Result<()> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    // Services others wait to complete are meant to exit.
+    let one_shot: BTreeSet<&str> = desired
+        .containers
+        .values()
+        .flat_map(|c| &c.conditions)
+        .filter(|c| c.condition == "service_completed_successfully")
+        .map(|c| c.service.as_str())
+        .collect();
+    loop {
+        let mut ready = true;
+        for (dir, r) in project_containers(global, project, &[])? {
+            if !desired.containers.contains_key(&r.name) {
+                continue;
+            }
+            let status = shim::live_status(&r);
+            let service = r.labels.get(labels::SERVICE).map_or("", String::as_str);
+            if one_shot.contains(service) && r.status == "exited" && r.exit_code == Some(0) {
+                continue;
+            }
+            if status != "running" {
+                if r.status == "running" && shim::supervisor_alive(&r) {
+                    // Just exiting: the supervisor is recording it.
+                    ready = false;
+                    continue;
+                }
+                anyhow::bail!("container {} {status}", r.name);
+            }
+            if r.health.is_some() {
+                match berth_engine::runtime::health::load(&dir).map(|h| h.status) {
+                    Some(h) if h == "healthy" => {}
+                    Some(h) if h == "unhealthy" => {
+                        anyhow::bail!("container {} is unhealthy", r.name)
+                    }
+                    _ => ready = false,
+                }
+            }
+        }
+        if ready {
+            eprintln!(" ✔ project {} ready", project.name);
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            anyhow::bail!("timed out waiting for the project to be ready");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -55,6 +55,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 remove_orphans: args.remove_orphans,
                 no_start: true,
                 scale: args.scale.clone(),
+                wait: false,
+                wait_timeout: None,
             },
         ),
         cli::Command::Rm(args) => compose_cmd::rm(&cli.global, args),

@@ -533,3 +533,16 @@ fn create_makes_containers_without_starting_and_rm_removes_stopped_ones() {
     assert_eq!(ns.berth(&d, &root, &["ps", "-aq"]).ok(), "");
     ns.berth(&d, &root, &["down", "-v"]).ok();
 }
+
+#[test]
+fn up_wait_fails_when_a_service_exits() {
+    let d = Dir::new("wait");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write("compose.yaml", FOREGROUND);
+    let err = ns
+        .berth(&d, &root, &["up", "--wait", "--wait-timeout", "20"])
+        .fails();
+    assert!(err.contains("container fg-brief-1 exited (0)"), "{err}");
+    ns.berth(&d, &root, &["down"]).ok();
+}

@@ -77,7 +77,8 @@ fn healthy_deps_start_the_app_after_a_healthy_db_and_a_finished_migration() {
     let root = crate::container::busybox_root(&d);
     let text = example("healthy-deps");
     d.write("compose.yaml", &text);
-    ns.berth(&d, &root, &["up", "-d"]).ok();
+    ns.berth(&d, &root, &["up", "--wait", "--wait-timeout", "30"])
+        .ok();
     let ps = ns.berth(&d, &root, &["ps", "-a"]).ok();
     let status = |name: &str| {
         ps.lines()
