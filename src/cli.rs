@@ -659,6 +659,9 @@ pub struct ComposeLogsArgs {
     /// Don't prefix lines with the container's name
     #[arg(long)]
     pub no_log_prefix: bool,
+    /// Don't colour the prefixes
+    #[arg(long)]
+    pub no_color: bool,
     /// Services (default: all)
     pub services: Vec<String>,
 }

@@ -996,6 +996,7 @@ pub fn logs(global: &Global, a: &ComposeLogsArgs) -> anyhow::Result<ExitCode> {
             tail: a.tail,
             timestamps: a.timestamps,
             prefix: !a.no_log_prefix,
+            colour: !a.no_color && colour_wanted(),
         },
     );
     let mut out = std::io::stdout().lock();
@@ -1015,6 +1016,9 @@ struct FollowStyle {
     tail: Option<usize>,
     timestamps: bool,
     prefix: bool,
+    /// Each container's prefix in its own colour, as Compose does on a
+    /// terminal (and never when `NO_COLOR` is set).
+    colour: bool,
 }
 
 impl Default for FollowStyle {
@@ -1023,9 +1027,18 @@ impl Default for FollowStyle {
             tail: None,
             timestamps: false,
             prefix: true,
+            colour: colour_wanted(),
         }
     }
 }
+
+fn colour_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// ANSI colours for prefixes, in Compose's order.
+const PREFIX_COLOURS: [u8; 6] = [36, 33, 32, 35, 34, 31];
 
 /// Reads the containers' json-file logs from where it last stopped.
 struct Follow {
@@ -1076,7 +1089,10 @@ impl Follow {
             for l in lines {
                 let v: serde_json::Value = serde_json::from_str(&l).unwrap_or_default();
                 let mut line = String::new();
-                if self.style.prefix {
+                if self.style.prefix && self.style.colour {
+                    let c = PREFIX_COLOURS[i % PREFIX_COLOURS.len()];
+                    line.push_str(&format!("\x1b[{c}m{:<width$}  |\x1b[0m ", r.name));
+                } else if self.style.prefix {
                     line.push_str(&format!("{:<width$}  | ", r.name));
                 }
                 if self.style.timestamps {
