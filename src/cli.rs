@@ -78,6 +78,8 @@ pub enum Command {
     Create(CreateArgs),
     /// Remove the project's stopped containers
     Rm(ComposeRmArgs),
+    /// Show the processes running in the project's containers
+    Top(ServicesArgs),
     /// List projects
     Ls(LsArgs),
     /// Print the host address a service's port is published on

@@ -60,6 +60,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             },
         ),
         cli::Command::Rm(args) => compose_cmd::rm(&cli.global, args),
+        cli::Command::Top(args) => compose_cmd::top(&cli.global, args),
         cli::Command::Port(args) => compose_cmd::port(&cli.global, args),
         cli::Command::Completion(args) => {
             use clap::CommandFactory;

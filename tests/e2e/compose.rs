@@ -71,6 +71,11 @@ fn up_is_level_triggered_recreates_what_changed_and_down_leaves_nothing() {
         )
         .ok();
     assert_eq!(out, "hello\n");
+    let top = ns.berth(&d, &root, &["top", "web"]).ok();
+    assert!(
+        top.starts_with("e2e-web-1\n") && top.contains("httpd -f -p 8080 -h /www"),
+        "{top}"
+    );
     // exec runs in the service's container: its environment, its network.
     let out = ns
         .berth(
