@@ -80,6 +80,10 @@ pub enum Command {
     Rm(ComposeRmArgs),
     /// Show the processes running in the project's containers
     Top(ServicesArgs),
+    /// Block until the project's containers stop, printing their exit codes
+    Wait(ServicesArgs),
+    /// List the images the project's containers use
+    Images(ServicesArgs),
     /// List projects
     Ls(LsArgs),
     /// Print the host address a service's port is published on

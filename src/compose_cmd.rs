@@ -1367,3 +1367,43 @@ pub fn top(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `berth wait`: blocks until every container of the services has exited.
+pub fn wait(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let mut out = std::io::stdout().lock();
+    for (dir, r) in project_containers(global, &project, &a.services)? {
+        let code = shim::wait_exited(&dir, Duration::from_secs(u64::MAX / 4))
+            .with_context(|| format!("container {} disappeared", r.name))?;
+        writeln!(out, "{} {code}", r.name)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth images`: the image of each of the project's containers.
+pub fn images(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<28}{:<36}{:<12}IMAGE ID",
+        "CONTAINER", "REPOSITORY", "TAG"
+    )?;
+    for (_, r) in project_containers(global, &project, &a.services)? {
+        // The tag is after the last colon that comes after the last slash.
+        let (repo, tag) = match r.image.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+            _ => (r.image.as_str(), "latest"),
+        };
+        let id = r.image_id.trim_start_matches("sha256:");
+        writeln!(
+            out,
+            "{:<28}{:<36}{:<12}{}",
+            r.name,
+            repo,
+            tag,
+            &id[..id.len().min(12)]
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -61,6 +61,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         ),
         cli::Command::Rm(args) => compose_cmd::rm(&cli.global, args),
         cli::Command::Top(args) => compose_cmd::top(&cli.global, args),
+        cli::Command::Wait(args) => compose_cmd::wait(&cli.global, args),
+        cli::Command::Images(args) => compose_cmd::images(&cli.global, args),
         cli::Command::Port(args) => compose_cmd::port(&cli.global, args),
         cli::Command::Completion(args) => {
             use clap::CommandFactory;

@@ -308,6 +308,20 @@ fn foreground_up_attaches_and_ctrl_c_stops_the_project() {
     }
     let ps = ns.berth(&d, &root, &["ps", "-a"]).ok();
     assert!(ps.contains("exited (0)") && !ps.contains("running"), "{ps}");
+    assert_eq!(
+        ns.berth(&d, &root, &["wait", "brief"]).ok(),
+        "fg-brief-1 0\n"
+    );
+    let images = ns.berth(&d, &root, &["images", "brief"]).ok();
+    assert!(
+        images
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("fg-brief-1")
+                && l.contains("localhost/busybox-test")
+                && l.contains("latest")),
+        "{images}"
+    );
     ns.berth(&d, &root, &["down"]).ok();
 }
 
