@@ -668,6 +668,12 @@ pub struct ComposeLogsArgs {
     /// Don't colour the prefixes
     #[arg(long)]
     pub no_color: bool,
+    /// Only lines since a time (`2026-11-23T10:00:00Z`, a date, unix seconds) or for a while (`10m`, `1h30m`)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only lines before a time or a while ago (same forms as --since)
+    #[arg(long)]
+    pub until: Option<String>,
     /// Services (default: all)
     pub services: Vec<String>,
 }

@@ -997,6 +997,8 @@ pub fn logs(global: &Global, a: &ComposeLogsArgs) -> anyhow::Result<ExitCode> {
             timestamps: a.timestamps,
             prefix: !a.no_log_prefix,
             colour: !a.no_color && colour_wanted(),
+            since: a.since.as_deref().map(log_bound).transpose()?,
+            until: a.until.as_deref().map(log_bound).transpose()?,
         },
     );
     let mut out = std::io::stdout().lock();
@@ -1011,8 +1013,44 @@ pub fn logs(global: &Global, a: &ComposeLogsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--since`/`--until` as a log timestamp (`…T…:…:….nnnnnnnnnZ`), which
+/// compares as text with the ones the supervisor writes.
+fn log_bound(s: &str) -> anyhow::Result<String> {
+    let at = |secs: u64, nanos: u32| {
+        let base = berth_engine::image::archive::rfc3339(secs);
+        format!("{}.{nanos:09}Z", base.trim_end_matches('Z'))
+    };
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(at(secs, 0));
+    }
+    if let Some(ago) = berth_spec::units::Duration::parse(s) {
+        let t = std::time::SystemTime::now() - ago.to_std();
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        return Ok(at(d.as_secs(), d.subsec_nanos()));
+    }
+    let bytes = s.as_bytes();
+    let date_ok = bytes.len() >= 10 && bytes[4] == b'-' && bytes[7] == b'-';
+    if date_ok && s.len() == 10 {
+        return Ok(format!("{s}T00:00:00.000000000Z"));
+    }
+    if date_ok && s.len() >= 20 && s.ends_with('Z') && bytes[10] == b'T' {
+        let (whole, frac) = match s[..s.len() - 1].split_once('.') {
+            Some((w, f)) => (w, f),
+            None => (&s[..s.len() - 1], ""),
+        };
+        if whole.len() == 19 && frac.len() <= 9 && frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(format!("{whole}.{frac:0<9}Z"));
+        }
+    }
+    anyhow::bail!(
+        "invalid time {s:?}: use 2026-11-23T10:00:00Z, a date, unix seconds or a duration such as 10m"
+    )
+}
+
 /// How followed lines are written.
 struct FollowStyle {
+    since: Option<String>,
+    until: Option<String>,
     tail: Option<usize>,
     timestamps: bool,
     prefix: bool,
@@ -1024,6 +1062,8 @@ struct FollowStyle {
 impl Default for FollowStyle {
     fn default() -> Self {
         FollowStyle {
+            since: None,
+            until: None,
             tail: None,
             timestamps: false,
             prefix: true,
@@ -1080,14 +1120,22 @@ impl Follow {
                 self.offsets[i] += buf.len() as u64;
                 lines.push(std::mem::take(&mut buf));
             }
+            let mut entries: Vec<serde_json::Value> = lines
+                .iter()
+                .map(|l| serde_json::from_str(l).unwrap_or_default())
+                .filter(|v: &serde_json::Value| {
+                    let t = v["time"].as_str().unwrap_or_default();
+                    self.style.since.as_deref().is_none_or(|s| t >= s)
+                        && self.style.until.as_deref().is_none_or(|u| t < u)
+                })
+                .collect();
             if self.first
                 && let Some(n) = self.style.tail
             {
-                let skip = lines.len().saturating_sub(n);
-                lines.drain(..skip);
+                let skip = entries.len().saturating_sub(n);
+                entries.drain(..skip);
             }
-            for l in lines {
-                let v: serde_json::Value = serde_json::from_str(&l).unwrap_or_default();
+            for v in entries {
                 let mut line = String::new();
                 if self.style.prefix && self.style.colour {
                     let c = PREFIX_COLOURS[i % PREFIX_COLOURS.len()];
@@ -1406,4 +1454,32 @@ pub fn images(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_bound;
+
+    #[test]
+    fn log_bounds_compare_as_text_with_supervisor_timestamps() {
+        assert_eq!(
+            log_bound("2026-11-23T10:00:00Z").unwrap(),
+            "2026-11-23T10:00:00.000000000Z"
+        );
+        assert_eq!(
+            log_bound("2026-11-23T10:00:00.5Z").unwrap(),
+            "2026-11-23T10:00:00.500000000Z"
+        );
+        assert_eq!(
+            log_bound("2026-11-23").unwrap(),
+            "2026-11-23T00:00:00.000000000Z"
+        );
+        assert_eq!(log_bound("0").unwrap(), "1970-01-01T00:00:00.000000000Z");
+        let recent = log_bound("10m").unwrap();
+        assert!(
+            recent.as_str() > "2026-01-01" && recent.len() == 30,
+            "{recent}"
+        );
+        assert!(log_bound("yesterday").is_err());
+    }
 }

@@ -312,6 +312,18 @@ fn foreground_up_attaches_and_ctrl_c_stops_the_project() {
         ns.berth(&d, &root, &["wait", "brief"]).ok(),
         "fg-brief-1 0\n"
     );
+    let recent = ns
+        .berth(
+            &d,
+            &root,
+            &["logs", "--since", "1h", "--no-log-prefix", "brief"],
+        )
+        .ok();
+    assert_eq!(recent, "done\n");
+    let old = ns
+        .berth(&d, &root, &["logs", "--until", "2020-01-01", "brief"])
+        .ok();
+    assert_eq!(old, "");
     let images = ns.berth(&d, &root, &["images", "brief"]).ok();
     assert!(
         images
