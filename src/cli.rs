@@ -631,6 +631,12 @@ pub struct UpArgs {
     /// Wait until the services are running and healthy (implies -d)
     #[arg(long)]
     pub wait: bool,
+    /// Stop the project when any container exits (foreground only)
+    #[arg(long, conflicts_with = "detach")]
+    pub abort_on_container_exit: bool,
+    /// Exit with this service's exit code (implies --abort-on-container-exit)
+    #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
+    pub exit_code_from: Option<String>,
     /// Give up waiting after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub wait_timeout: Option<u64>,

@@ -661,12 +661,42 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
     if a.detach || a.no_start {
         return Ok(ExitCode::SUCCESS);
     }
-    attach(global, &project)
+    if let Some(s) = &a.exit_code_from
+        && !project.services.contains_key(s)
+    {
+        anyhow::bail!("--exit-code-from: no such service: {s}");
+    }
+    let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
+    attach(global, &project, abort, a.exit_code_from.as_deref())
+}
+
+/// The exit code `up --abort-on-container-exit` returns: that of
+/// `service`'s first container, or else of the container that exited.
+fn abort_code(
+    global: &Global,
+    project: &Project,
+    service: Option<&str>,
+    exited: &run::ContainerRecord,
+) -> anyhow::Result<u8> {
+    let code = match service {
+        Some(s) => project_containers(global, project, &[s.to_string()])?
+            .first()
+            .and_then(|(dir, _)| run::load_record(dir).ok())
+            .and_then(|r| r.exit_code)
+            .unwrap_or(0),
+        None => exited.exit_code.unwrap_or(0),
+    };
+    Ok(u8::try_from(code).unwrap_or(255))
 }
 
 /// Foreground `up`: the services' output until they all exit; Ctrl-C (or
 /// SIGTERM) stops the project gracefully, a second one kills it.
-fn attach(global: &Global, project: &Project) -> anyhow::Result<ExitCode> {
+fn attach(
+    global: &Global,
+    project: &Project,
+    abort: bool,
+    exit_code_from: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     let recs = project_containers(global, project, &[])?;
@@ -674,8 +704,18 @@ fn attach(global: &Global, project: &Project) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     std::thread::scope(|scope| {
         let mut stopper: Option<std::thread::ScopedJoinHandle<anyhow::Result<()>>> = None;
+        // Ctrl-C: 130, as a shell reports an interrupted command.
+        let mut code = 130;
         loop {
             follow.pump(&mut out)?;
+            if abort
+                && stopper.is_none()
+                && let Some(r) = follow.first_exited()
+            {
+                eprintln!("Aborting on container exit...");
+                code = abort_code(global, project, None, &r)?;
+                stopper = Some(scope.spawn(|| stop_services(global, project, &[])));
+            }
             for _ in signals.pending() {
                 if stopper.is_none() {
                     eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
@@ -695,7 +735,10 @@ fn attach(global: &Global, project: &Project) -> anyhow::Result<ExitCode> {
                     t.join()
                         .map_err(|_| anyhow::anyhow!("stopping the project panicked"))??;
                 }
-                return Ok(ExitCode::from(130));
+                if let (true, Some(s)) = (abort, exit_code_from) {
+                    code = abort_code(global, project, Some(s), &run::ContainerRecord::default())?;
+                }
+                return Ok(ExitCode::from(code));
             }
             if stopper.is_none() && !follow.any_running() {
                 follow.pump(&mut out)?;
@@ -1157,6 +1200,14 @@ impl Follow {
         out.flush()?;
         self.first = false;
         Ok(())
+    }
+
+    /// A container that has exited, as its supervisor recorded.
+    fn first_exited(&self) -> Option<run::ContainerRecord> {
+        self.recs
+            .iter()
+            .filter_map(|(dir, _)| run::load_record(dir).ok())
+            .find(|r| r.status == "exited")
     }
 
     fn any_running(&self) -> bool {

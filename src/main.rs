@@ -57,6 +57,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 scale: args.scale.clone(),
                 wait: false,
                 wait_timeout: None,
+                abort_on_container_exit: false,
+                exit_code_from: None,
             },
         ),
         cli::Command::Rm(args) => compose_cmd::rm(&cli.global, args),

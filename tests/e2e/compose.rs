@@ -577,3 +577,38 @@ fn up_wait_fails_when_a_service_exits() {
     assert!(err.contains("container fg-brief-1 exited (0)"), "{err}");
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn up_exit_code_from_stops_the_project_when_the_tests_finish() {
+    let d = Dir::new("exit-code-from");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: ci
+services:
+  server:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+  tests:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "sleep 0.5; echo 2 failures; exit 3"]
+"#,
+    );
+    let out = ns.berth(&d, &root, &["up", "--exit-code-from", "tests"]);
+    assert_eq!(out.0.status.code(), Some(3), "{}", out.stderr());
+    assert!(
+        out.stdout().contains("ci-tests-1   | 2 failures"),
+        "{}",
+        out.stdout()
+    );
+    assert!(
+        out.stderr().contains("Aborting on container exit"),
+        "{}",
+        out.stderr()
+    );
+    let ps = ns.berth(&d, &root, &["ps"]).ok();
+    assert_eq!(ps.lines().count(), 1, "nothing left running: {ps}");
+    ns.berth(&d, &root, &["down"]).ok();
+}
