@@ -47,13 +47,10 @@ fn observe(root: &std::path::Path, project: &str) -> anyhow::Result<ObservedStat
         if r.labels.get(labels::PROJECT).map(String::as_str) != Some(project) {
             continue;
         }
-        let status = shim::live_status(&r);
-        let state_of = if status == "running" {
-            ContainerState::Running
-        } else if r.status == "created" {
-            ContainerState::Created
-        } else {
-            ContainerState::Exited
+        let state_of = match state_name(&r) {
+            "running" => ContainerState::Running,
+            "created" => ContainerState::Created,
+            _ => ContainerState::Exited,
         };
         state.containers.push(ObservedContainer {
             name: r.name.clone(),
@@ -107,18 +104,7 @@ fn err(e: impl std::fmt::Display) -> String {
 impl HostRuntime<'_> {
     /// Stops one container with its service's stop signal and grace period.
     fn stop_one(&self, name: &str, service: &str) -> Result<(), String> {
-        let svc = self.project.services.get(service);
-        let grace = svc
-            .and_then(|s| s.stop_grace_period)
-            .map_or(Duration::from_secs(10), |d| d.to_std());
-        let signal = svc
-            .map(|s| s.stop_signal.as_str())
-            .filter(|s| !s.is_empty())
-            .map(crate::container_cmd::signal)
-            .transpose()
-            .map_err(|e| e.to_string())?
-            .unwrap_or(rustix::process::Signal::TERM);
-        shim::stop(&self.global.root, name, signal, grace).map_err(err)
+        stop_container(self.global, self.project, name, service).map_err(|e| format!("{e:#}"))
     }
 
     fn request(&self, name: &str, desired: &DesiredState) -> Result<RunRequest, String> {
@@ -198,17 +184,12 @@ impl HostRuntime<'_> {
         let network_mode = match svc.network_mode.split_once(':') {
             Some(("service", target)) => {
                 // Replica 1 of the service, as Docker Compose picks it.
-                let c = desired
-                    .containers
-                    .values()
-                    .filter(|c| c.service == target)
-                    .min_by_key(|c| c.number)
-                    .ok_or_else(|| {
-                        format!(
-                            "service {}: network_mode service:{target}: no container of {target}",
-                            d.service
-                        )
-                    })?;
+                let c = desired.first_of(target).ok_or_else(|| {
+                    format!(
+                        "service {}: network_mode service:{target}: no container of {target}",
+                        d.service
+                    )
+                })?;
                 format!("container:{}", c.name)
             }
             _ => svc.network_mode.clone(),
@@ -328,17 +309,12 @@ impl HostRuntime<'_> {
                         Some((s, m)) => (s, Some(m)),
                         None => (v.as_str(), None),
                     };
-                    let c = desired
-                        .containers
-                        .values()
-                        .filter(|c| c.service == service)
-                        .min_by_key(|c| c.number)
-                        .ok_or_else(|| {
-                            format!(
-                                "service {}: volumes_from {service}: no such service",
-                                d.service
-                            )
-                        })?;
+                    let c = desired.first_of(service).ok_or_else(|| {
+                        format!(
+                            "service {}: volumes_from {service}: no such service",
+                            d.service
+                        )
+                    })?;
                     Ok(match mode {
                         Some(m) => format!("{}:{m}", c.name),
                         None => c.name.clone(),
@@ -479,13 +455,7 @@ impl Runtime for HostRuntime<'_> {
                         if !running {
                             return Err(format!("container {} {status}", r.name));
                         }
-                        match berth_engine::runtime::health::load(dir).map(|h| h.status) {
-                            Some(h) if h == "healthy" => {}
-                            Some(h) if h == "unhealthy" => {
-                                return Err(format!("container {} is unhealthy", r.name));
-                            }
-                            _ => met = false,
-                        }
+                        met &= healthy(dir, r)?;
                     }
                     "service_completed_successfully" => {
                         // The supervisor records the exit code just after the
@@ -772,19 +742,35 @@ pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The host ports published for container `id`.
-fn published(nets: &Networks, id: &str) -> Vec<berth_netplane::PublishedPort> {
-    nets.publications()
-        .into_iter()
-        .find(|(owner, _)| owner == id)
-        .map(|(_, p)| p)
-        .unwrap_or_default()
+/// The host ports published, by container id.
+fn published(nets: &Networks) -> BTreeMap<String, Vec<berth_netplane::PublishedPort>> {
+    nets.publications().into_iter().collect()
+}
+
+/// Whether the container in `dir` is healthy yet; an unhealthy one is an
+/// error, since waiting longer will not help.
+fn healthy(dir: &std::path::Path, r: &run::ContainerRecord) -> Result<bool, String> {
+    match berth_engine::runtime::health::load(dir).map(|h| h.status) {
+        Some(h) if h == "healthy" => Ok(true),
+        Some(h) if h == "unhealthy" => Err(format!("container {} is unhealthy", r.name)),
+        _ => Ok(false),
+    }
+}
+
+/// `running`, `created` or `exited`: a container's state as `ps --status`
+/// and `ls` name it (a running record whose init is gone has exited).
+fn state_name(r: &run::ContainerRecord) -> &'static str {
+    match shim::live_status(r).as_str() {
+        "running" => "running",
+        "created" => "created",
+        _ => "exited",
+    }
 }
 
 /// `berth ps`.
 pub fn ps(global: &Global, a: &PsArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
-    let nets = Networks::open(&global.root)?;
+    let publications = published(&Networks::open(&global.root)?);
     let mut out = std::io::stdout().lock();
     let recs = project_containers(global, &project, &a.only)?;
     let table = a.format == "table";
@@ -797,11 +783,7 @@ pub fn ps(global: &Global, a: &PsArgs) -> anyhow::Result<ExitCode> {
     let mut services_seen = BTreeSet::new();
     for (dir, r) in recs {
         let status = shim::shown_status(&dir, &r);
-        let state = match r.status.as_str() {
-            "running" if status.starts_with("running") => "running",
-            "created" => "created",
-            _ => "exited",
-        };
+        let state = state_name(&r);
         if !a.status.is_empty() {
             if !a.status.iter().any(|s| s == state) {
                 continue;
@@ -823,8 +805,10 @@ pub fn ps(global: &Global, a: &PsArgs) -> anyhow::Result<ExitCode> {
                 .filter(|_| state == "running")
                 .map(|h| h.status)
                 .unwrap_or_default();
-            let publishers: Vec<serde_json::Value> = published(&nets, &r.id)
-                .iter()
+            let publishers: Vec<serde_json::Value> = publications
+                .get(&r.id)
+                .into_iter()
+                .flatten()
                 .map(|p| {
                     serde_json::json!({
                         "URL": p.host_ip.to_string(),
@@ -862,11 +846,7 @@ pub fn ls(global: &Global, a: &LsArgs) -> anyhow::Result<ExitCode> {
         let Some(name) = r.labels.get(labels::PROJECT) else {
             continue;
         };
-        let state = match shim::live_status(r).as_str() {
-            "running" => "running",
-            "created" => "created",
-            _ => "exited",
-        };
+        let state = state_name(r);
         let entry = projects.entry(name.clone()).or_default();
         *entry.0.entry(state).or_default() += 1;
         if let Some(files) = r.labels.get(CONFIG_FILES_LABEL) {
@@ -908,14 +888,11 @@ pub fn ls(global: &Global, a: &LsArgs) -> anyhow::Result<ExitCode> {
 /// `berth port`: where a service's container port is published.
 pub fn port(global: &Global, a: &PortArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
-    let recs = project_containers(global, &project, std::slice::from_ref(&a.service))?;
-    let want = a.index.to_string();
-    let (_, r) = recs
-        .iter()
-        .find(|(_, r)| r.labels.get(labels::NUMBER) == Some(&want))
-        .with_context(|| format!("service {} has no container number {}", a.service, a.index))?;
+    let r = replica(global, &project, &a.service, a.index)?;
     let nets = Networks::open(&global.root)?;
-    let hit = published(&nets, &r.id)
+    let hit = published(&nets)
+        .remove(&r.id)
+        .unwrap_or_default()
         .into_iter()
         .find(|p| p.container_port == a.private_port && p.protocol == a.protocol)
         .with_context(|| {
@@ -996,23 +973,33 @@ fn stop_services(global: &Global, project: &Project, services: &[String]) -> any
         if shim::live_status(&r) != "running" {
             continue;
         }
-        let svc = r
-            .labels
-            .get(labels::SERVICE)
-            .and_then(|s| project.services.get(s));
-        let grace = svc
-            .and_then(|s| s.stop_grace_period)
-            .map_or(Duration::from_secs(10), |d| d.to_std());
-        let signal = match svc
-            .map(|s| s.stop_signal.as_str())
-            .filter(|s| !s.is_empty())
-        {
-            Some(s) => crate::container_cmd::signal(s)?,
-            None => rustix::process::Signal::TERM,
-        };
-        shim::stop(&global.root, &r.name, signal, grace)?;
+        let service = r.labels.get(labels::SERVICE).map_or("", String::as_str);
+        stop_container(global, project, &r.name, service)?;
         eprintln!(" ✔ container {} Stopped", r.name);
     }
+    Ok(())
+}
+
+/// Stops container `name` with its service's `stop_signal` (default TERM)
+/// and `stop_grace_period` (default 10 s), then SIGKILL.
+fn stop_container(
+    global: &Global,
+    project: &Project,
+    name: &str,
+    service: &str,
+) -> anyhow::Result<()> {
+    let svc = project.services.get(service);
+    let grace = svc
+        .and_then(|s| s.stop_grace_period)
+        .map_or(Duration::from_secs(10), |d| d.to_std());
+    let signal = match svc
+        .map(|s| s.stop_signal.as_str())
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => crate::container_cmd::signal(s)?,
+        None => rustix::process::Signal::TERM,
+    };
+    shim::stop(&global.root, name, signal, grace)?;
     Ok(())
 }
 
@@ -1217,15 +1204,25 @@ impl Follow {
     }
 }
 
+/// Container number `index` of `service`.
+fn replica(
+    global: &Global,
+    project: &Project,
+    service: &str,
+    index: u32,
+) -> anyhow::Result<run::ContainerRecord> {
+    let want = index.to_string();
+    project_containers(global, project, &[service.to_string()])?
+        .into_iter()
+        .map(|(_, r)| r)
+        .find(|r| r.labels.get(labels::NUMBER) == Some(&want))
+        .with_context(|| format!("service {service} has no container number {index}"))
+}
+
 /// `berth exec`: a command in a service's replica.
 pub fn exec(global: &Global, a: &ComposeExecArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
-    let recs = project_containers(global, &project, std::slice::from_ref(&a.service))?;
-    let want = a.index.to_string();
-    let (_, r) = recs
-        .iter()
-        .find(|(_, r)| r.labels.get(labels::NUMBER) == Some(&want))
-        .with_context(|| format!("service {} has no container number {}", a.service, a.index))?;
+    let r = replica(global, &project, &a.service, a.index)?;
     let code =
         berth_engine::runtime::exec::exec(&global.root, &r.name, &a.options.request(&a.command))?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
@@ -1275,10 +1272,7 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
         execute(global, &project, &first, &plan)?;
     }
     let template = desired
-        .containers
-        .values()
-        .filter(|c| c.service == a.service)
-        .min_by_key(|c| c.number)
+        .first_of(&a.service)
         .context("the service has no container configuration")?;
     let name = match &a.name {
         Some(n) => n.clone(),
@@ -1393,13 +1387,7 @@ fn wait_ready(
                 anyhow::bail!("container {} {status}", r.name);
             }
             if r.health.is_some() {
-                match berth_engine::runtime::health::load(&dir).map(|h| h.status) {
-                    Some(h) if h == "healthy" => {}
-                    Some(h) if h == "unhealthy" => {
-                        anyhow::bail!("container {} is unhealthy", r.name)
-                    }
-                    _ => ready = false,
-                }
+                ready &= healthy(&dir, &r).map_err(anyhow::Error::msg)?;
             }
         }
         if ready {

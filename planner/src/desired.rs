@@ -87,6 +87,15 @@ pub struct DesiredState {
 }
 
 impl DesiredState {
+    /// The service's first replica, the one Docker Compose picks for
+    /// `network_mode: service:`, `volumes_from` and one-off templates.
+    pub fn first_of(&self, service: &str) -> Option<&DesiredContainer> {
+        self.containers
+            .values()
+            .filter(|c| c.service == service)
+            .min_by_key(|c| c.number)
+    }
+
     /// The desired state of `project`; `scale` overrides replica counts
     /// (`--scale svc=n`).
     pub fn from_project(project: &Project, scale: &BTreeMap<String, u32>) -> DesiredState {
