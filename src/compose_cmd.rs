@@ -353,7 +353,7 @@ impl HostRuntime<'_> {
 }
 
 impl Runtime for HostRuntime<'_> {
-    fn pull_image(&mut self, image: &str) -> Result<(), String> {
+    fn pull_image(&self, image: &str) -> Result<(), String> {
         if self.images.resolve(image).is_ok() {
             return Ok(());
         }
@@ -362,7 +362,7 @@ impl Runtime for HostRuntime<'_> {
         ))
     }
 
-    fn create_network(&mut self, key: &str, desired: &DesiredState) -> Result<(), String> {
+    fn create_network(&self, key: &str, desired: &DesiredState) -> Result<(), String> {
         let d = &desired.networks[key];
         let net = &self.project.networks[key];
         let mut l = net.labels.clone();
@@ -392,11 +392,11 @@ impl Runtime for HostRuntime<'_> {
             .map_err(|e| format!("{e:#}"))
     }
 
-    fn remove_network(&mut self, name: &str) -> Result<(), String> {
+    fn remove_network(&self, name: &str) -> Result<(), String> {
         self.networks.remove(name).map_err(err)
     }
 
-    fn create_volume(&mut self, key: &str, desired: &DesiredState) -> Result<(), String> {
+    fn create_volume(&self, key: &str, desired: &DesiredState) -> Result<(), String> {
         let d = &desired.volumes[key];
         let v = &self.project.volumes[key];
         let mut l = v.labels.clone();
@@ -409,25 +409,25 @@ impl Runtime for HostRuntime<'_> {
             .map_err(err)
     }
 
-    fn remove_volume(&mut self, name: &str) -> Result<(), String> {
+    fn remove_volume(&self, name: &str) -> Result<(), String> {
         self.volumes.remove(name, &|_| false).map_err(err)
     }
 
-    fn create_container(&mut self, name: &str, desired: &DesiredState) -> Result<(), String> {
+    fn create_container(&self, name: &str, desired: &DesiredState) -> Result<(), String> {
         let req = self.request(name, desired)?;
         run::prepare(&self.global.root, &self.images, &req)
             .map(|_| ())
             .map_err(err)
     }
 
-    fn start_container(&mut self, name: &str) -> Result<(), String> {
+    fn start_container(&self, name: &str) -> Result<(), String> {
         let (_, rec) = find(&self.global.root, name).map_err(err)?;
         crate::container_cmd::start_supervisor(self.global, &rec.id)
             .map(|_| ())
             .map_err(|e| format!("{e:#}"))
     }
 
-    fn wait_for(&mut self, service: &str, condition: &str) -> Result<(), String> {
+    fn wait_for(&self, service: &str, condition: &str) -> Result<(), String> {
         loop {
             let containers: Vec<_> = list_records(&self.global.root)
                 .into_iter()
@@ -479,28 +479,11 @@ impl Runtime for HostRuntime<'_> {
         }
     }
 
-    fn stop_containers(&mut self, batch: &[(&str, &str)]) -> Vec<Result<(), String>> {
-        let this = &*self;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|(name, service)| scope.spawn(move || this.stop_one(name, service)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("stopping panicked".to_string()))
-                })
-                .collect()
-        })
-    }
-
-    fn stop_container(&mut self, name: &str, service: &str) -> Result<(), String> {
+    fn stop_container(&self, name: &str, service: &str) -> Result<(), String> {
         self.stop_one(name, service)
     }
 
-    fn remove_container(&mut self, name: &str) -> Result<(), String> {
+    fn remove_container(&self, name: &str) -> Result<(), String> {
         let (dir, rec) = find(&self.global.root, name).map_err(err)?;
         run::remove(&self.global.root, &dir, &rec, true).map_err(err)
     }
@@ -556,6 +539,12 @@ fn check_ports(global: &Global, project: &Project, plan: &Plan) -> anyhow::Resul
     Ok(())
 }
 
+/// How many plan nodes run at once. Most of a node's time is spent waiting
+/// (for a supervisor to report, a grace period, a healthcheck), not
+/// computing, so this is above the core count; it stays low enough that
+/// the nodes' short CPU bursts do not crowd each other out.
+const PARALLELISM: usize = 8;
+
 fn execute(
     global: &Global,
     project: &Project,
@@ -566,7 +555,7 @@ fn execute(
         eprintln!("warning: {w}");
     }
     check_ports(global, project, plan)?;
-    let mut rt = HostRuntime {
+    let rt = HostRuntime {
         global,
         project,
         images: ImageStore::open(&global.root)?,
@@ -578,7 +567,8 @@ fn execute(
     berth_reconciler::apply(
         plan,
         desired,
-        &mut rt,
+        &rt,
+        PARALLELISM,
         &mut |n| {
             let _ = writeln!(err, " ✔ {} {}", n.resource, verb(n));
         },

@@ -102,6 +102,17 @@ pub fn parse_publish(specs: &[String]) -> anyhow::Result<Vec<PortBinding>> {
 /// unless it runs already, and waits until it answers on `networks`.
 pub fn ensure_dns(global: &Global, networks: &[String]) -> anyhow::Result<()> {
     let pid_file = global.root.join("networks").join("dns.pid");
+    // Held until the server is known to run: two commands (or two nodes of
+    // one plan) that both find none would otherwise start two.
+    let lock_path = global.root.join("networks").join("dns.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .with_context(|| format!("locking {}", lock_path.display()))?;
     if let Ok(pid) = std::fs::read_to_string(&pid_file)
         && let Ok(cmd) = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
         && String::from_utf8_lossy(&cmd).contains("__dns")
@@ -111,6 +122,7 @@ pub fn ensure_dns(global: &Global, networks: &[String]) -> anyhow::Result<()> {
         let theirs = std::fs::read_link(format!("/proc/{}/ns/net", pid.trim())).ok();
         if mine == theirs {
             // It notices a new network within a tick.
+            drop(lock);
             return dns_ready(global, networks);
         }
     }
@@ -128,6 +140,7 @@ pub fn ensure_dns(global: &Global, networks: &[String]) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", pid_file.display()))?;
     // Reaped by init once we exit.
     std::mem::forget(child);
+    drop(lock);
     dns_ready(global, networks)
 }
 

@@ -285,6 +285,9 @@ pub fn plan_up(
     // Containers, service by service in dependency order.
     let order = service_order(desired)?;
     let mut started: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // A container that joins another's namespace or mounts its volumes
+    // needs that container to exist when it is created.
+    let mut creates: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut recreated_services: BTreeSet<&str> = BTreeSet::new();
     for service in &order {
         let containers: Vec<&DesiredContainer> = desired
@@ -304,7 +307,13 @@ pub fn plan_up(
             .depends_on
             .iter()
             .any(|d| recreated_services.contains(d.as_str()));
+        let dep_creates: Vec<usize> = first
+            .depends_on
+            .iter()
+            .flat_map(|d| creates.get(d.as_str()).cloned().unwrap_or_default())
+            .collect();
         let mut starts = Vec::new();
+        let mut created_here = Vec::new();
         for c in containers {
             let res = container_resource(&c.name, &c.service, c.number);
             let mut create_deps: Vec<usize> = c
@@ -317,6 +326,7 @@ pub fn plan_up(
                         .filter_map(|v| volume_nodes.get(v.as_str()).copied()),
                 )
                 .chain(images.get(c.image.as_str()).copied().flatten())
+                .chain(dep_creates.iter().copied())
                 .collect();
             let existing = by_name.get(c.name.as_str());
             let create_cause = match existing {
@@ -365,6 +375,7 @@ pub fn plan_up(
                 Some(cause) => {
                     recreated_services.insert(service.as_str());
                     let created = plan.add(res.clone(), Op::CreateContainer, cause, create_deps);
+                    created_here.push(created);
                     if !opts.no_start {
                         let mut deps = dep_starts.clone();
                         deps.push(created);
@@ -385,6 +396,7 @@ pub fn plan_up(
             }
         }
         started.insert(service.as_str(), starts);
+        creates.insert(service.as_str(), created_here);
     }
 
     // Replicas beyond the desired count, and orphans.

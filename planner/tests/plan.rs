@@ -133,9 +133,9 @@ fn golden_first_up() {
 [] -> #5 volume demo_data, CreateVolume, declared but missing
 [1,3] -> #6 container demo-db-1, CreateContainer, missing
 [6] -> #7 container demo-db-1, StartContainer, created
-[0,3,5] -> #8 container demo-api-1, CreateContainer, missing
+[0,3,5,6] -> #8 container demo-api-1, CreateContainer, missing
 [7,8] -> #9 container demo-api-1, StartContainer, created
-[2,3,4] -> #10 container demo-web-1, CreateContainer, missing
+[2,3,4,8] -> #10 container demo-web-1, CreateContainer, missing
 [9,10] -> #11 container demo-web-1, StartContainer, created
 ";
     assert_eq!(plan.to_string(), want);
