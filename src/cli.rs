@@ -70,6 +70,10 @@ pub enum Command {
     Restart(ServicesArgs),
     /// Send a signal to the project's containers
     Kill(ComposeKillArgs),
+    /// Freeze the processes of the project's running containers
+    Pause(ServicesArgs),
+    /// Thaw the project's paused containers
+    Unpause(ServicesArgs),
     /// Run a command in a service's running container
     Exec(ComposeExecArgs),
     /// Run a one-off command in a new container of a service
@@ -195,6 +199,10 @@ pub enum ContainerCommand {
     Stop(ContainerStopArgs),
     /// Send a signal to running containers
     Kill(ContainerKillArgs),
+    /// Freeze every process of running containers
+    Pause(ContainerNamesArgs),
+    /// Thaw paused containers
+    Unpause(ContainerNamesArgs),
     /// Remove containers
     #[command(alias = "remove")]
     Rm(ContainerRmArgs),

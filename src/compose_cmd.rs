@@ -11,8 +11,8 @@ use anyhow::Context;
 use berth_engine::image::ImageStore;
 use berth_engine::runtime::mounts::MountRequest;
 use berth_engine::runtime::run::{self, RunRequest, find, list_records};
-use berth_engine::runtime::shim;
 use berth_engine::runtime::spec::{ProcessRequest, Resources};
+use berth_engine::runtime::{freeze, shim};
 use berth_engine::volume::VolumeStore;
 use berth_netplane::{NetworkRequest, Networks};
 use berth_planner::{
@@ -49,6 +49,7 @@ fn observe(root: &std::path::Path, project: &str) -> anyhow::Result<ObservedStat
         }
         let state_of = match state_name(&r) {
             "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
             "created" => ContainerState::Created,
             _ => ContainerState::Exited,
         };
@@ -421,7 +422,10 @@ impl Runtime for HostRuntime<'_> {
     }
 
     fn start_container(&self, name: &str) -> Result<(), String> {
-        let (_, rec) = find(&self.global.root, name).map_err(err)?;
+        let (dir, rec) = find(&self.global.root, name).map_err(err)?;
+        if freeze::is_paused(&rec) {
+            return freeze::resume(&dir, &rec).map_err(err);
+        }
         crate::container_cmd::start_supervisor(self.global, &rec.id)
             .map(|_| ())
             .map_err(|e| format!("{e:#}"))
@@ -682,7 +686,7 @@ fn attach(
                     stopper = Some(scope.spawn(|| stop_services(global, project, &[])));
                 } else {
                     for (_, r) in project_containers(global, project, &[])? {
-                        if shim::live_status(&r) == "running" {
+                        if shim::is_up(&r) {
                             shim::kill(&global.root, &r.name, rustix::process::Signal::KILL)?;
                             eprintln!(" ✔ container {} Killed", r.name);
                         }
@@ -752,6 +756,7 @@ fn healthy(dir: &std::path::Path, r: &run::ContainerRecord) -> Result<bool, Stri
 fn state_name(r: &run::ContainerRecord) -> &'static str {
     match shim::live_status(r).as_str() {
         "running" => "running",
+        "paused" => "paused",
         "created" => "created",
         _ => "exited",
     }
@@ -778,7 +783,7 @@ pub fn ps(global: &Global, a: &PsArgs) -> anyhow::Result<ExitCode> {
             if !a.status.iter().any(|s| s == state) {
                 continue;
             }
-        } else if !a.all && state != "running" {
+        } else if !a.all && !matches!(state, "running" | "paused") {
             continue;
         }
         let svc = r.labels.get(labels::SERVICE).cloned().unwrap_or_default();
@@ -939,7 +944,7 @@ pub fn start(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
     let _lock = ProjectLock::acquire(&global.root, &project.name)?;
     for (_, r) in project_containers(global, &project, &a.services)? {
-        if shim::live_status(&r) != "running" {
+        if !shim::is_up(&r) {
             crate::container_cmd::start_supervisor(global, &r.id)?;
             eprintln!(" ✔ container {} Started", r.name);
         }
@@ -960,7 +965,7 @@ fn stop_services(global: &Global, project: &Project, services: &[String]) -> any
     let mut recs = project_containers(global, project, services)?;
     recs.reverse();
     for (_, r) in recs {
-        if shim::live_status(&r) != "running" {
+        if !shim::is_up(&r) {
             continue;
         }
         let service = r.labels.get(labels::SERVICE).map_or("", String::as_str);
@@ -993,12 +998,29 @@ fn stop_container(
     Ok(())
 }
 
+/// `berth pause` (`pause`) and `berth unpause`.
+pub fn pause(global: &Global, a: &ServicesArgs, pause: bool) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let _lock = ProjectLock::acquire(&global.root, &project.name)?;
+    for (_, r) in project_containers(global, &project, &a.services)? {
+        let paused = freeze::is_paused(&r);
+        if pause && shim::live_status(&r) == "running" {
+            freeze::pause(&global.root, &r.name)?;
+            eprintln!(" ✔ container {} Paused", r.name);
+        } else if !pause && paused {
+            freeze::unpause(&global.root, &r.name)?;
+            eprintln!(" ✔ container {} Unpaused", r.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `berth kill`.
 pub fn kill(global: &Global, a: &ComposeKillArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
     let sig = crate::container_cmd::signal(&a.signal)?;
     for (_, r) in project_containers(global, &project, &a.services)? {
-        if shim::live_status(&r) == "running" {
+        if shim::is_up(&r) {
             shim::kill(&global.root, &r.name, sig)?;
             eprintln!(" ✔ container {} Killed", r.name);
         }
@@ -1190,7 +1212,7 @@ impl Follow {
     fn any_running(&self) -> bool {
         self.recs
             .iter()
-            .any(|(dir, _)| run::load_record(dir).is_ok_and(|r| shim::live_status(&r) == "running"))
+            .any(|(dir, _)| run::load_record(dir).is_ok_and(|r| shim::is_up(&r)))
     }
 }
 
@@ -1326,7 +1348,7 @@ pub fn rm(global: &Global, a: &ComposeRmArgs) -> anyhow::Result<ExitCode> {
     recs.reverse();
     let mut removed = 0;
     for (dir, r) in recs {
-        if shim::live_status(&r) == "running" {
+        if shim::is_up(&r) {
             continue;
         }
         run::remove(&global.root, &dir, &r, a.volumes)?;
@@ -1397,7 +1419,7 @@ pub fn top(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
     let mut out = std::io::stdout().lock();
     for (_, r) in project_containers(global, &project, &a.services)? {
-        let Some(init) = r.pid.filter(|_| shim::live_status(&r) == "running") else {
+        let Some(init) = r.pid.filter(|_| shim::is_up(&r)) else {
             continue;
         };
         let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {

@@ -9,9 +9,9 @@ use anyhow::{Context, bail};
 use berth_engine::image::ImageStore;
 use berth_engine::runtime::health::HealthConfig;
 use berth_engine::runtime::run::{self, ContainerRecord, Network, PortBinding, find, list_records};
-use berth_engine::runtime::shim;
 use berth_engine::runtime::spec::ProcessRequest;
 use berth_engine::runtime::{RunRequest, run_foreground};
+use berth_engine::runtime::{freeze, shim};
 use berth_netplane::{Networks, PortRequest};
 
 use crate::cli::{ContainerCommand, ContainerRunArgs, Global, ShimArgs};
@@ -479,7 +479,7 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             }
             for (dir, r) in recs.iter().rev() {
                 let status = shim::shown_status(dir, r);
-                if !a.all && !status.starts_with("running") {
+                if !a.all && !status.starts_with("running") && status != "paused" {
                     continue;
                 }
                 if a.quiet {
@@ -506,7 +506,10 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
         ContainerCommand::Start(a) => {
             for n in &a.names {
                 let (_, rec) = find(root, n)?;
-                if shim::live_status(&rec) != "running" {
+                if freeze::is_paused(&rec) {
+                    bail!("cannot start paused container {n}: unpause it instead");
+                }
+                if !shim::is_up(&rec) {
                     start_supervisor(global, &rec.id)?;
                 }
                 writeln!(out, "{n}")?;
@@ -525,6 +528,20 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
+        ContainerCommand::Pause(a) => {
+            for n in &a.names {
+                freeze::pause(root, n)?;
+                writeln!(out, "{n}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Unpause(a) => {
+            for n in &a.names {
+                freeze::unpause(root, n)?;
+                writeln!(out, "{n}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ContainerCommand::Kill(a) => {
             let sig = signal(&a.signal)?;
             for n in &a.names {
@@ -536,7 +553,7 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
         ContainerCommand::Rm(a) => {
             for n in &a.names {
                 let (dir, rec) = find(root, n)?;
-                if shim::live_status(&rec) == "running" {
+                if shim::is_up(&rec) {
                     if !a.force {
                         bail!(
                             "cannot remove container {n}: it is running (stop it first, or use --force)"
@@ -598,8 +615,7 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 if !a.follow {
                     break;
                 }
-                let running =
-                    run::load_record(&dir).is_ok_and(|r| shim::live_status(&r) == "running");
+                let running = run::load_record(&dir).is_ok_and(|r| shim::is_up(&r));
                 if !running {
                     // One last read catches what was written before the exit.
                     if a.follow && offset == std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)

@@ -42,6 +42,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             compose_cmd::start(&cli.global, args)
         }
         cli::Command::Kill(args) => compose_cmd::kill(&cli.global, args),
+        cli::Command::Pause(args) => compose_cmd::pause(&cli.global, args, true),
+        cli::Command::Unpause(args) => compose_cmd::pause(&cli.global, args, false),
         cli::Command::Exec(args) => compose_cmd::exec(&cli.global, args),
         cli::Command::Ls(args) => compose_cmd::ls(&cli.global, args),
         cli::Command::Run(args) => compose_cmd::run_oneoff(&cli.global, args),

@@ -612,3 +612,55 @@ services:
     assert_eq!(ps.lines().count(), 1, "nothing left running: {ps}");
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn pause_freezes_a_service_until_unpause_and_down_still_removes_it() {
+    let d = Dir::new("pause");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: frozen
+services:
+  ticker:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo tick; sleep 0.1; done"]
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let ticks = || {
+        ns.berth(&d, &root, &["logs", "ticker"])
+            .ok()
+            .lines()
+            .count()
+    };
+    ns.berth(&d, &root, &["pause"]).ok();
+    let ps = ns
+        .berth(&d, &root, &["ps", "--status", "paused", "--services"])
+        .ok();
+    assert_eq!(ps, "ticker\n");
+    let before = ticks();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(ticks(), before, "a paused container does nothing");
+    let err = ns.berth(&d, &root, &["exec", "ticker", "true"]).fails();
+    assert!(err.contains("is paused"), "{err}");
+
+    ns.berth(&d, &root, &["unpause"]).ok();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(ticks() > before, "it runs again once thawed");
+    ns.berth(&d, &root, &["exec", "ticker", "true"]).ok();
+
+    // Paused is up: `up` thaws it rather than recreating, `down` stops it.
+    ns.berth(&d, &root, &["pause", "ticker"]).ok();
+    let plan = ns.berth(&d, &root, &["up", "--dry-run"]).ok();
+    assert!(plan.contains("StartContainer, paused"), "{plan}");
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let ps = ns
+        .berth(&d, &root, &["ps", "--status", "running", "--services"])
+        .ok();
+    assert_eq!(ps, "ticker\n");
+    ns.berth(&d, &root, &["pause"]).ok();
+    ns.berth(&d, &root, &["down"]).ok();
+    assert_eq!(ns.berth(&d, &root, &["ps", "-aq"]).ok(), "");
+}

@@ -47,6 +47,11 @@ pub fn spawn(
     if record.status != "running" || record.pid.is_none() {
         return Err(Error::Conflict(format!("container {name} is not running")));
     }
+    if super::freeze::is_paused(record) {
+        return Err(Error::Conflict(format!(
+            "container {name} is paused, unpause the container before exec"
+        )));
+    }
     if req.args.is_empty() {
         return Err(Error::Conflict("exec needs a command".into()));
     }

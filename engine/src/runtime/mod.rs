@@ -7,6 +7,7 @@
 //! lifecycle follow.
 
 pub mod exec;
+pub mod freeze;
 pub mod health;
 pub mod mounts;
 pub mod run;

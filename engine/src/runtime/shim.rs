@@ -279,8 +279,11 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                     if err_open {
                         err_open = pump(&err_r, &mut err_log, &mut log);
                     }
+                    // A frozen container cannot answer: its checks wait
+                    // for `unpause`, as Docker's do.
                     if let Some(c) = checker.as_mut()
                         && !exited
+                        && !super::freeze::is_paused(&running)
                     {
                         c.tick(&running);
                     }
@@ -421,6 +424,8 @@ pub fn stop(root: &Path, name: &str, signal: Signal, grace: Duration) -> Result<
     save_record(&dir, &record)?;
     if let Some(fd) = init_pidfd(&record) {
         let _ = pidfd_send_signal(&fd, signal);
+        // A paused container handles the signal once thawed.
+        super::freeze::resume(&dir, &record)?;
         if !wait_readable(&fd, grace) {
             let _ = pidfd_send_signal(&fd, Signal::KILL);
             wait_readable(&fd, Duration::from_secs(10));
@@ -482,7 +487,13 @@ pub fn kill(root: &Path, name: &str, signal: Signal) -> Result<()> {
         .ok_or_else(|| Error::Conflict(format!("container {name} is not running")))?;
     record.stopped_by_user = true;
     save_record(&dir, &record)?;
-    pidfd_send_signal(&fd, signal).map_err(|e| Error::Conflict(format!("signalling {name}: {e}")))
+    pidfd_send_signal(&fd, signal)
+        .map_err(|e| Error::Conflict(format!("signalling {name}: {e}")))?;
+    if signal == Signal::KILL {
+        // SIGKILL takes a frozen process only once it is thawed.
+        super::freeze::resume(&dir, &record)?;
+    }
+    Ok(())
 }
 
 /// [`live_status`] with the health of a running container, as `docker ps`
@@ -499,11 +510,18 @@ pub fn shown_status(dir: &Path, record: &super::run::ContainerRecord) -> String 
     }
 }
 
+/// Whether the container's init still runs, frozen or not: it must be
+/// stopped before it is removed, and it counts as up for `ps`.
+pub fn is_up(record: &super::run::ContainerRecord) -> bool {
+    matches!(live_status(record).as_str(), "running" | "paused")
+}
+
 /// The container's status as `ps` shows it, checking that a "running"
 /// container's init really still runs.
 pub fn live_status(record: &super::run::ContainerRecord) -> String {
     match record.status.as_str() {
         "running" if init_pidfd(record).is_none() => "exited (supervisor lost)".into(),
+        "running" if super::freeze::is_paused(record) => "paused".into(),
         "running" => "running".into(),
         "exited" => format!("exited ({})", record.exit_code.unwrap_or(0)),
         other => other.to_string(),
