@@ -543,7 +543,8 @@ fn check_ports(global: &Global, project: &Project, plan: &Plan) -> anyhow::Resul
     Ok(())
 }
 
-/// How many plan nodes run at once. Most of a node's time is spent waiting
+/// How many plan nodes run at once, unless `COMPOSE_PARALLEL_LIMIT` says
+/// otherwise (as it does for Docker Compose). Most of a node's time is spent waiting
 /// (for a supervisor to report, a grace period, a healthcheck), not
 /// computing, so this is above the core count; it stays low enough that
 /// the nodes' short CPU bursts do not crowd each other out.
@@ -572,7 +573,10 @@ fn execute(
         plan,
         desired,
         &rt,
-        PARALLELISM,
+        std::env::var("COMPOSE_PARALLEL_LIMIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(PARALLELISM),
         &mut |n| {
             let _ = writeln!(err, " ✔ {} {}", n.resource, verb(n));
         },
