@@ -406,6 +406,9 @@ pub struct ContainerRunArgs {
     /// Drop a Linux capability (`ALL` for all)
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
+    /// Security options: `seccomp=unconfined|PROFILE.json`, `no-new-privileges`
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// Memory limit (`200m`, `1g`)
     #[arg(short = 'm', long)]
     pub memory: Option<String>,

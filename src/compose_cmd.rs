@@ -221,6 +221,7 @@ impl HostRuntime<'_> {
                 workdir: (!svc.working_dir.is_empty()).then(|| svc.working_dir.clone()),
                 cap_add: svc.cap_add.clone(),
                 cap_drop: svc.cap_drop.clone(),
+                security_opt: svc.security_opt.clone(),
                 ..ProcessRequest::default()
             },
             user: (!svc.user.is_empty()).then(|| svc.user.clone()),

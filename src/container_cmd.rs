@@ -261,6 +261,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             workdir: a.workdir.clone(),
             cap_add: a.cap_add.clone(),
             cap_drop: a.cap_drop.clone(),
+            security_opt: a.security_opt.clone(),
             ..ProcessRequest::default()
         },
         user: a.user.clone(),

@@ -764,3 +764,149 @@ fn exec_joins_a_running_container_as_the_asked_user_and_passes_its_exit_code() {
     assert!(err.contains("not running"), "{err}");
     run(&["container", "rm", "host"]).ok();
 }
+
+/// The RT-16 probe, built statically for containers without a C library.
+fn syscall_probe(d: &Dir) -> String {
+    let out = d.path().join("probe");
+    let status = std::process::Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(&out)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/syscall_probe.c"
+        ))
+        .status()
+        .expect("cc: scripts/test installs gcc and libc6-dev");
+    assert!(status.success());
+    format!("{}:/probe:ro", out.display())
+}
+
+#[test]
+fn the_default_seccomp_profile_binds_init_and_exec_alike() {
+    let d = Dir::new("seccomp");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let probe = syscall_probe(&d);
+    // Docker's profile with moby's later hardening: io_uring, AF_ALG and
+    // AF_VSOCK refused too; clone3 says ENOSYS so libc falls back to clone.
+    let refused = "io_uring_setup EPERM\nsocket_inet ok\nsocket_alg EPERM\nsocket_vsock EPERM\n\
+                   unshare_user EPERM\nkeyctl EPERM\nadd_key EPERM\nbpf EPERM\n\
+                   perf_event_open EPERM\nuserfaultfd EPERM\nopen_by_handle_at EPERM\n\
+                   mount EPERM\nkexec_load EPERM\ninit_module EPERM\nclone3 ENOSYS\n";
+    for user in ["0", "1000:1000"] {
+        let out = d
+            .berth_with(
+                &[
+                    "container",
+                    "run",
+                    "--rm",
+                    "-u",
+                    user,
+                    "-v",
+                    &probe,
+                    "localhost/busybox-test",
+                    "/probe",
+                ],
+                &env,
+                None,
+            )
+            .ok();
+        assert_eq!(out, refused, "as {user}");
+    }
+
+    let status = "grep -E '^(Seccomp|NoNewPrivs|CapBnd):' /proc/self/status";
+    for (opt, seccomp, nnp) in [
+        (None, "2", "0"),
+        (Some("no-new-privileges"), "2", "1"),
+        (Some("seccomp=unconfined"), "0", "0"),
+    ] {
+        let name = format!("sc-{seccomp}-{nnp}");
+        let mut args = vec!["container", "run", "-d", "--name", &name, "-v", &probe];
+        if let Some(o) = opt {
+            args.extend(["--security-opt", o]);
+        }
+        args.extend([
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        ]);
+        d.berth_with(&args, &env, None).ok();
+        let init = d
+            .berth_with(
+                &[
+                    "container",
+                    "exec",
+                    &name,
+                    "sh",
+                    "-c",
+                    "grep -E '^(Seccomp|NoNewPrivs|CapBnd):' /proc/1/status",
+                ],
+                &env,
+                None,
+            )
+            .ok();
+        let exec = d
+            .berth_with(
+                &["container", "exec", &name, "sh", "-c", status],
+                &env,
+                None,
+            )
+            .ok();
+        assert!(
+            init.contains(&format!("Seccomp:\t{seccomp}\n"))
+                && init.contains(&format!("NoNewPrivs:\t{nnp}\n")),
+            "{opt:?}: {init}"
+        );
+        assert_eq!(
+            exec, init,
+            "{opt:?}: an exec'd process is bound as the init is"
+        );
+        if seccomp == "2" {
+            let out = d
+                .berth_with(&["container", "exec", &name, "/probe"], &env, None)
+                .ok();
+            assert_eq!(out, refused, "{opt:?}: exec");
+        } else {
+            let out = d
+                .berth_with(&["container", "exec", &name, "/probe"], &env, None)
+                .ok();
+            assert!(out.contains("unshare_user ok"), "unconfined: {out}");
+        }
+        d.berth_with(&["container", "rm", "-f", &name], &env, None)
+            .ok();
+    }
+
+    let err = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--security-opt",
+                "seccomp=/nonexistent.json",
+                "localhost/busybox-test",
+                "true",
+            ],
+            &env,
+            None,
+        )
+        .fails();
+    assert!(err.contains("/nonexistent.json"), "{err}");
+    let err = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--security-opt",
+                "privileged-ish",
+                "localhost/busybox-test",
+                "true",
+            ],
+            &env,
+            None,
+        )
+        .fails();
+    assert!(err.contains("security_opt \"privileged-ish\""), "{err}");
+}

@@ -74,8 +74,15 @@ pub fn spawn(
             .map_err(|e| Error::Conflict(format!("exec in {name}: {e}")))?;
         builder = builder.with_stdout(out).with_stderr(err);
     }
+    // The exec'd process gets exactly the init's no_new_privs (the tenant
+    // builder would otherwise set it).
+    let no_new_privs = oci_spec::runtime::Spec::load(dir.join("bundle/config.json"))
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.no_new_privileges()))
+        == Some(true);
     let mut builder = builder
         .as_tenant()
+        .with_no_new_privs(no_new_privs)
         .with_container_args(req.args.clone())
         .with_env(env)
         .with_cwd(req.workdir.clone())

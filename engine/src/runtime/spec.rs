@@ -86,6 +86,49 @@ pub struct ProcessRequest {
     pub cap_add: Vec<String>,
     /// Capabilities to drop (`ALL` drops every one).
     pub cap_drop: Vec<String>,
+    /// `security_opt`: `seccomp=unconfined|FILE`, `no-new-privileges[=true]`.
+    pub security_opt: Vec<String>,
+}
+
+/// What `security_opt` asks for.
+struct Security {
+    /// The seccomp profile file, `unconfined`, or none for the default.
+    seccomp: Option<String>,
+    no_new_privileges: bool,
+}
+
+fn security(opts: &[String]) -> Result<Security> {
+    let mut out = Security {
+        seccomp: None,
+        no_new_privileges: false,
+    };
+    for o in opts {
+        // Docker takes both `key=value` and the older `key:value`.
+        let (key, value) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
+        match key {
+            "seccomp" if !value.is_empty() => out.seccomp = Some(value.to_string()),
+            "no-new-privileges" => {
+                out.no_new_privileges = match value {
+                    "" | "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(Error::Conflict(format!(
+                            "security_opt {o:?}: no-new-privileges takes true or false"
+                        )));
+                    }
+                }
+            }
+            // No LSM is loaded for containers here: accepted, as Docker
+            // does on hosts without AppArmor or SELinux.
+            "apparmor" | "label" => {}
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "security_opt {o:?}: expected seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false], apparmor=… or label=…"
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The command line to run, with Docker's ENTRYPOINT/CMD rules.
@@ -258,6 +301,11 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
         .ambient(HashSet::new())
         .build()
         .map_err(oci)?;
+    let security = security(&req.security_opt)?;
+    let seccomp = match &security.seccomp {
+        None => Some(super::seccomp::default_profile(&caps)?),
+        Some(value) => super::seccomp::from_option(value)?,
+    };
     let user = UserBuilder::default()
         .uid(req.user.0)
         .gid(req.user.1)
@@ -276,11 +324,24 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
         )
         .user(user)
         .capabilities(capabilities)
-        .no_new_privileges(false)
         .terminal(false)
         .build()
         .map_err(oci)?;
+    // `libcontainer` loads the filter while it still holds CAP_SYS_ADMIN only
+    // when the field is absent: `Some(false)` would make it load the filter
+    // after dropping capabilities, without no_new_privs, and fail.
+    let mut process = process;
+    process.set_no_new_privileges(security.no_new_privileges.then_some(true));
     let mut spec = Spec::default();
+    if security.seccomp.is_none() {
+        spec.set_annotations(Some(
+            [(
+                "io.berth.seccomp.profile".to_string(),
+                super::seccomp::PROFILE_VERSION.to_string(),
+            )]
+            .into(),
+        ));
+    }
     spec.set_process(Some(process));
     spec.set_hostname(Some(hostname.to_string()));
     spec.set_root(Some(
@@ -389,6 +450,7 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
                     .collect(),
             ));
         }
+        linux.set_seccomp(seccomp);
         linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
         linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
     }
