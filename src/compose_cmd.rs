@@ -60,12 +60,14 @@ fn observe(root: &std::path::Path, project: &str) -> anyhow::Result<ObservedStat
             config: r.config.clone(),
         });
     }
-    for n in Networks::open(root)?.list()? {
+    let networks = Networks::open(root)?;
+    for n in networks.list()? {
         state.networks.insert(
             n.name.clone(),
             ObservedNetwork {
                 name: n.name.clone(),
                 labels: n.labels.clone(),
+                incomplete: !networks.is_complete(&n),
             },
         );
     }
@@ -374,7 +376,7 @@ impl Runtime for HostRuntime<'_> {
         let pool = net.ipam.config.first();
         let rec = self
             .networks
-            .create(&NetworkRequest {
+            .ensure(&NetworkRequest {
                 name: d.name.clone(),
                 subnet: pool.map(|p| p.subnet.clone()).filter(|s| !s.is_empty()),
                 gateway: pool.map(|p| p.gateway.clone()).filter(|g| !g.is_empty()),

@@ -98,6 +98,17 @@ pub fn parse_publish(specs: &[String]) -> anyhow::Result<Vec<PortBinding>> {
     Ok(out)
 }
 
+/// A command that runs this very berth binary: through `/proc/self/exe`,
+/// never a path that could have been replaced since, and from the sealed
+/// mount when this process runs sealed (so its children start sealed).
+fn berth_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    if let Some(name) = std::env::args_os().next() {
+        std::os::unix::process::CommandExt::arg0(&mut cmd, name);
+    }
+    cmd
+}
+
 /// Starts the embedded DNS server of this network namespace's networks,
 /// unless it runs already, and waits until it answers on `networks`.
 pub fn ensure_dns(global: &Global, networks: &[String]) -> anyhow::Result<()> {
@@ -126,8 +137,7 @@ pub fn ensure_dns(global: &Global, networks: &[String]) -> anyhow::Result<()> {
             return dns_ready(global, networks);
         }
     }
-    let exe = std::env::current_exe().context("finding the berth executable")?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = berth_command();
     cmd.arg("--root")
         .arg(&global.root)
         .arg("__dns")
@@ -359,8 +369,7 @@ pub fn start_supervisor(global: &Global, id: &str) -> anyhow::Result<i32> {
     }
     let (ready_r, ready_w): (OwnedFd, OwnedFd) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).context("creating a pipe")?;
-    let exe = std::env::current_exe().context("finding the berth executable")?;
-    let mut cmd = std::process::Command::new(exe);
+    let mut cmd = berth_command();
     cmd.arg("--root")
         .arg(&global.root)
         .arg("__shim")

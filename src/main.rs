@@ -28,7 +28,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether the command runs container code from this process (the runtime
+/// clones itself into the container), so must run from a sealed executable.
+fn enters_containers(cmd: &cli::Command) -> bool {
+    use cli::{Command, ContainerCommand};
+    matches!(
+        cmd,
+        Command::Shim(_)
+            | Command::Exec(_)
+            | Command::Run(_)
+            | Command::Container(ContainerCommand::Run(_) | ContainerCommand::Exec(_))
+    )
+}
+
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    if enters_containers(&cli.command) {
+        berth_engine::runtime::seal::ensure_sealed()?;
+    }
     match &cli.command {
         cli::Command::Config(args) => config_cmd::run(&cli.global, args),
         cli::Command::Up(args) => compose_cmd::up(&cli.global, args),

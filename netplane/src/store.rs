@@ -283,24 +283,53 @@ impl Networks {
             names: BTreeMap::new(),
         };
         self.save(&record)?;
-        let made = link::with_netlink(async |h| {
-            link::ensure_bridge(&h, &bridge, gateway, subnet.prefix, req.mtu).await
-        })
-        .and_then(|_| {
-            // Forwarding must be on for bridged containers to reach out.
-            std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| Error::Io {
-                path: "/proc/sys/net/ipv4/ip_forward".into(),
-                cause: e,
-            })
-        })
-        .and_then(|_| self.sync_firewall());
-        if let Err(e) = made {
+        if let Err(e) = self.bring_up(&record, req.mtu) {
             let _ = std::fs::remove_file(self.path(&record.name));
             let _ = link::with_netlink(async |h| link::delete_link(&h, &bridge).await);
             let _ = self.sync_firewall();
             return Err(e);
         }
         Ok(record)
+    }
+
+    /// The kernel side of a network: its bridge with the gateway address,
+    /// forwarding, the firewall rules. Idempotent.
+    fn bring_up(&self, record: &NetworkRecord, mtu: Option<u32>) -> Result<()> {
+        let subnet: Subnet = record.subnet.parse().map_err(Error::Invalid)?;
+        let gateway: Ipv4Addr = record
+            .gateway
+            .parse()
+            .map_err(|_| Error::Invalid(format!("invalid gateway {:?}", record.gateway)))?;
+        link::with_netlink(async |h| {
+            link::ensure_bridge(&h, &record.bridge, gateway, subnet.prefix, mtu).await
+        })?;
+        // Forwarding must be on for bridged containers to reach out.
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| Error::Io {
+            path: "/proc/sys/net/ipv4/ip_forward".into(),
+            cause: e,
+        })?;
+        self.sync_firewall()
+    }
+
+    /// Whether the network's bridge exists in this network namespace; a
+    /// record without one is what a create killed half-way (or a reboot)
+    /// leaves.
+    pub fn is_complete(&self, record: &NetworkRecord) -> bool {
+        link::with_netlink(async |h| link::index_of(&h, &record.bridge).await)
+            .is_ok_and(|i| i.is_some())
+    }
+
+    /// Creates the network, or completes one that exists by that name
+    /// (its bridge, address and rules), as the reconciler needs: creating
+    /// what exists succeeds.
+    pub fn ensure(&self, req: &NetworkRequest) -> Result<NetworkRecord> {
+        match self.inspect(&req.name) {
+            Ok(record) => {
+                self.bring_up(&record, req.mtu)?;
+                Ok(record)
+            }
+            Err(_) => self.create(req),
+        }
     }
 
     /// Removes a network: bridge, rules, record. Missing pieces count as done.

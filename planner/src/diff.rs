@@ -189,6 +189,16 @@ pub fn plan_up(
             Some(n) if n.labels.get(labels::CONFIG_HASH) != Some(&net.hash) => {
                 recreated_networks.insert(key);
             }
+            Some(n) if n.incomplete => {
+                let res = Resource::Network {
+                    key: key.clone(),
+                    name: net.name.clone(),
+                };
+                network_nodes.insert(
+                    key,
+                    plan.add(res, Op::CreateNetwork, "its bridge is missing", vec![]),
+                );
+            }
             Some(_) => {}
         }
     }

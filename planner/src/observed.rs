@@ -63,6 +63,9 @@ pub struct ObservedNetwork {
     pub name: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// Its record exists but its bridge does not (a create killed half-way,
+    /// a reboot): creating it again completes it.
+    pub incomplete: bool,
 }
 
 /// A volume that exists.

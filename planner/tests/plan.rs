@@ -44,6 +44,7 @@ fn apply(desired: &DesiredState, observed: &ObservedState, plan: &Plan) -> Obser
                     ObservedNetwork {
                         name: name.clone(),
                         labels: l,
+                        incomplete: false,
                     },
                 );
             }
@@ -344,4 +345,21 @@ fn down_removes_dependents_first_then_networks_then_volumes() {
     assert!(after.containers.is_empty() && after.networks.is_empty() && after.volumes.is_empty());
     let again = plan_down(&d, &after, &DownOptions::default());
     assert!(again.is_empty(), "{again}");
+}
+
+#[test]
+fn a_network_left_without_its_bridge_is_created_again_and_nothing_else_changes() {
+    let d = desired(QUICKSTART);
+    let empty = ObservedState::default();
+    let mut after = apply(
+        &d,
+        &empty,
+        &plan_up(&d, &empty, &UpOptions::default()).unwrap(),
+    );
+    after.networks.get_mut("demo_back").unwrap().incomplete = true;
+    let plan = plan_up(&d, &after, &UpOptions::default()).unwrap();
+    assert_eq!(
+        plan.to_string(),
+        "[] -> #0 network demo_back, CreateNetwork, its bridge is missing\n"
+    );
 }

@@ -570,7 +570,24 @@ fn up_wait_fails_when_a_service_exits() {
     let d = Dir::new("wait");
     let ns = Netns::new();
     let root = crate::container::busybox_root(&d);
-    d.write("compose.yaml", FOREGROUND);
+    // `slow` turns healthy only after a second: `brief` has exited by then,
+    // whichever order their starts ran in.
+    d.write(
+        "compose.yaml",
+        r#"
+name: fg
+services:
+  slow:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+  brief:
+    image: localhost/busybox-test:latest
+    command: ["echo", "done"]
+"#,
+    );
     let err = ns
         .berth(&d, &root, &["up", "--wait", "--wait-timeout", "20"])
         .fails();

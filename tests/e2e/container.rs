@@ -910,3 +910,70 @@ fn the_default_seccomp_profile_binds_init_and_exec_alike() {
         .fails();
     assert!(err.contains("security_opt \"privileged-ish\""), "{err}");
 }
+
+/// Whether the executable of process `pid` lies on a read-only mount.
+fn exe_read_only(pid: &str) -> bool {
+    rustix::fs::statvfs(format!("/proc/{pid}/exe").as_str())
+        .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+}
+
+#[test]
+fn berth_runs_sealed_so_no_container_can_overwrite_it() {
+    // RT-01, CVE-2019-5736.
+    let d = Dir::new("sealed");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let exe = std::fs::metadata(env!("CARGO_BIN_EXE_berth")).unwrap();
+    // Every process the container can see, berth's own clones included
+    // while an exec joins it, gets its executable opened for writing.
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "hostile",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while true; do for e in /proc/[0-9]*/exe; do (echo pwned > $e) 2>/dev/null; done; done",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    for _ in 0..30 {
+        d.berth_with(&["container", "exec", "hostile", "true"], &env, None)
+            .ok();
+    }
+    let mut exec = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["container", "exec", "hostile", "sleep", "1"])
+        .env("BERTH_ROOT", &root)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(
+        exe_read_only(&exec.id().to_string()),
+        "an exec runs from a read-only mount of berth"
+    );
+    assert!(exec.wait().unwrap().success());
+    let rec = d
+        .berth_with(&["container", "inspect", "hostile"], &env, None)
+        .json();
+    let shim = rec[0]["shim_pid"]
+        .as_i64()
+        .expect("a supervisor")
+        .to_string();
+    assert!(
+        exe_read_only(&shim),
+        "the supervisor runs from a read-only mount"
+    );
+    d.berth_with(&["container", "rm", "-f", "hostile"], &env, None)
+        .ok();
+    let after = std::fs::metadata(env!("CARGO_BIN_EXE_berth")).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (exe.len(), exe.modified().unwrap()),
+        "the berth binary was written to"
+    );
+}

@@ -11,6 +11,7 @@ pub mod freeze;
 pub mod health;
 pub mod mounts;
 pub mod run;
+pub mod seal;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
