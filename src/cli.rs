@@ -98,6 +98,10 @@ pub enum Command {
     Completion(CompletionArgs),
     /// Show the berth version
     Version(VersionArgs),
+    /// Pull the project's images from their registries
+    Pull(ComposePullArgs),
+    /// Store credentials for a registry (Docker's config.json)
+    Login(LoginArgs),
     /// Manage images (as `docker image`)
     #[command(subcommand)]
     Image(ImageCommand),
@@ -331,6 +335,9 @@ pub struct ContainerRunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Pull the image first: always, missing (the default) or never
+    #[arg(long, value_name = "POLICY", default_value = "missing", value_parser = ["always", "missing", "never"])]
+    pub pull: String,
     /// Command to run to check health (run by `/bin/sh -c`)
     #[arg(long)]
     pub health_cmd: Option<String>,
@@ -542,6 +549,48 @@ pub enum ImageCommand {
     /// Remove images (a container's image only with --force)
     #[command(alias = "remove")]
     Rm(ImageRmArgs),
+    /// Download an image from a registry
+    Pull(ImagePullArgs),
+    /// Upload an image to a registry
+    Push(ImagePushArgs),
+}
+
+/// `berth image pull`
+#[derive(Debug, Args)]
+pub struct ImagePullArgs {
+    /// The image (`busybox`, `registry:5000/team/app:1.2`, `name@sha256:…`)
+    pub reference: String,
+    /// Print only the image's reference
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `berth image push`
+#[derive(Debug, Args)]
+pub struct ImagePushArgs {
+    /// The local image, pushed under its own reference
+    pub name: String,
+    /// Push it under this reference instead
+    pub target: Option<String>,
+    /// Print only the manifest's address
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `berth login`
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry (`docker.io` when omitted)
+    pub server: Option<String>,
+    /// User name
+    #[arg(short, long)]
+    pub username: String,
+    /// Password (prefer --password-stdin)
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 /// `berth image load`
@@ -651,6 +700,9 @@ pub struct UpArgs {
     /// Give up waiting after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub wait_timeout: Option<u64>,
+    /// Pull images before starting: always, missing (the default) or never
+    #[arg(long, value_name = "POLICY", value_parser = ["always", "missing", "never"])]
+    pub pull: Option<String>,
 }
 
 /// `berth down`
@@ -927,4 +979,17 @@ mod tests {
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+/// `berth pull`
+#[derive(Debug, Args)]
+pub struct ComposePullArgs {
+    /// Carry on when an image cannot be pulled
+    #[arg(long)]
+    pub ignore_pull_failures: bool,
+    /// Print nothing
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Services (all when none)
+    pub services: Vec<String>,
 }

@@ -17,7 +17,7 @@ use berth_engine::volume::VolumeStore;
 use berth_netplane::{NetworkRequest, Networks};
 use berth_planner::{
     ContainerState, DesiredState, DownOptions, ObservedContainer, ObservedNetwork, ObservedState,
-    ObservedVolume, Op, Plan, PlanNode, UpOptions, labels, plan_down, plan_up,
+    ObservedVolume, Op, Plan, PlanNode, PullPolicy, UpOptions, labels, plan_down, plan_up,
 };
 use berth_reconciler::Runtime;
 use berth_spec::Project;
@@ -40,6 +40,19 @@ fn load(global: &Global) -> anyhow::Result<Project> {
 }
 
 /// What exists of `project`, from the engine's and the network plane's records.
+/// The project's desired state, with image names as the store records
+/// them (`busybox` is `docker.io/library/busybox:latest`), so the planner
+/// compares like with like.
+fn desired_state(project: &Project, scale: &BTreeMap<String, u32>) -> DesiredState {
+    let mut desired = DesiredState::from_project(project, scale);
+    for c in desired.containers.values_mut() {
+        if let Ok(r) = berth_engine::image::Reference::parse(&c.image) {
+            c.image = r.to_string();
+        }
+    }
+    desired
+}
+
 fn observe(root: &std::path::Path, project: &str) -> anyhow::Result<ObservedState> {
     run::collect_orphans(root);
     let mut state = ObservedState::default();
@@ -358,12 +371,18 @@ impl HostRuntime<'_> {
 
 impl Runtime for HostRuntime<'_> {
     fn pull_image(&self, image: &str) -> Result<(), String> {
-        if self.images.resolve(image).is_ok() {
-            return Ok(());
+        if let Some((name, _)) = self.project.services.iter().find(|(_, svc)| {
+            svc.image.is_empty()
+                && berth_engine::image::Reference::parse(&self.project.image_name(svc))
+                    .is_ok_and(|r| r.to_string() == image)
+        }) {
+            return Err(format!(
+                "service {name} has no image, only `build`, and berth does not build images yet: build it elsewhere and `berth image load` it as {image}"
+            ));
         }
-        Err(format!(
-            "image {image} is not in the local store, and pulling from registries is not available yet: load it with `berth image load` or `berth image import`"
-        ))
+        crate::image_cmd::pull(&self.images, image, false)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
     }
 
     fn create_network(&self, key: &str, desired: &DesiredState) -> Result<(), String> {
@@ -570,7 +589,8 @@ fn execute(
         volumes: VolumeStore::open(&global.root)?,
         networks: Networks::open(&global.root)?,
     };
-    let mut err = std::io::stderr().lock();
+    // Not locked across the run: workers print too (pull progress).
+    let err = std::io::stderr();
     let mut warnings = Vec::new();
     berth_reconciler::apply(
         plan,
@@ -581,7 +601,7 @@ fn execute(
             .and_then(|v| v.parse().ok())
             .unwrap_or(PARALLELISM),
         &mut |n| {
-            let _ = writeln!(err, " ✔ {} {}", n.resource, verb(n));
+            let _ = writeln!(err.lock(), " ✔ {} {}", n.resource, verb(n));
         },
         &mut |w| warnings.push(w.to_string()),
     )?;
@@ -602,7 +622,7 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
             n.parse::<u32>().context("--scale takes SERVICE=NUM")?,
         );
     }
-    let desired = DesiredState::from_project(&project, &scale);
+    let desired = desired_state(&project, &scale);
     let lock = ProjectLock::acquire(&global.root, &project.name)?;
     let observed = observe(&global.root, &project.name)?;
     let opts = UpOptions {
@@ -610,6 +630,11 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
         no_recreate: a.no_recreate,
         remove_orphans: a.remove_orphans,
         no_start: a.no_start,
+        pull: match a.pull.as_deref() {
+            Some("always") => PullPolicy::Always,
+            Some("never") => PullPolicy::Never,
+            _ => PullPolicy::Missing,
+        },
         ..UpOptions::default()
     };
     let plan = plan_up(&desired, &observed, &opts)?;
@@ -723,7 +748,7 @@ fn attach(
 /// `berth down`.
 pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
-    let desired = DesiredState::from_project(&project, &BTreeMap::new());
+    let desired = desired_state(&project, &BTreeMap::new());
     let lock = ProjectLock::acquire(&global.root, &project.name)?;
     let observed = observe(&global.root, &project.name)?;
     let plan = plan_down(
@@ -1022,6 +1047,26 @@ pub fn pause(global: &Global, a: &ServicesArgs, pause: bool) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// `berth pull`: each service's image, from its registry.
+pub fn pull(global: &Global, a: &crate::cli::ComposePullArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let store = ImageStore::open(&global.root)?;
+    let mut images = BTreeSet::new();
+    for (name, svc) in &project.services {
+        if (a.services.is_empty() || a.services.contains(name)) && !svc.image.is_empty() {
+            images.insert(svc.image.clone());
+        }
+    }
+    for image in images {
+        match crate::image_cmd::pull(&store, &image, a.quiet) {
+            Ok(_) => {}
+            Err(e) if a.ignore_pull_failures => eprintln!("warning: {e:#}"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `berth kill`.
 pub fn kill(global: &Global, a: &ComposeKillArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
@@ -1274,7 +1319,7 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
         anyhow::bail!("no such service: {}", a.service);
     }
     // Even a service scaled to zero runs as a one-off.
-    let desired = DesiredState::from_project(&project, &BTreeMap::from([(a.service.clone(), 1)]));
+    let desired = desired_state(&project, &BTreeMap::from([(a.service.clone(), 1)]));
     let needed = if a.no_deps {
         BTreeSet::new()
     } else {

@@ -476,7 +476,13 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             if !a.detach && a.restart != "no" {
                 bail!("--restart needs a detached container (-d)");
             }
-            launch(global, request(a)?, a.detach)
+            let req = request(a)?;
+            let images = ImageStore::open(root)?;
+            let missing = images.resolve(&req.image).is_err();
+            if a.pull == "always" || (a.pull == "missing" && missing) {
+                crate::image_cmd::pull(&images, &req.image, false)?;
+            }
+            launch(global, req, a.detach)
         }
         ContainerCommand::Ls(a) => {
             let recs = list_records(root);

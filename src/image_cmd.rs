@@ -27,12 +27,73 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Pulls `reference`, printing progress on stderr unless `quiet`.
+pub fn pull(store: &ImageStore, reference: &str, quiet: bool) -> anyhow::Result<Reference> {
+    let r = Reference::parse(reference)?;
+    let progress = |line: &str| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    };
+    let rec = berth_engine::image::registry::pull(store, &r, &progress)
+        .with_context(|| format!("pulling {r}"))?;
+    if !quiet {
+        eprintln!("{r}: pulled, image {}", rec.id);
+    }
+    Ok(r)
+}
+
+/// `berth login`.
+pub fn login(a: &crate::cli::LoginArgs) -> anyhow::Result<ExitCode> {
+    let server = a.server.as_deref().unwrap_or("docker.io");
+    // `docker login` takes URLs too.
+    let domain = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .trim_end_matches("/v1")
+        .trim_end_matches("/v2");
+    let domain = match domain {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io",
+        d => d,
+    };
+    let password = match (&a.password, a.password_stdin) {
+        (Some(p), false) => p.clone(),
+        (None, true) => {
+            let mut p = String::new();
+            std::io::stdin().read_line(&mut p)?;
+            p.trim_end_matches(['\r', '\n']).to_string()
+        }
+        _ => anyhow::bail!("give the password with exactly one of --password and --password-stdin"),
+    };
+    let path = berth_engine::image::registry::store_credentials(domain, &a.username, &password)?;
+    eprintln!("Credentials for {domain} stored in {}", path.display());
+    println!("Login Succeeded");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs one `berth image` command.
 pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
     let store = ImageStore::open(&global.root)
         .with_context(|| format!("opening the image store in {}", global.root.display()))?;
     let mut out = std::io::stdout().lock();
     match cmd {
+        ImageCommand::Pull(args) => {
+            let r = pull(&store, &args.reference, args.quiet)?;
+            writeln!(out, "{r}")?;
+        }
+        ImageCommand::Push(args) => {
+            let target = Reference::parse(args.target.as_deref().unwrap_or(&args.name))?;
+            let quiet = args.quiet;
+            let progress = |line: &str| {
+                if !quiet {
+                    eprintln!("{line}");
+                }
+            };
+            let url = berth_engine::image::registry::push(&store, &args.name, &target, &progress)
+                .with_context(|| format!("pushing {target}"))?;
+            writeln!(out, "{url}")?;
+        }
         ImageCommand::Load(args) => {
             let images = match &args.input {
                 Some(p) => {

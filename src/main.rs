@@ -77,6 +77,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 wait_timeout: None,
                 abort_on_container_exit: false,
                 exit_code_from: None,
+                pull: None,
             },
         ),
         cli::Command::Rm(args) => compose_cmd::rm(&cli.global, args),
@@ -94,6 +95,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
             }
         }
         cli::Command::Image(cmd) => image_cmd::run(&cli.global, cmd),
+        cli::Command::Login(args) => image_cmd::login(args),
+        cli::Command::Pull(args) => compose_cmd::pull(&cli.global, args),
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),
         cli::Command::Shim(args) => container_cmd::shim(&cli.global, args),

@@ -44,6 +44,15 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
+    /// A registry refused or failed a request.
+    #[error("{registry}: {msg}")]
+    Registry {
+        /// The registry (host and port).
+        registry: String,
+        /// What went wrong.
+        msg: String,
+    },
+
     /// No image matches.
     #[error("no such image: {0}")]
     NoSuchImage(String),

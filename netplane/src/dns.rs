@@ -154,7 +154,26 @@ pub fn serve(root: &Path) -> crate::Result<()> {
             seen = now;
             let records = nets.list()?;
             if records.is_empty() {
-                return Ok(());
+                // Leave only under the lock `berth` takes to decide whether a
+                // server runs: one that found this process alive must not
+                // see it go away afterwards.
+                let lock = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dir.join("dns.lock"))
+                    .map_err(|e| crate::Error::Io {
+                        path: dir.join("dns.lock"),
+                        cause: e,
+                    })?;
+                rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+                    .map_err(|e| crate::Error::Netlink(format!("locking dns.lock: {e}")))?;
+                if nets.list()?.is_empty() {
+                    let _ = std::fs::remove_file(dir.join("dns.pid"));
+                    return Ok(());
+                }
+                seen = None;
+                continue;
             }
             zones = records.iter().map(|r| (r.name.clone(), zone(r))).collect();
             listeners.retain(|l| records.iter().any(|r| r.name == l.network));

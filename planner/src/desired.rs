@@ -60,6 +60,8 @@ pub struct DesiredContainer {
     pub networks: Vec<String>,
     /// Named volumes (by key) it mounts.
     pub volumes: Vec<String>,
+    /// The service's `pull_policy` (`always`, `never`, `missing`, …).
+    pub pull_policy: String,
 }
 
 /// A `depends_on` condition to wait for.
@@ -182,6 +184,7 @@ impl DesiredState {
                             })
                             .map(|v| v.source.clone())
                             .collect(),
+                        pull_policy: svc.pull_policy.clone(),
                     },
                 );
             }

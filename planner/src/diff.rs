@@ -139,13 +139,24 @@ pub fn plan_up(
 ) -> Result<Plan, PlanError> {
     let mut plan = Plan::default();
 
-    // Images, in name order.
+    // Images, in name order. `--pull always|never` wins over a service's
+    // `pull_policy`; the default follows it.
     let mut images: BTreeMap<&str, Option<usize>> = BTreeMap::new();
+    let mut policies: BTreeMap<&str, PullPolicy> = BTreeMap::new();
     for c in desired.containers.values() {
         images.entry(c.image.as_str()).or_insert(None);
+        let policy = match (opts.pull, c.pull_policy.as_str()) {
+            (PullPolicy::Missing, "always") => PullPolicy::Always,
+            (PullPolicy::Missing, "never") => PullPolicy::Never,
+            (p, _) => p,
+        };
+        let entry = policies.entry(c.image.as_str()).or_insert(policy);
+        if policy == PullPolicy::Always {
+            *entry = PullPolicy::Always;
+        }
     }
     for (image, slot) in images.iter_mut() {
-        let cause = match opts.pull {
+        let cause = match policies[image] {
             PullPolicy::Always => Some("pull policy is always"),
             PullPolicy::Missing if !observed.images.contains(*image) => Some("image is missing"),
             _ => None,

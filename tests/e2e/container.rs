@@ -217,9 +217,32 @@ fn run_errors_name_what_is_missing() {
     let root = busybox_root(&d);
     let env = [("BERTH_ROOT", root.as_str())];
     let err = d
-        .berth_with(&["container", "run", "--rm", "nosuch:image"], &env, None)
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--pull",
+                "never",
+                "nosuch:image",
+            ],
+            &env,
+            None,
+        )
         .fails();
     assert!(err.contains("no such image: nosuch:image"), "{err}");
+    // Pulled when missing: an unreachable registry is named in the error.
+    let err = d
+        .berth_with(
+            &["container", "run", "--rm", "127.0.0.1:9/nosuch:image"],
+            &env,
+            None,
+        )
+        .fails();
+    assert!(
+        err.contains("pulling 127.0.0.1:9/nosuch:image") && err.contains("Connection refused"),
+        "{err}"
+    );
     let err = d
         .berth_with(
             &[

@@ -10,4 +10,5 @@ mod container;
 mod examples;
 mod image;
 mod network;
+mod registry;
 mod sandbox;

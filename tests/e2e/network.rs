@@ -57,6 +57,17 @@ impl Netns {
             .expect("start berth in the namespace")
     }
 
+    /// Starts any command in the namespace without waiting.
+    pub fn spawn_cmd(&self, args: &[&str]) -> std::process::Child {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.0))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start a command in the namespace")
+    }
+
     pub fn sh(&self, cmd: &str) -> String {
         let out = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.0))

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod config;
 pub mod digest;
 pub mod reference;
+pub mod registry;
 pub mod store;
 pub mod unpack;
 

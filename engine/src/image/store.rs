@@ -227,6 +227,42 @@ impl ImageStore {
         result
     }
 
+    /// Moves a downloaded file into the blob store once its content hashes
+    /// to `expected`; the file is removed either way.
+    pub fn adopt_blob(&self, path: &Path, expected: &Digest, what: &str) -> Result<u64> {
+        let result = (|| {
+            let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+            let mut w = HashingWriter {
+                inner: std::io::sink(),
+                hasher: Sha256::new(),
+                size: 0,
+            };
+            std::io::copy(&mut f, &mut w).map_err(Error::Read)?;
+            f.sync_all().map_err(|e| Error::io(path, e))?;
+            let hex: String = w
+                .hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let digest = Digest::sha256_hex(&hex)?;
+            if &digest != expected {
+                return Err(Error::DigestMismatch {
+                    what: what.to_string(),
+                    expected: expected.to_string(),
+                    actual: digest.to_string(),
+                });
+            }
+            let dest = self.blob_path(&digest);
+            std::fs::rename(path, &dest).map_err(|e| Error::io(&dest, e))?;
+            Ok(w.size)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+
     /// Stores bytes as a blob.
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<(Digest, u64)> {
         self.put_blob(bytes, None, "document")

@@ -1,0 +1,396 @@
+//! Pulling images from, and pushing them to, registries that speak the OCI
+//! distribution API (Docker Hub, a `docker-registry` on loopback, …), through
+//! `oci-client`: anonymous and basic credentials, Docker Hub's bearer-token
+//! flow, image indexes resolved to this host's platform, Docker schema 2 and
+//! OCI manifests, gzip and zstd layers.
+//!
+//! Layers are fetched concurrently, each streamed to a file in the store
+//! with its digest checked on the way (never whole in memory), then moved
+//! into the blob store and unpacked once. A blob already in the store is not
+//! fetched again, so an interrupted pull resumes where it stopped.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use futures::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::manifest::{OciDescriptor, OciImageManifest, OciManifest};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
+
+use super::config::Descriptor;
+use super::digest::Digest;
+use super::reference::Reference;
+use super::store::{ImageRecord, ImageStore};
+use crate::error::{Error, Result};
+
+/// Where Docker keeps credentials, and so does `berth login`.
+fn docker_config_path() -> PathBuf {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => PathBuf::from(dir).join("config.json"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+            .join(".docker/config.json"),
+    }
+}
+
+/// The key of a registry in `config.json`'s `auths` (Docker Hub's is
+/// historical).
+fn auth_key(domain: &str) -> String {
+    if domain == "docker.io" {
+        "https://index.docker.io/v1/".into()
+    } else {
+        domain.to_string()
+    }
+}
+
+/// The credentials `berth login` (or `docker login`) stored for `domain`.
+pub fn credentials(domain: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(docker_config_path()).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let auth = doc["auths"][auth_key(domain)]["auth"].as_str()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()?;
+    let (user, pass) = String::from_utf8(decoded)
+        .ok()?
+        .split_once(':')
+        .map(|(u, p)| (u.to_string(), p.to_string()))?;
+    Some((user, pass))
+}
+
+/// Stores credentials for `domain` in Docker's `config.json` format,
+/// keeping whatever else the file holds.
+pub fn store_credentials(domain: &str, user: &str, password: &str) -> Result<PathBuf> {
+    use base64::Engine as _;
+    let path = docker_config_path();
+    let mut doc: serde_json::Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| serde_json::json!({}));
+    if !doc["auths"].is_object() {
+        doc["auths"] = serde_json::json!({});
+    }
+    doc["auths"][auth_key(domain)] = serde_json::json!({
+        "auth": base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")),
+    });
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::Archive(e.to_string()))?;
+    crate::fsutil::write_atomic(&path, text.as_bytes())?;
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
+/// Whether `domain` may be spoken to in plain HTTP: registries on loopback,
+/// and those named in `BERTH_INSECURE_REGISTRIES` (comma-separated), as
+/// Docker's `insecure-registries`.
+fn insecure(domain: &str) -> bool {
+    let host = domain
+        .rsplit_once(':')
+        .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+        .map_or(domain, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || std::env::var("BERTH_INSECURE_REGISTRIES")
+            .is_ok_and(|v| v.split(',').any(|r| r.trim() == domain))
+}
+
+fn client_for(domain: &str) -> Client {
+    // One process-wide TLS provider; a second install is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let protocol = if insecure(domain) {
+        ClientProtocol::Http
+    } else {
+        ClientProtocol::Https
+    };
+    Client::new(ClientConfig {
+        protocol,
+        connect_timeout: Some(std::time::Duration::from_secs(15)),
+        read_timeout: Some(std::time::Duration::from_secs(60)),
+        ..ClientConfig::default()
+    })
+}
+
+fn auth_for(domain: &str) -> RegistryAuth {
+    match credentials(domain) {
+        Some((user, pass)) => RegistryAuth::Basic(user, pass),
+        None => RegistryAuth::Anonymous,
+    }
+}
+
+fn remote(r: &Reference) -> Result<oci_client::Reference> {
+    let text = match &r.digest {
+        Some(d) => format!("{}/{}@{d}", r.domain, r.path),
+        None => format!(
+            "{}/{}:{}",
+            r.domain,
+            r.path,
+            r.tag.as_deref().unwrap_or("latest")
+        ),
+    };
+    text.parse()
+        .map_err(|e| Error::Conflict(format!("reference {text}: {e}")))
+}
+
+/// The error and every cause under it: "error sending request" alone does
+/// not say that the connection was refused.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        cause = c.source();
+    }
+    msg
+}
+
+fn registry_error(domain: &str) -> impl Fn(oci_client::errors::OciDistributionError) -> Error {
+    let domain = domain.to_string();
+    move |e| Error::Registry {
+        registry: domain.clone(),
+        msg: chain(&e),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Conflict(format!("starting the registry client: {e}")))
+}
+
+/// Short form of a digest for progress lines, as Docker prints them.
+fn short(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    &hex[..hex.len().min(12)]
+}
+
+/// Pulls `reference` into `store`; `progress` hears one line per step.
+pub fn pull(
+    store: &ImageStore,
+    reference: &Reference,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ImageRecord> {
+    let domain = reference.domain.clone();
+    let err = registry_error(&domain);
+    let client = client_for(&domain);
+    let auth = auth_for(&domain);
+    let image = remote(reference)?;
+    runtime()?.block_on(async {
+        let (manifest, digest) = client
+            .pull_image_manifest(&image, &auth)
+            .await
+            .map_err(&err)?;
+        progress(&format!("{reference}: manifest {digest}"));
+        let mut config = Vec::new();
+        client
+            .pull_blob(&image, &manifest.config, &mut config)
+            .await
+            .map_err(&err)?;
+        let fetches = manifest
+            .layers
+            .iter()
+            .map(|layer| fetch_layer(store, &client, &image, layer, progress));
+        // A handful at a time, as Docker does: enough to fill the link.
+        let results: Vec<Result<()>> = futures::stream::iter(fetches)
+            .buffer_unordered(3)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<()>>()?;
+        finish(store, reference, &manifest, &config, progress)
+    })
+}
+
+/// Downloads one layer blob unless the store has it.
+async fn fetch_layer(
+    store: &ImageStore,
+    client: &Client,
+    image: &oci_client::Reference,
+    layer: &OciDescriptor,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    let digest = Digest::parse(&layer.digest)?;
+    let id = short(&layer.digest);
+    if store.blob_path(&digest).is_file() {
+        progress(&format!("{id}: already exists"));
+        return Ok(());
+    }
+    progress(&format!("{id}: pulling fs layer ({} bytes)", layer.size));
+    let tmp = store.temp_path("download");
+    let file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| Error::io(&tmp, e))?;
+    let mut out = tokio::io::BufWriter::new(file);
+    let fetched = client.pull_blob(image, layer, &mut out).await;
+    if let Err(e) = fetched {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Registry {
+            registry: image.resolve_registry().to_string(),
+            msg: format!("layer {digest}: {}", chain(&e)),
+        });
+    }
+    use tokio::io::AsyncWriteExt as _;
+    out.flush().await.map_err(|e| Error::io(&tmp, e))?;
+    drop(out);
+    store.adopt_blob(&tmp, &digest, &format!("layer {digest}"))?;
+    progress(&format!("{id}: download complete"));
+    Ok(())
+}
+
+/// Unpacks the downloaded layers (each once) and records the image.
+fn finish(
+    store: &ImageStore,
+    reference: &Reference,
+    manifest: &OciImageManifest,
+    config: &[u8],
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ImageRecord> {
+    let cfg = super::config::ImageConfig::parse(config, "image configuration")?;
+    let diff_ids = cfg.diff_ids()?;
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(Error::Archive(format!(
+            "{reference}: the configuration lists {} layers, the manifest {}",
+            diff_ids.len(),
+            manifest.layers.len()
+        )));
+    }
+    let mut layers = Vec::new();
+    for (layer, diff_id) in manifest.layers.iter().zip(&diff_ids) {
+        let digest = Digest::parse(&layer.digest)?;
+        let path = store.blob_path(&digest);
+        let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        store.put_layer(f, Some(diff_id), &format!("layer {digest}"))?;
+        progress(&format!("{}: pull complete", short(&layer.digest)));
+        layers.push(Descriptor {
+            media_type: layer.media_type.clone(),
+            digest: digest.to_string(),
+            size: u64::try_from(layer.size).unwrap_or(0),
+            annotations: None,
+            platform: None,
+        });
+    }
+    store.add_image(config, layers, std::slice::from_ref(reference))
+}
+
+/// Pushes the local image `name` as `target`, uploading only the blobs the
+/// registry lacks.
+pub fn push(
+    store: &ImageStore,
+    name: &str,
+    target: &Reference,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<String> {
+    let rec = store.resolve(name)?;
+    let manifest = store.manifest(&rec)?;
+    let domain = target.domain.clone();
+    let err = registry_error(&domain);
+    let client = client_for(&domain);
+    let auth = auth_for(&domain);
+    let image = remote(target)?;
+    runtime()?.block_on(async {
+        client
+            .auth(&image, &auth, RegistryOperation::Push)
+            .await
+            .map_err(&err)?;
+        let blobs = manifest
+            .layers
+            .iter()
+            .chain(std::iter::once(&manifest.config));
+        for blob in blobs {
+            let id = short(&blob.digest);
+            if client
+                .blob_exists(&image, &blob.digest)
+                .await
+                .map_err(&err)?
+            {
+                progress(&format!("{id}: layer already exists"));
+                continue;
+            }
+            let path = store.blob_path(&Digest::parse(&blob.digest)?);
+            progress(&format!("{id}: pushing ({} bytes)", blob.size));
+            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            client
+                .push_blob_stream(&image, file_chunks(file), &blob.digest, Some(blob.size))
+                .await
+                .map_err(&err)?;
+            progress(&format!("{id}: pushed"));
+        }
+        let descriptor = |d: &Descriptor| OciDescriptor {
+            media_type: d.media_type.clone(),
+            digest: d.digest.clone(),
+            size: i64::try_from(d.size).unwrap_or(i64::MAX),
+            urls: None,
+            annotations: None,
+            artifact_type: None,
+        };
+        let remote_manifest = OciImageManifest {
+            schema_version: 2,
+            media_type: Some(super::config::media::MANIFEST.to_string()),
+            config: descriptor(&manifest.config),
+            layers: manifest.layers.iter().map(descriptor).collect(),
+            subject: None,
+            artifact_type: None,
+            annotations: None,
+        };
+        let url = client
+            .push_manifest(&image, &OciManifest::Image(remote_manifest))
+            .await
+            .map_err(&err)?;
+        Ok(url)
+    })
+}
+
+/// A blob file as a stream of 1 MiB chunks: pushed without holding it
+/// whole in memory.
+fn file_chunks(
+    file: File,
+) -> impl futures::Stream<Item = oci_client::errors::Result<bytes::Bytes>> + Send + 'static {
+    futures::stream::unfold(Some(file), |state| async move {
+        use std::io::Read as _;
+        let mut file = state?;
+        let mut buf = vec![0u8; 1 << 20];
+        match file.read(&mut buf) {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((
+                Err(oci_client::errors::OciDistributionError::IoError(e)),
+                None,
+            )),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_and_named_registries_go_without_tls() {
+        assert!(insecure("localhost:5000"));
+        assert!(insecure("127.0.0.1:5000"));
+        assert!(insecure("[::1]:5000"));
+        assert!(!insecure("docker.io"));
+        assert!(!insecure("registry.example.com:5000"));
+        assert!(!insecure("127.0.0.1.nip.io"));
+    }
+
+    #[test]
+    fn docker_hub_credentials_live_under_their_historical_key() {
+        assert_eq!(auth_key("docker.io"), "https://index.docker.io/v1/");
+        assert_eq!(auth_key("ghcr.io"), "ghcr.io");
+    }
+}
