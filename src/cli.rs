@@ -416,6 +416,18 @@ pub struct ContainerRunArgs {
     /// Security options: `seccomp=unconfined|PROFILE.json`, `no-new-privileges`
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// A resource limit: `nofile=1024` or `nofile=1024:2048`
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// A namespaced kernel parameter: `net.ipv4.tcp_keepalive_time=600`
+    #[arg(long = "sysctl", value_name = "KEY=VALUE")]
+    pub sysctls: Vec<String>,
+    /// Size of /dev/shm (`128m`; default 64m)
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Tune the OOM killer's preference (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i32>,
     /// Memory limit (`200m`, `1g`)
     #[arg(short = 'm', long)]
     pub memory: Option<String>,

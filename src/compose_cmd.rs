@@ -237,6 +237,21 @@ impl HostRuntime<'_> {
                 cap_add: svc.cap_add.clone(),
                 cap_drop: svc.cap_drop.clone(),
                 security_opt: svc.security_opt.clone(),
+                ulimits: svc
+                    .ulimits
+                    .iter()
+                    .map(|(name, u)| {
+                        let (soft, hard) = match u {
+                            berth_spec::model::Ulimit::Single(n) => (*n, *n),
+                            berth_spec::model::Ulimit::SoftHard { soft, hard } => (*soft, *hard),
+                        };
+                        let limit = |v: i64| u64::try_from(v).unwrap_or(u64::MAX);
+                        (name.clone(), limit(soft), limit(hard))
+                    })
+                    .collect(),
+                sysctls: svc.sysctls.clone(),
+                oom_score_adj: i32::try_from(svc.oom_score_adj).ok().filter(|v| *v != 0),
+                shm_size: u64::try_from(svc.shm_size.0).ok().filter(|v| *v != 0),
                 ..ProcessRequest::default()
             },
             user: (!svc.user.is_empty()).then(|| svc.user.clone()),

@@ -230,6 +230,25 @@ fn bytes(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
     }
 }
 
+/// `nofile=1024` or `nofile=1024:2048`, as `docker run --ulimit`.
+fn parse_ulimit(u: &str) -> anyhow::Result<(String, u64, u64)> {
+    let (name, limits) = u
+        .split_once('=')
+        .with_context(|| format!("--ulimit takes NAME=SOFT[:HARD], not {u:?}"))?;
+    let num = |v: &str| {
+        v.parse::<u64>()
+            .with_context(|| format!("--ulimit {u:?}: {v:?} is not a number"))
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (num(s)?, num(h)?),
+        None => (num(limits)?, num(limits)?),
+    };
+    if soft > hard {
+        anyhow::bail!("--ulimit {u:?}: the soft limit is above the hard one");
+    }
+    Ok((name.to_string(), soft, hard))
+}
+
 fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
     let resources = berth_engine::runtime::spec::Resources {
         memory: bytes("--memory", &a.memory)?,
@@ -272,6 +291,22 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             cap_add: a.cap_add.clone(),
             cap_drop: a.cap_drop.clone(),
             security_opt: a.security_opt.clone(),
+            ulimits: a
+                .ulimits
+                .iter()
+                .map(|u| parse_ulimit(u))
+                .collect::<anyhow::Result<_>>()?,
+            sysctls: a
+                .sysctls
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .with_context(|| format!("--sysctl takes KEY=VALUE, not {kv:?}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            oom_score_adj: a.oom_score_adj,
+            shm_size: bytes("--shm-size", &a.shm_size)?.and_then(|b| u64::try_from(b).ok()),
             ..ProcessRequest::default()
         },
         user: a.user.clone(),

@@ -681,3 +681,64 @@ services:
     ns.berth(&d, &root, &["down"]).ok();
     assert_eq!(ns.berth(&d, &root, &["ps", "-aq"]).ok(), "");
 }
+
+#[test]
+fn ulimits_sysctls_shm_size_and_oom_score_adj_reach_the_container() {
+    let d = Dir::new("limits-misc");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: tuned
+services:
+  app:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    ulimits:
+      nofile: {soft: 1024, hard: 2048}
+      nproc: 512
+    sysctls:
+      net.ipv4.tcp_keepalive_time: "600"
+    shm_size: 128m
+    oom_score_adj: 500
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let out = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "exec",
+                "app",
+                "sh",
+                "-c",
+                "ulimit -Sn; ulimit -Hn; ulimit -u; cat /proc/sys/net/ipv4/tcp_keepalive_time /proc/1/oom_score_adj; grep ' /dev/shm ' /proc/mounts",
+            ],
+        )
+        .ok();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..5], ["1024", "2048", "512", "600", "500"], "{out}");
+    assert!(lines[5].contains("size=131072k"), "{out}");
+    ns.berth(&d, &root, &["down"]).ok();
+
+    // A sysctl that is not namespaced would change the host: refused.
+    d.write(
+        "compose.yaml",
+        r#"
+name: tuned
+services:
+  app:
+    image: localhost/busybox-test:latest
+    sysctls:
+      vm.swappiness: "1"
+"#,
+    );
+    let err = ns.berth(&d, &root, &["up", "-d"]).fails();
+    assert!(
+        err.contains("sysctl vm.swappiness: not namespaced"),
+        "{err}"
+    );
+    ns.berth(&d, &root, &["down"]).ok();
+}

@@ -88,6 +88,68 @@ pub struct ProcessRequest {
     pub cap_drop: Vec<String>,
     /// `security_opt`: `seccomp=unconfined|FILE`, `no-new-privileges[=true]`.
     pub security_opt: Vec<String>,
+    /// `ulimits`: (name as in `nofile`, soft, hard). Unset limits are
+    /// inherited, as Docker's containers inherit the daemon's.
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `sysctls`, namespaced ones only.
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `oom_score_adj`.
+    pub oom_score_adj: Option<i32>,
+    /// `shm_size` in bytes (Docker's default: 64 MiB).
+    pub shm_size: Option<u64>,
+}
+
+/// `nofile` → RLIMIT_NOFILE, for every limit `ulimit` knows.
+fn rlimit_type(name: &str) -> Result<oci_spec::runtime::PosixRlimitType> {
+    use oci_spec::runtime::PosixRlimitType as T;
+    Ok(match name {
+        "as" => T::RlimitAs,
+        "core" => T::RlimitCore,
+        "cpu" => T::RlimitCpu,
+        "data" => T::RlimitData,
+        "fsize" => T::RlimitFsize,
+        "locks" => T::RlimitLocks,
+        "memlock" => T::RlimitMemlock,
+        "msgqueue" => T::RlimitMsgqueue,
+        "nice" => T::RlimitNice,
+        "nofile" => T::RlimitNofile,
+        "nproc" => T::RlimitNproc,
+        "rss" => T::RlimitRss,
+        "rtprio" => T::RlimitRtprio,
+        "rttime" => T::RlimitRttime,
+        "sigpending" => T::RlimitSigpending,
+        "stack" => T::RlimitStack,
+        _ => return Err(Error::Conflict(format!("ulimits: unknown limit {name:?}"))),
+    })
+}
+
+/// Refuses a sysctl that is not namespaced (it would change the host), as
+/// Docker does; `net.*` only when the container has its own network.
+pub fn check_sysctl(key: &str, host_network: bool) -> Result<()> {
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
+        return Ok(());
+    }
+    if key.starts_with("net.") {
+        if host_network {
+            return Err(Error::Conflict(format!(
+                "sysctl {key}: not allowed with the host's network (it would change the host)"
+            )));
+        }
+        return Ok(());
+    }
+    Err(Error::Conflict(format!(
+        "sysctl {key}: not namespaced, so it would change the host; only net.*, kernel.msg*, kernel.sem, kernel.shm* and fs.mqueue.* are allowed"
+    )))
 }
 
 /// What `security_opt` asks for.
@@ -332,6 +394,20 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
     // after dropping capabilities, without no_new_privs, and fail.
     let mut process = process;
     process.set_no_new_privileges(security.no_new_privileges.then_some(true));
+    let rlimits = req
+        .ulimits
+        .iter()
+        .map(|(name, soft, hard)| {
+            oci_spec::runtime::PosixRlimitBuilder::default()
+                .typ(rlimit_type(name)?)
+                .soft(*soft)
+                .hard(*hard)
+                .build()
+                .map_err(oci)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    process.set_rlimits((!rlimits.is_empty()).then_some(rlimits));
+    process.set_oom_score_adj(req.oom_score_adj);
     let mut spec = Spec::default();
     if security.seccomp.is_none() {
         spec.set_annotations(Some(
@@ -352,6 +428,22 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
             .map_err(oci)?,
     ));
     let mut mounts = spec.mounts().clone().unwrap_or_default();
+    if let Some(size) = req.shm_size {
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.destination() == Path::new("/dev/shm"))
+        {
+            let mut options: Vec<String> = m
+                .options()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.starts_with("size="))
+                .collect();
+            options.push(format!("size={}k", size.div_ceil(1024)));
+            m.set_options(Some(options));
+        }
+    }
     for b in binds {
         let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
         if b.read_only {
@@ -451,6 +543,17 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
             ));
         }
         linux.set_seccomp(seccomp);
+        for key in req.sysctls.keys() {
+            check_sysctl(key, r.host_network)?;
+        }
+        if !req.sysctls.is_empty() {
+            linux.set_sysctl(Some(
+                req.sysctls
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ));
+        }
         linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
         linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
     }

@@ -411,6 +411,12 @@ impl TenantContainerBuilder {
                 if let Some(cpu_affinity) = process.exec_cpu_affinity() {
                     process_builder = process_builder.exec_cpu_affinity(cpu_affinity.clone());
                 }
+                // berth: an exec'd process runs under the container's
+                // resource limits, as with runc; 0.7.0 let it inherit the
+                // caller's.
+                if let Some(rlimits) = process.rlimits() {
+                    process_builder = process_builder.rlimits(rlimits.clone());
+                }
             }
 
             // berth: the exec'd process gets the container's no_new_privs
