@@ -712,6 +712,21 @@ pub struct UpArgs {
     /// Give up waiting after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub wait_timeout: Option<u64>,
+    /// Attach only to these services' output (repeatable)
+    #[arg(long = "attach", value_name = "SERVICE", conflicts_with = "detach")]
+    pub attach: Vec<String>,
+    /// Do not attach to these services' output (repeatable)
+    #[arg(long = "no-attach", value_name = "SERVICE", conflicts_with = "detach")]
+    pub no_attach: Vec<String>,
+    /// Show timestamps in the attached output
+    #[arg(long)]
+    pub timestamps: bool,
+    /// Print the attached output without the `service-1  |` prefixes
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Print the attached output without colours
+    #[arg(long)]
+    pub no_color: bool,
     /// Pull images before starting: always, missing (the default) or never
     #[arg(long, value_name = "POLICY", value_parser = ["always", "missing", "never"])]
     pub pull: Option<String>,

@@ -629,6 +629,11 @@ fn execute(
 /// `berth up`.
 pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
+    for s in a.attach.iter().chain(&a.no_attach) {
+        if !project.services.contains_key(s) {
+            anyhow::bail!("--attach/--no-attach: no such service: {s}");
+        }
+    }
     let mut scale = BTreeMap::new();
     for s in &a.scale {
         let (svc, n) = s.split_once('=').context("--scale takes SERVICE=NUM")?;
@@ -678,7 +683,27 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--exit-code-from: no such service: {s}");
     }
     let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
-    attach(global, &project, abort, a.exit_code_from.as_deref())
+    let attached: Vec<String> = project
+        .services
+        .keys()
+        .filter(|s| a.attach.is_empty() || a.attach.contains(s))
+        .filter(|s| !a.no_attach.contains(s))
+        .cloned()
+        .collect();
+    let style = FollowStyle {
+        timestamps: a.timestamps,
+        prefix: !a.no_log_prefix,
+        colour: !a.no_color && FollowStyle::default().colour,
+        ..FollowStyle::default()
+    };
+    attach(
+        global,
+        &project,
+        &attached,
+        style,
+        abort,
+        a.exit_code_from.as_deref(),
+    )
 }
 
 /// The exit code `up --abort-on-container-exit` returns: that of
@@ -702,16 +727,23 @@ fn abort_code(
 
 /// Foreground `up`: the services' output until they all exit; Ctrl-C (or
 /// SIGTERM) stops the project gracefully, a second one kills it.
+/// Follows the output of the `attached` services' containers until they
+/// stop (Ctrl-C stops the whole project).
 fn attach(
     global: &Global,
     project: &Project,
+    attached: &[String],
+    style: FollowStyle,
     abort: bool,
     exit_code_from: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
-    let recs = project_containers(global, project, &[])?;
-    let mut follow = Follow::new(recs, FollowStyle::default());
+    if attached.is_empty() {
+        anyhow::bail!("no service left to attach to: use -d to run in the background");
+    }
+    let recs = project_containers(global, project, attached)?;
+    let mut follow = Follow::new(recs, style);
     let mut out = std::io::stdout().lock();
     std::thread::scope(|scope| {
         let mut stopper: Option<std::thread::ScopedJoinHandle<anyhow::Result<()>>> = None;

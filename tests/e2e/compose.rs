@@ -742,3 +742,28 @@ services:
     );
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn up_attaches_only_to_the_services_asked_for_with_timestamps() {
+    let d = Dir::new("attach-some");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write("compose.yaml", FOREGROUND);
+    let out = ns.berth(
+        &d,
+        &root,
+        &["up", "--attach", "brief", "--timestamps", "--no-color"],
+    );
+    let stdout = out.ok();
+    let line = stdout
+        .lines()
+        .find(|l| l.ends_with(" done"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.starts_with("fg-brief-1  | 20"), "a timestamp: {line}");
+    assert!(!stdout.contains("fg-stubborn-1"), "not attached: {stdout}");
+    let err = ns
+        .berth(&d, &root, &["up", "--no-attach", "nosuch"])
+        .fails();
+    assert!(err.contains("no such service: nosuch"), "{err}");
+    ns.berth(&d, &root, &["down"]).ok();
+}
