@@ -416,6 +416,9 @@ pub struct ContainerRunArgs {
     /// Security options: `seccomp=unconfined|PROFILE.json`, `no-new-privileges`
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Run an init (tini) as PID 1 that forwards signals and reaps zombies
+    #[arg(long)]
+    pub init: bool,
     /// A resource limit: `nofile=1024` or `nofile=1024:2048`
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimits: Vec<String>,

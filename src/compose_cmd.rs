@@ -252,6 +252,7 @@ impl HostRuntime<'_> {
                 sysctls: svc.sysctls.clone(),
                 oom_score_adj: i32::try_from(svc.oom_score_adj).ok().filter(|v| *v != 0),
                 shm_size: u64::try_from(svc.shm_size.0).ok().filter(|v| *v != 0),
+                init: svc.init == Some(true),
                 ..ProcessRequest::default()
             },
             user: (!svc.user.is_empty()).then(|| svc.user.clone()),

@@ -306,6 +306,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
                 })
                 .collect::<anyhow::Result<_>>()?,
             oom_score_adj: a.oom_score_adj,
+            init: a.init,
             shm_size: bytes("--shm-size", &a.shm_size)?.and_then(|b| u64::try_from(b).ok()),
             ..ProcessRequest::default()
         },

@@ -767,3 +767,37 @@ fn up_attaches_only_to_the_services_asked_for_with_timestamps() {
     assert!(err.contains("no such service: nosuch"), "{err}");
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn init_runs_as_pid_1_forwards_the_stop_signal_and_reaps() {
+    let d = Dir::new("init");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    // `sleep` as PID 1 would ignore SIGTERM and wait out the grace period;
+    // under the init it gets the signal and dies at once.
+    d.write(
+        "compose.yaml",
+        r#"
+name: inited
+services:
+  app:
+    image: localhost/busybox-test:latest
+    init: true
+    command: ["sleep", "300"]
+    stop_grace_period: 20s
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let ps = ns
+        .berth(&d, &root, &["exec", "app", "cat", "/proc/1/comm"])
+        .ok();
+    assert_eq!(ps, "docker-init\n");
+    let started = std::time::Instant::now();
+    ns.berth(&d, &root, &["stop"]).ok();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the init forwarded SIGTERM: {:?}",
+        started.elapsed()
+    );
+    ns.berth(&d, &root, &["down"]).ok();
+}

@@ -97,6 +97,25 @@ pub struct ProcessRequest {
     pub oom_score_adj: Option<i32>,
     /// `shm_size` in bytes (Docker's default: 64 MiB).
     pub shm_size: Option<u64>,
+    /// `init: true`: a reaping init (tini) runs as PID 1, the command under it.
+    pub init: bool,
+}
+
+/// Where the init of `init: true` appears in the container, as with Docker.
+const INIT_PATH: &str = "/sbin/docker-init";
+
+/// The host's static tini, bind-mounted read-only as the container's init:
+/// static, so it runs whatever the image's C library.
+fn init_binary() -> Result<PathBuf> {
+    ["/usr/bin/tini-static", "/usr/bin/docker-init"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Conflict(
+                "init: true needs a static tini on the host: apt-get install tini".into(),
+            )
+        })
 }
 
 /// `nofile` → RLIMIT_NOFILE, for every limit `ulimit` knows.
@@ -375,7 +394,13 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
         .build()
         .map_err(oci)?;
     let process = ProcessBuilder::default()
-        .args(command_line(image, req)?)
+        .args({
+            let mut args = command_line(image, req)?;
+            if req.init {
+                args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+            }
+            args
+        })
         .env(environment(image, &req.env))
         .cwd(
             req.workdir
@@ -455,6 +480,21 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
                 .typ("bind")
                 .source(b.source.clone())
                 .options(options)
+                .build()
+                .map_err(oci)?,
+        );
+    }
+    if req.init {
+        mounts.push(
+            MountBuilder::default()
+                .destination(PathBuf::from(INIT_PATH))
+                .typ("bind")
+                .source(init_binary()?)
+                .options(vec![
+                    "bind".to_string(),
+                    "ro".to_string(),
+                    "nosuid".to_string(),
+                ])
                 .build()
                 .map_err(oci)?,
         );
