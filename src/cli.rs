@@ -100,6 +100,8 @@ pub enum Command {
     Version(VersionArgs),
     /// Pull the project's images from their registries
     Pull(ComposePullArgs),
+    /// Copy files between a service's container and the host
+    Cp(CpArgs),
     /// Store credentials for a registry (Docker's config.json)
     Login(LoginArgs),
     /// Manage images (as `docker image`)
@@ -203,6 +205,8 @@ pub enum ContainerCommand {
     Stop(ContainerStopArgs),
     /// Send a signal to running containers
     Kill(ContainerKillArgs),
+    /// Copy files between a container and the host
+    Cp(CpArgs),
     /// Freeze every process of running containers
     Pause(ContainerNamesArgs),
     /// Thaw paused containers
@@ -1009,6 +1013,18 @@ mod tests {
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+/// `berth cp` and `berth container cp`
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Which replica of the service (`berth cp` only)
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// `SERVICE:PATH` (or `CONTAINER:PATH`) or a host path
+    pub source: String,
+    /// `SERVICE:PATH` (or `CONTAINER:PATH`) or a host path
+    pub dest: String,
 }
 
 /// `berth pull`

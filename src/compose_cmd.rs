@@ -1331,6 +1331,18 @@ fn replica(
         .with_context(|| format!("service {service} has no container number {index}"))
 }
 
+/// `berth cp`: between a service's replica and the host.
+pub fn cp(global: &Global, a: &crate::cli::CpArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    crate::container_cmd::copy(&global.root, a, &|service| {
+        if !project.services.contains_key(service) {
+            anyhow::bail!("no such service: {service}");
+        }
+        Ok(replica(global, &project, service, a.index)?.name)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `berth exec`: a command in a service's replica.
 pub fn exec(global: &Global, a: &ComposeExecArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;

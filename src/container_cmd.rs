@@ -230,6 +230,37 @@ fn bytes(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
     }
 }
 
+/// The container side of a `cp` argument: `NAME:PATH`, where NAME holds
+/// no `/` (so `./a:b` and `/x:y` are host paths).
+fn container_side(arg: &str) -> Option<(&str, &str)> {
+    arg.split_once(':')
+        .filter(|(name, _)| !name.is_empty() && !name.contains('/') && *name != ".")
+}
+
+/// `cp` in either direction; `container` maps the name before the colon
+/// to a container's name.
+pub fn copy(
+    root: &std::path::Path,
+    a: &crate::cli::CpArgs,
+    container: &dyn Fn(&str) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    use berth_engine::runtime::copy;
+    match (container_side(&a.source), container_side(&a.dest)) {
+        (Some((name, path)), None) => {
+            copy::copy_out(root, &container(name)?, path, std::path::Path::new(&a.dest))?
+        }
+        (None, Some((name, path))) => copy::copy_in(
+            root,
+            std::path::Path::new(&a.source),
+            &container(name)?,
+            path,
+        )?,
+        (Some(_), Some(_)) => bail!("cp: copying between containers is not supported"),
+        (None, None) => bail!("cp: one side must be CONTAINER:PATH"),
+    }
+    Ok(())
+}
+
 /// `nofile=1024` or `nofile=1024:2048`, as `docker run --ulimit`.
 fn parse_ulimit(u: &str) -> anyhow::Result<(String, u64, u64)> {
     let (name, limits) = u
@@ -578,6 +609,10 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 )?;
                 writeln!(out, "{n}")?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Cp(a) => {
+            copy(root, a, &|name| Ok(name.to_string()))?;
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Pause(a) => {

@@ -801,3 +801,81 @@ services:
     );
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn cp_copies_both_ways_and_never_leaves_the_container_root() {
+    let d = Dir::new("cp");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: copying
+services:
+  app:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "ln -s /etc /tmp/link; mkdir -p /tmp/up; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    volumes: ["data:/data"]
+volumes:
+  data: {}
+"#,
+    );
+    d.write("hello.txt", "hello through cp\n");
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    // Into a volume mounted in the container.
+    ns.berth(&d, &root, &["cp", "hello.txt", "app:/data/"]).ok();
+    let got = ns
+        .berth(&d, &root, &["exec", "app", "cat", "/data/hello.txt"])
+        .ok();
+    assert_eq!(got, "hello through cp\n");
+    // Out of it, a file and a directory tree.
+    ns.berth(&d, &root, &["cp", "app:/etc/passwd", "passwd"])
+        .ok();
+    let passwd = std::fs::read_to_string(d.path().join("passwd")).unwrap();
+    assert!(passwd.starts_with("root:x:0:0"), "{passwd}");
+    ns.berth(&d, &root, &["cp", "app:/www", "site"]).ok();
+    let page = std::fs::read_to_string(d.path().join("site/index.html")).unwrap();
+    assert_eq!(page, "hello from berth-busybox\n");
+
+    // An absolute symlink the container made resolves inside its root.
+    let marker = format!("berth-cp-{}", std::process::id());
+    ns.berth(
+        &d,
+        &root,
+        &["cp", "hello.txt", &format!("app:/tmp/link/{marker}")],
+    )
+    .ok();
+    assert!(
+        !std::path::Path::new("/etc").join(&marker).exists(),
+        "cp wrote through a container symlink onto the host"
+    );
+    let inside = ns
+        .berth(
+            &d,
+            &root,
+            &["exec", "app", "cat", &format!("/etc/{marker}")],
+        )
+        .ok();
+    assert_eq!(inside, "hello through cp\n");
+    // `..` cannot climb out either.
+    ns.berth(
+        &d,
+        &root,
+        &["cp", "app:/tmp/up/../../../../../etc/hostname", "hostname"],
+    )
+    .ok();
+    let theirs = ns
+        .berth(&d, &root, &["exec", "app", "cat", "/etc/hostname"])
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("hostname")).unwrap(),
+        theirs
+    );
+    let err = ns
+        .berth(&d, &root, &["cp", "app:/nonexistent", "x"])
+        .fails();
+    assert!(err.contains("copying-app-1:/nonexistent"), "{err}");
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+}

@@ -277,7 +277,7 @@ pub fn copy_up(rootfs: &Path, target: &str, dest: &Path) -> Result<()> {
     copy_dir(&src, &dst, dest, 0)
 }
 
-fn copy_dir(src: &OwnedFd, dst: &OwnedFd, shown: &Path, depth: usize) -> Result<()> {
+pub(crate) fn copy_dir(src: &OwnedFd, dst: &OwnedFd, shown: &Path, depth: usize) -> Result<()> {
     if depth > 256 {
         return Err(Error::Conflict(format!(
             "{}: directories nest too deeply to copy",
