@@ -812,6 +812,10 @@ pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     execute(global, &project, &desired, &plan)?;
+    // The firewall table follows the records: a `down` killed after removing
+    // the last network's record, before rewriting the table, left rules
+    // that this one removes.
+    Networks::open(&global.root)?.sync_firewall()?;
     lock.remove();
     Ok(ExitCode::SUCCESS)
 }

@@ -112,44 +112,24 @@ fn berth_command() -> std::process::Command {
 /// Starts the embedded DNS server of this network namespace's networks,
 /// unless it runs already, and waits until it answers on `networks`.
 pub fn ensure_dns(global: &Global, networks: &[String]) -> anyhow::Result<()> {
-    let pid_file = global.root.join("networks").join("dns.pid");
-    // Held until the server is known to run: two commands (or two nodes of
-    // one plan) that both find none would otherwise start two.
-    let lock_path = global.root.join("networks").join("dns.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("opening {}", lock_path.display()))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    if let Ok(pid) = std::fs::read_to_string(&pid_file)
-        && let Ok(cmd) = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
-        && String::from_utf8_lossy(&cmd).contains("__dns")
-    {
-        // Running, in this network namespace?
-        let mine = std::fs::read_link("/proc/self/ns/net").ok();
-        let theirs = std::fs::read_link(format!("/proc/{}/ns/net", pid.trim())).ok();
-        if mine == theirs {
-            // It notices a new network within a tick.
-            drop(lock);
-            return dns_ready(global, networks);
-        }
+    // Under the lock a starting or leaving server takes too: a server seen
+    // alive here stays for the networks that exist now.
+    let lock = berth_netplane::dns::lock(&global.root)?;
+    if berth_netplane::dns::live_server(&global.root).is_none() {
+        let mut cmd = berth_command();
+        cmd.arg("--root")
+            .arg(&global.root)
+            .arg("__dns")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        // It records itself in dns.pid, so one started by a command killed
+        // right after is found by the next; a second one started meanwhile
+        // leaves at once. Reaped by init once we exit.
+        let child = cmd.spawn().context("starting the DNS server")?;
+        std::mem::forget(child);
     }
-    let mut cmd = berth_command();
-    cmd.arg("--root")
-        .arg(&global.root)
-        .arg("__dns")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let child = cmd.spawn().context("starting the DNS server")?;
-    std::fs::write(&pid_file, child.id().to_string())
-        .with_context(|| format!("writing {}", pid_file.display()))?;
-    // Reaped by init once we exit.
-    std::mem::forget(child);
     drop(lock);
     dns_ready(global, networks)
 }

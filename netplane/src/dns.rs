@@ -139,11 +139,58 @@ pub fn listening_on(gateway: Ipv4Addr) -> bool {
         .any(|l| l.split_whitespace().nth(1) == Some(want.as_str()))
 }
 
+/// Takes the lock that serialises starting and leaving servers: whoever
+/// holds it sees `dns.pid` name the one server that stays.
+pub fn lock(root: &Path) -> crate::Result<std::fs::File> {
+    let path = root.join("networks").join("dns.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| crate::Error::Io {
+            path: path.clone(),
+            cause: e,
+        })?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| crate::Error::Netlink(format!("locking {}: {e}", path.display())))?;
+    Ok(f)
+}
+
+/// The live server `dns.pid` names, if it runs in this network namespace.
+pub fn live_server(root: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(root.join("networks").join("dns.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    if !String::from_utf8_lossy(&cmd).contains("__dns") {
+        return None;
+    }
+    let mine = std::fs::read_link("/proc/self/ns/net").ok()?;
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+    (mine == theirs).then_some(pid)
+}
+
 /// Serves until no network is left. Runs in the network namespace of the
-/// bridges it serves.
+/// bridges it serves. A server that finds another one running leaves at
+/// once: there is one per state root and namespace, whoever started it.
 pub fn serve(root: &Path) -> crate::Result<()> {
     let nets = Networks::open(root)?;
     let dir = root.join("networks");
+    let me = std::process::id();
+    {
+        let _lock = lock(root)?;
+        if live_server(root).is_some_and(|pid| pid != me) {
+            return Ok(());
+        }
+        let pid_file = dir.join("dns.pid");
+        std::fs::write(&pid_file, me.to_string()).map_err(|e| crate::Error::Io {
+            path: pid_file.clone(),
+            cause: e,
+        })?;
+    }
     let upstream = upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     let mut listeners: Vec<Listener> = Vec::new();
     let mut zones: BTreeMap<String, Zone> = BTreeMap::new();
@@ -157,19 +204,11 @@ pub fn serve(root: &Path) -> crate::Result<()> {
                 // Leave only under the lock `berth` takes to decide whether a
                 // server runs: one that found this process alive must not
                 // see it go away afterwards.
-                let lock = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(dir.join("dns.lock"))
-                    .map_err(|e| crate::Error::Io {
-                        path: dir.join("dns.lock"),
-                        cause: e,
-                    })?;
-                rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-                    .map_err(|e| crate::Error::Netlink(format!("locking dns.lock: {e}")))?;
+                let _lock = lock(root)?;
                 if nets.list()?.is_empty() {
-                    let _ = std::fs::remove_file(dir.join("dns.pid"));
+                    if live_server(root) == Some(me) {
+                        let _ = std::fs::remove_file(dir.join("dns.pid"));
+                    }
                     return Ok(());
                 }
                 seen = None;
