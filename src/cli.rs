@@ -102,6 +102,8 @@ pub enum Command {
     Pull(ComposePullArgs),
     /// Copy files between a service's container and the host
     Cp(CpArgs),
+    /// Show what the project's containers use: CPU, memory, network, disk, processes
+    Stats(StatsArgs),
     /// Store credentials for a registry (Docker's config.json)
     Login(LoginArgs),
     /// Manage images (as `docker image`)
@@ -207,6 +209,8 @@ pub enum ContainerCommand {
     Kill(ContainerKillArgs),
     /// Copy files between a container and the host
     Cp(CpArgs),
+    /// Show what containers use: CPU, memory, network, disk, processes
+    Stats(StatsArgs),
     /// Freeze every process of running containers
     Pause(ContainerNamesArgs),
     /// Thaw paused containers
@@ -1025,6 +1029,16 @@ pub struct CpArgs {
     pub source: String,
     /// `SERVICE:PATH` (or `CONTAINER:PATH`) or a host path
     pub dest: String,
+}
+
+/// `berth stats` and `berth container stats`
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print one reading and exit
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Services (`berth stats`) or containers (`berth container stats`); all running ones when none
+    pub names: Vec<String>,
 }
 
 /// `berth pull`

@@ -1335,6 +1335,18 @@ fn replica(
         .with_context(|| format!("service {service} has no container number {index}"))
 }
 
+/// `berth stats`.
+pub fn stats(global: &Global, a: &crate::cli::StatsArgs) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let recs: Vec<run::ContainerRecord> = project_containers(global, &project, &a.names)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(shim::is_up)
+        .collect();
+    crate::container_cmd::stats(&recs, a.no_stream)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `berth cp`: between a service's replica and the host.
 pub fn cp(global: &Global, a: &crate::cli::CpArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;

@@ -210,6 +210,74 @@ fn bytes(flag: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
     }
 }
 
+/// Memory as Docker shows it: binary units.
+fn mib(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.2}{}", UNITS[i])
+    }
+}
+
+/// `stats`: a table of what `recs` use, refreshed every second on a
+/// terminal until interrupted, or printed once with `no_stream`.
+pub fn stats(recs: &[ContainerRecord], no_stream: bool) -> anyhow::Result<()> {
+    use berth_engine::runtime::stats::{cpu_percent, sample};
+    use std::io::IsTerminal;
+    let tty = std::io::stdout().is_terminal();
+    let mut before: Vec<Option<_>> = recs.iter().map(sample).collect();
+    loop {
+        std::thread::sleep(Duration::from_millis(if no_stream { 500 } else { 1000 }));
+        let now: Vec<Option<_>> = recs.iter().map(sample).collect();
+        let mut out = std::io::stdout().lock();
+        if tty && !no_stream {
+            // Home and clear, as `docker stats` redraws.
+            write!(out, "\x1b[H\x1b[2J")?;
+        }
+        writeln!(
+            out,
+            "{:<14}{:<28}{:<9}{:<22}{:<9}{:<20}{:<20}PIDS",
+            "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O"
+        )?;
+        for ((r, b), a) in recs.iter().zip(&before).zip(&now) {
+            let (Some(b), Some(a)) = (b, a) else {
+                writeln!(out, "{:<14}{:<28}--", &r.id[..12], r.name)?;
+                continue;
+            };
+            let mem_pct = if a.mem_limit > 0 {
+                a.mem_usage as f64 / a.mem_limit as f64 * 100.0
+            } else {
+                0.0
+            };
+            let size = crate::image_cmd::human_size;
+            writeln!(
+                out,
+                "{:<14}{:<28}{:<9}{:<22}{:<9}{:<20}{:<20}{}",
+                &r.id[..12],
+                r.name,
+                format!("{:.2}%", cpu_percent(b, a)),
+                format!("{} / {}", mib(a.mem_usage), mib(a.mem_limit)),
+                format!("{mem_pct:.2}%"),
+                format!("{} / {}", size(a.net.0), size(a.net.1)),
+                format!("{} / {}", size(a.block.0), size(a.block.1)),
+                a.pids
+            )?;
+        }
+        out.flush()?;
+        if no_stream {
+            return Ok(());
+        }
+        before = now;
+    }
+}
+
 /// The container side of a `cp` argument: `NAME:PATH`, where NAME holds
 /// no `/` (so `./a:b` and `/x:y` are host paths).
 fn container_side(arg: &str) -> Option<(&str, &str)> {
@@ -589,6 +657,22 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 )?;
                 writeln!(out, "{n}")?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Stats(a) => {
+            let recs: Vec<ContainerRecord> = if a.names.is_empty() {
+                list_records(root)
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .filter(shim::is_up)
+                    .collect()
+            } else {
+                a.names
+                    .iter()
+                    .map(|n| find(root, n).map(|(_, r)| r))
+                    .collect::<Result<_, _>>()?
+            };
+            stats(&recs, a.no_stream)?;
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Cp(a) => {

@@ -8,7 +8,7 @@ use berth_engine::image::{ImageStore, Reference, archive};
 
 use crate::cli::{Global, ImageCommand, ListFormat};
 
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = bytes as f64;
     let mut i = 0;

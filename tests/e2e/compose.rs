@@ -879,3 +879,31 @@ volumes:
     assert!(err.contains("copying-app-1:/nonexistent"), "{err}");
     ns.berth(&d, &root, &["down", "-v"]).ok();
 }
+
+#[test]
+fn stats_shows_each_containers_use_against_its_limits() {
+    let d = Dir::new("stats");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: measured
+services:
+  app:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+    mem_limit: 64m
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let out = ns.berth(&d, &root, &["stats", "--no-stream"]).ok();
+    let row = out
+        .lines()
+        .find(|l| l.contains("measured-app-1"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("/ 64.00MiB"), "the limit: {row}");
+    let pids: u32 = row.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(pids >= 1, "{row}");
+    ns.berth(&d, &root, &["down"]).ok();
+}

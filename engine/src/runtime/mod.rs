@@ -16,6 +16,7 @@ pub mod seal;
 pub mod seccomp;
 pub mod shim;
 pub mod spec;
+pub mod stats;
 pub mod user;
 
 pub use run::{RunRequest, run_foreground};
