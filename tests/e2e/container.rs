@@ -554,6 +554,36 @@ fn resource_limits_are_enforced_by_cgroups() {
     );
     assert_eq!(run.0.status.code(), Some(137), "{}", run.stdout());
     assert!(!run.stdout().contains("survived"));
+    // … and recorded as killed for lack of memory.
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "hungry",
+            "-m",
+            "32m",
+            "--memory-swap",
+            "32m",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a)",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    let code = d
+        .berth_with(&["container", "wait", "hungry"], &env, None)
+        .ok();
+    assert_eq!(code, "137\n");
+    let rec = d
+        .berth_with(&["container", "inspect", "hungry"], &env, None)
+        .json();
+    assert_eq!(rec[0]["oom_killed"], true, "{rec}");
+    d.berth_with(&["container", "rm", "hungry"], &env, None).ok();
 }
 
 #[test]

@@ -113,6 +113,9 @@ pub struct ContainerRecord {
     pub status: String,
     /// Exit code once exited.
     pub exit_code: Option<i32>,
+    /// The kernel's OOM killer killed a process of its last run.
+    #[serde(default)]
+    pub oom_killed: bool,
     /// The init process, while running.
     #[serde(default)]
     pub pid: Option<i32>,
@@ -625,6 +628,8 @@ pub fn execute(
         p.save()?;
         wait(pid.as_raw())
     })();
+    // Read before the cgroup goes with the container.
+    let oom_killed = super::stats::oom_kills(&p.record.id) > 0;
     let _ = container.refresh_status();
     let deleted = container.delete(true).map_err(lc);
     net.disconnect(&p.record);
@@ -635,6 +640,7 @@ pub fn execute(
     p.record.stopped_by_user = current.stopped_by_user;
     p.record.status = "exited".into();
     p.record.exit_code = Some(code);
+    p.record.oom_killed = oom_killed;
     p.record.pid = None;
     p.record.pid_start = None;
     p.record.finished = Some(rfc3339(now()));
