@@ -572,10 +572,23 @@ pub enum ImageCommand {
     /// Remove images (a container's image only with --force)
     #[command(alias = "remove")]
     Rm(ImageRmArgs),
+    /// Write images to a tar archive (OCI layout and docker-save at once)
+    Save(ImageSaveArgs),
     /// Download an image from a registry
     Pull(ImagePullArgs),
     /// Upload an image to a registry
     Push(ImagePushArgs),
+}
+
+/// `berth image save`
+#[derive(Debug, Args)]
+pub struct ImageSaveArgs {
+    /// Write to this file instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Images
+    #[arg(required = true)]
+    pub images: Vec<String>,
 }
 
 /// `berth image pull`

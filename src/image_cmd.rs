@@ -78,6 +78,33 @@ pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening the image store in {}", global.root.display()))?;
     let mut out = std::io::stdout().lock();
     match cmd {
+        ImageCommand::Save(args) => {
+            use std::io::IsTerminal;
+            match &args.output {
+                Some(path) => {
+                    let tmp = path.with_extension("partial");
+                    let f = std::fs::File::create(&tmp)
+                        .with_context(|| format!("creating {}", tmp.display()))?;
+                    let saved = berth_engine::image::save::save(
+                        &store,
+                        &args.images,
+                        std::io::BufWriter::new(f),
+                    );
+                    if let Err(e) = saved {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e.into());
+                    }
+                    std::fs::rename(&tmp, path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                None if std::io::stdout().is_terminal() => {
+                    anyhow::bail!(
+                        "refusing to write an archive to a terminal: use -o FILE or redirect"
+                    )
+                }
+                None => berth_engine::image::save::save(&store, &args.images, &mut out)?,
+            }
+        }
         ImageCommand::Pull(args) => {
             let r = pull(&store, &args.reference, args.quiet)?;
             writeln!(out, "{r}")?;

@@ -583,7 +583,8 @@ fn resource_limits_are_enforced_by_cgroups() {
         .berth_with(&["container", "inspect", "hungry"], &env, None)
         .json();
     assert_eq!(rec[0]["oom_killed"], true, "{rec}");
-    d.berth_with(&["container", "rm", "hungry"], &env, None).ok();
+    d.berth_with(&["container", "rm", "hungry"], &env, None)
+        .ok();
 }
 
 #[test]

@@ -96,3 +96,64 @@ fn write_tarball(bytes: &[u8], d: &Dir) -> String {
     std::fs::write(&p, bytes).unwrap();
     p.to_string_lossy().into_owned()
 }
+
+#[test]
+fn save_writes_an_archive_that_load_reads_back_on_another_host() {
+    let d = Dir::new("save");
+    let root = crate::container::busybox_root(&d);
+    let archive = d.path().join("saved.tar");
+    d.berth_with(
+        &[
+            "image",
+            "save",
+            "-o",
+            &archive.to_string_lossy(),
+            "localhost/busybox-test:latest",
+        ],
+        &[("BERTH_ROOT", &root)],
+        None,
+    )
+    .ok();
+    let names: Vec<String> = tar::Archive::new(std::fs::File::open(&archive).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in ["oci-layout", "index.json", "manifest.json"] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    let other = d.path().join("other").to_string_lossy().into_owned();
+    let loaded = d
+        .berth_with(
+            &["image", "load", "-i", &archive.to_string_lossy()],
+            &[("BERTH_ROOT", &other)],
+            None,
+        )
+        .ok();
+    assert_eq!(loaded, "Loaded image: localhost/busybox-test:latest\n");
+    let id = |r: &str| {
+        d.berth_with(
+            &["image", "inspect", "localhost/busybox-test"],
+            &[("BERTH_ROOT", r)],
+            None,
+        )
+        .json()[0]["id"]
+            .clone()
+    };
+    assert_eq!(id(&root), id(&other));
+    let page = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "localhost/busybox-test",
+                "cat",
+                "/www/index.html",
+            ],
+            &[("BERTH_ROOT", &other)],
+            None,
+        )
+        .ok();
+    assert_eq!(page, "hello from berth-busybox\n");
+}

@@ -6,6 +6,7 @@ pub mod config;
 pub mod digest;
 pub mod reference;
 pub mod registry;
+pub mod save;
 pub mod store;
 pub mod unpack;
 

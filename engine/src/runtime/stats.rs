@@ -132,7 +132,9 @@ pub fn sample(record: &ContainerRecord) -> Option<Sample> {
 /// How many processes of container `id` the kernel's OOM killer killed
 /// (v1 `memory.oom_control`, v2 `memory.events`).
 pub fn oom_kills(id: &str) -> u64 {
-    let v1 = read(format!("/sys/fs/cgroup/memory/berth/{id}/memory.oom_control"));
+    let v1 = read(format!(
+        "/sys/fs/cgroup/memory/berth/{id}/memory.oom_control"
+    ));
     let v2 = read(format!("/sys/fs/cgroup/berth/{id}/memory.events"));
     [v1, v2]
         .into_iter()
