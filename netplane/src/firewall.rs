@@ -170,3 +170,81 @@ table ip berth {
         assert_eq!(ruleset(&[]), "add table ip berth\ndelete table ip berth\n");
     }
 }
+
+/// The chain of berth's own that Docker's `DOCKER-USER` jumps to.
+const DOCKER_USER_CHAIN: &str = "BERTH-FORWARD";
+
+fn iptables(args: &[&str]) -> Option<std::process::Output> {
+    Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()
+}
+
+/// Coexistence with Docker: where Docker runs, its `FORWARD` chain drops
+/// what it does not know (policy DROP once it enabled forwarding itself,
+/// and bridged traffic passes there too through `br_netfilter`), and it
+/// runs the `DOCKER-USER` chain first, for rules like these. berth accepts
+/// its bridges' traffic there, through a chain of its own that follows the
+/// networks and goes with the last one; its own `ip berth` table still
+/// isolates the networks. Without iptables or without that chain there is
+/// no Docker to coexist with, and nothing is done.
+pub fn sync_docker_user(bridges: &[String]) -> Result<()> {
+    let Some(listed) = iptables(&["-S", "DOCKER-USER"]) else {
+        return Ok(());
+    };
+    if !listed.status.success() {
+        return Ok(());
+    }
+    let jumps = iptables(&["-C", "DOCKER-USER", "-j", DOCKER_USER_CHAIN])
+        .is_some_and(|o| o.status.success());
+    if bridges.is_empty() {
+        if jumps {
+            iptables(&["-D", "DOCKER-USER", "-j", DOCKER_USER_CHAIN]);
+        }
+        iptables(&["-F", DOCKER_USER_CHAIN]);
+        iptables(&["-X", DOCKER_USER_CHAIN]);
+        return Ok(());
+    }
+    // Declaring the chain in a --noflush restore empties it: the new rules
+    // replace the old ones in one step.
+    let mut batch = format!("*filter\n:{DOCKER_USER_CHAIN} - [0:0]\n");
+    for b in bridges {
+        batch.push_str(&format!(
+            "-A {DOCKER_USER_CHAIN} -i {b} -j ACCEPT\n-A {DOCKER_USER_CHAIN} -o {b} -j ACCEPT\n"
+        ));
+    }
+    batch.push_str("COMMIT\n");
+    let mut child = Command::new("iptables-restore")
+        .args(["-w", "--noflush"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Firewall(format!("running iptables-restore: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(batch.as_bytes())
+            .map_err(|e| Error::Firewall(format!("writing to iptables-restore: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Error::Firewall(format!("waiting for iptables-restore: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Firewall(format!(
+            "iptables-restore refused berth's DOCKER-USER rules: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    if !jumps {
+        let added = iptables(&["-I", "DOCKER-USER", "-j", DOCKER_USER_CHAIN]);
+        if !added.is_some_and(|o| o.status.success()) {
+            return Err(Error::Firewall(
+                "iptables could not add berth's jump to DOCKER-USER".into(),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -207,7 +207,9 @@ impl Networks {
                 );
             }
         }
-        firewall::apply(&firewall::ruleset_with_ports(&rules, &ports))
+        firewall::apply(&firewall::ruleset_with_ports(&rules, &ports))?;
+        let bridges: Vec<String> = rules.into_iter().map(|r| r.bridge).collect();
+        firewall::sync_docker_user(&bridges)
     }
 
     /// Creates a network: record, bridge, address, firewall rules. A

@@ -263,3 +263,51 @@ fn containers_on_a_network_reach_each_other_and_no_one_else() {
     ns.berth(&d, &root, &["network", "rm", "front", "back"])
         .ok();
 }
+
+#[test]
+fn containers_still_talk_where_docker_drops_forwarded_traffic() {
+    let d = Dir::new("docker-user");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    // What dockerd leaves in the filter table: FORWARD drops by default and
+    // jumps to DOCKER-USER first (bridged traffic passes there too).
+    ns.sh("iptables -N DOCKER-USER && iptables -A DOCKER-USER -j RETURN && iptables -A FORWARD -j DOCKER-USER && iptables -P FORWARD DROP");
+    d.write(
+        "compose.yaml",
+        r#"
+name: coexist
+services:
+  web:
+    image: localhost/busybox-test:latest
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    init: true
+  client:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let page = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "exec",
+                "client",
+                "wget",
+                "-qO-",
+                "http://web:8080/index.html",
+            ],
+        )
+        .ok();
+    assert_eq!(page, "hello from berth-busybox\n");
+    let rules = ns.sh("iptables -S");
+    assert!(rules.contains("-A DOCKER-USER -j BERTH-FORWARD"), "{rules}");
+    ns.berth(&d, &root, &["down"]).ok();
+    let rules = ns.sh("iptables -S");
+    assert!(!rules.contains("BERTH"), "left after down: {rules}");
+    assert!(
+        rules.contains("-A DOCKER-USER -j RETURN"),
+        "Docker's own rules stay: {rules}"
+    );
+}
