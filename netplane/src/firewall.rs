@@ -132,45 +132,6 @@ pub fn apply(script: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn golden_ruleset() {
-        let nets = [
-            NetRules {
-                bridge: "br-a".into(),
-                subnet: "10.1.0.0/24".into(),
-                internal: false,
-            },
-            NetRules {
-                bridge: "br-b".into(),
-                subnet: "10.2.0.0/24".into(),
-                internal: true,
-            },
-        ];
-        let want = "add table ip berth
-delete table ip berth
-table ip berth {
-\tchain forward {
-\t\ttype filter hook forward priority filter; policy accept;
-\t\tiifname \"br-a\" oifname \"br-b\" drop comment \"isolate networks\"
-\t\tiifname \"br-b\" oifname \"br-a\" drop comment \"isolate networks\"
-\t\tiifname \"br-b\" oifname != \"br-b\" drop comment \"internal network\"
-\t\toifname \"br-b\" iifname != \"br-b\" drop comment \"internal network\"
-\t}
-\tchain postrouting {
-\t\ttype nat hook postrouting priority srcnat; policy accept;
-\t\tip saddr 10.1.0.0/24 oifname != \"br-a\" masquerade comment \"egress NAT\"
-\t}
-}
-";
-        assert_eq!(ruleset(&nets), want);
-        assert_eq!(ruleset(&[]), "add table ip berth\ndelete table ip berth\n");
-    }
-}
-
 /// The chain of berth's own that Docker's `DOCKER-USER` jumps to.
 const DOCKER_USER_CHAIN: &str = "BERTH-FORWARD";
 
@@ -247,4 +208,43 @@ pub fn sync_docker_user(bridges: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_ruleset() {
+        let nets = [
+            NetRules {
+                bridge: "br-a".into(),
+                subnet: "10.1.0.0/24".into(),
+                internal: false,
+            },
+            NetRules {
+                bridge: "br-b".into(),
+                subnet: "10.2.0.0/24".into(),
+                internal: true,
+            },
+        ];
+        let want = "add table ip berth
+delete table ip berth
+table ip berth {
+\tchain forward {
+\t\ttype filter hook forward priority filter; policy accept;
+\t\tiifname \"br-a\" oifname \"br-b\" drop comment \"isolate networks\"
+\t\tiifname \"br-b\" oifname \"br-a\" drop comment \"isolate networks\"
+\t\tiifname \"br-b\" oifname != \"br-b\" drop comment \"internal network\"
+\t\toifname \"br-b\" iifname != \"br-b\" drop comment \"internal network\"
+\t}
+\tchain postrouting {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tip saddr 10.1.0.0/24 oifname != \"br-a\" masquerade comment \"egress NAT\"
+\t}
+}
+";
+        assert_eq!(ruleset(&nets), want);
+        assert_eq!(ruleset(&[]), "add table ip berth\ndelete table ip berth\n");
+    }
 }
