@@ -243,13 +243,19 @@ pub struct ExecOptions {
 }
 
 impl ExecOptions {
-    /// The engine's request to run `command` with these options.
-    pub fn request(&self, command: &[String]) -> berth_engine::runtime::exec::ExecRequest {
+    /// The engine's request to run `command` with these options, on a
+    /// terminal with `tty`.
+    pub fn request(
+        &self,
+        command: &[String],
+        tty: bool,
+    ) -> berth_engine::runtime::exec::ExecRequest {
         berth_engine::runtime::exec::ExecRequest {
             args: command.to_vec(),
             env: self.env.clone(),
             workdir: self.workdir.clone(),
             user: self.user.clone(),
+            tty,
         }
     }
 }
@@ -259,6 +265,12 @@ impl ExecOptions {
 pub struct ContainerExecArgs {
     #[command(flatten)]
     pub options: ExecOptions,
+    /// Keep standard input open (always: it is the caller's)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Run on a terminal joined to this one
+    #[arg(short, long)]
+    pub tty: bool,
     /// The container
     pub name: String,
     /// The command and its arguments
@@ -810,6 +822,15 @@ pub struct ServicesArgs {
 pub struct ComposeExecArgs {
     #[command(flatten)]
     pub options: ExecOptions,
+    /// Do not allocate a terminal (one is when standard input is a terminal)
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Keep standard input open (always: it is the caller's)
+    #[arg(short, long, hide = true)]
+    pub interactive: bool,
+    /// Allocate a terminal (the default on a terminal)
+    #[arg(short, long, hide = true)]
+    pub tty: bool,
     /// Which replica of the service
     #[arg(long, default_value_t = 1)]
     pub index: u32,

@@ -1363,8 +1363,14 @@ pub fn cp(global: &Global, a: &crate::cli::CpArgs) -> anyhow::Result<ExitCode> {
 pub fn exec(global: &Global, a: &ComposeExecArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
     let r = replica(global, &project, &a.service, a.index)?;
-    let code =
-        berth_engine::runtime::exec::exec(&global.root, &r.name, &a.options.request(&a.command))?;
+    let code = berth_engine::runtime::exec::exec(
+        &global.root,
+        &r.name,
+        &a.options.request(&a.command, {
+            use std::io::IsTerminal;
+            !a.no_tty && std::io::stdin().is_terminal()
+        }),
+    )?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 

@@ -780,8 +780,11 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Exec(a) => {
-            let code =
-                berth_engine::runtime::exec::exec(root, &a.name, &a.options.request(&a.command))?;
+            let code = berth_engine::runtime::exec::exec(
+                root,
+                &a.name,
+                &a.options.request(&a.command, a.tty),
+            )?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
         }
         ContainerCommand::Inspect(a) => {

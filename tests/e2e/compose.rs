@@ -907,3 +907,48 @@ services:
     assert!(pids >= 1, "{row}");
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn exec_gets_a_terminal_when_run_from_one() {
+    let d = Dir::new("exec-tty");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: terminal
+services:
+  app:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    // `script` gives berth a terminal, as a user's shell would.
+    let berth = format!(
+        "nsenter --net=/run/netns/{} {} --root {root} exec app sh -c 'tty; echo typed: $(head -n1); exit 3'",
+        ns.name(),
+        env!("CARGO_BIN_EXE_berth")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &berth, "/dev/null"])
+        .current_dir(d.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"hello\n")?;
+            c.wait_with_output()
+        })
+        .expect("script (bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("typed: hello"), "{text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    // Without a terminal (or with -T), none.
+    let plain = ns.berth(&d, &root, &["exec", "-T", "app", "tty"]);
+    assert_eq!(plain.0.status.code(), Some(1));
+    assert_eq!(plain.stdout(), "not a tty\n");
+    ns.berth(&d, &root, &["down"]).ok();
+}

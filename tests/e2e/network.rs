@@ -57,6 +57,11 @@ impl Netns {
             .expect("start berth in the namespace")
     }
 
+    /// The namespace's name (under /run/netns).
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
     /// Starts any command in the namespace without waiting.
     pub fn spawn_cmd(&self, args: &[&str]) -> std::process::Child {
         Command::new("nsenter")

@@ -25,11 +25,19 @@ pub struct ExecRequest {
     pub workdir: Option<String>,
     /// User (name or uid, `:group`), resolved in the container.
     pub user: Option<String>,
+    /// Run on a terminal joined to the caller's (`-it`).
+    pub tty: bool,
 }
 
 /// Runs `req` in container `name` and returns its exit code.
 pub fn exec(root: &Path, name: &str, req: &ExecRequest) -> Result<i32> {
     let (dir, record) = find(root, name)?;
+    if req.tty {
+        let console = super::tty::ConsoleSocket::new()?;
+        let pid = start(&dir, &record, req, None, Some(&console.path()))?;
+        let master = console.receive()?;
+        return super::tty::relay(master, pid);
+    }
     let pid = spawn(&dir, &record, req, None)?;
     wait_blocking(pid)
 }
@@ -42,6 +50,17 @@ pub fn spawn(
     record: &ContainerRecord,
     req: &ExecRequest,
     output: Option<OwnedFd>,
+) -> Result<i32> {
+    start(dir, record, req, output, None)
+}
+
+/// [`spawn`], on a terminal whose master goes to `console` when given.
+fn start(
+    dir: &Path,
+    record: &ContainerRecord,
+    req: &ExecRequest,
+    output: Option<OwnedFd>,
+    console: Option<&Path>,
 ) -> Result<i32> {
     let name = &record.name;
     if record.status != "running" || record.pid.is_none() {
@@ -67,7 +86,8 @@ pub fn spawn(
         .collect();
     let mut builder = ContainerBuilder::new(record.id.clone(), SyscallType::Linux)
         .with_root_path(dir.join("state"))
-        .map_err(lc)?;
+        .map_err(lc)?
+        .with_console_socket(console);
     if let Some(out) = output {
         let err = out
             .try_clone()
@@ -86,7 +106,8 @@ pub fn spawn(
         .with_container_args(req.args.clone())
         .with_env(env)
         .with_cwd(req.workdir.clone())
-        .with_detach(false);
+        .with_terminal(console.is_some())
+        .with_detach(console.is_some());
     if let Some(u) = &req.user {
         let (uid, gid, extra) = user::resolve(&dir.join("fs/merged"), u)?;
         builder = builder

@@ -17,6 +17,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod stats;
+pub mod tty;
 pub mod user;
 
 pub use run::{RunRequest, run_foreground};

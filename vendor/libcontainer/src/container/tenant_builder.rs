@@ -44,6 +44,7 @@ pub struct TenantContainerBuilder {
     cwd: Option<PathBuf>,
     args: Vec<String>,
     no_new_privs: Option<bool>,
+    terminal: bool,
     capabilities: Vec<String>,
     process: Option<PathBuf>,
     detached: bool,
@@ -143,6 +144,7 @@ impl TenantContainerBuilder {
             cwd: None,
             args: Vec::new(),
             no_new_privs: None,
+            terminal: false,
             capabilities: Vec::new(),
             process: None,
             detached: false,
@@ -194,6 +196,13 @@ impl TenantContainerBuilder {
     /// the calling process
     pub fn as_sibling(mut self, as_sibling: bool) -> Self {
         self.as_sibling = as_sibling;
+        self
+    }
+
+    /// berth: runs the process on a terminal whose master goes to the
+    /// console socket (needs `with_detach(true)` and a console socket).
+    pub fn with_terminal(mut self, terminal: bool) -> Self {
+        self.terminal = terminal;
         self
     }
 
@@ -418,6 +427,8 @@ impl TenantContainerBuilder {
                     process_builder = process_builder.rlimits(rlimits.clone());
                 }
             }
+
+            process_builder = process_builder.terminal(self.terminal);
 
             // berth: the exec'd process gets the container's no_new_privs
             // (unset means off); 0.7.0 left the builder's default, on.
