@@ -245,3 +245,78 @@ fn volume_container_shares_its_volumes_packed_and_read_only_where_asked() {
     ns.berth(&d, &root, &["down", "-v"]).ok();
     assert_eq!(ns.berth(&d, &root, &["volume", "ls", "-q"]).ok(), "");
 }
+
+#[test]
+fn limits_are_visible_inside_and_enforced() {
+    let d = Dir::new("limits-example");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write("compose.yaml", &example("limits"));
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    // Seen from inside, in the container's own cgroup (v1 or v2 layout).
+    let inside = |svc: &str, v1: &str, v2: &str| {
+        ns.berth(
+            &d,
+            &root,
+            &[
+                "exec",
+                svc,
+                "sh",
+                "-c",
+                &format!("cat /sys/fs/cgroup/{v1} 2>/dev/null || cat /sys/fs/cgroup/{v2}"),
+            ],
+        )
+        .ok()
+        .trim()
+        .to_string()
+    };
+    assert_eq!(
+        inside("heavy", "memory/memory.limit_in_bytes", "memory.max"),
+        "67108864"
+    );
+    assert_eq!(inside("light", "pids/pids.max", "pids.max"), "10");
+    let shares = inside("light", "cpu/cpu.shares", "cpu.weight");
+    assert!(shares == "512" || shares == "20", "{shares}");
+
+    // Enforced: a burst of processes stops at the pids limit …
+    let burst = ns.berth(
+        &d,
+        &root,
+        &[
+            "exec",
+            "light",
+            "sh",
+            "-c",
+            "for i in $(seq 1 30); do sleep 1 & done; wait",
+        ],
+    );
+    assert!(burst.stderr().contains("can't fork"), "{}", burst.stderr());
+    // … and a process over the memory limit is killed.
+    let hog = ns.berth(
+        &d,
+        &root,
+        &[
+            "exec",
+            "light",
+            "sh",
+            "-c",
+            "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+    );
+    assert!(!hog.stdout().contains("survived"), "{}", hog.stdout());
+
+    // Both spin on CPU 0: the shares split it about 2:1.
+    let cpu = |svc: &str| -> f64 {
+        let t = inside(svc, "cpuacct/cpuacct.usage", "cpu.stat");
+        // v1: nanoseconds; v2: `usage_usec N` first.
+        t.split_whitespace()
+            .find_map(|w| w.parse::<f64>().ok())
+            .unwrap()
+    };
+    let (h0, l0) = (cpu("heavy"), cpu("light"));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (h1, l1) = (cpu("heavy"), cpu("light"));
+    let ratio = (h1 - h0) / (l1 - l0);
+    assert!((1.4..3.0).contains(&ratio), "heavy:light CPU = {ratio:.2}");
+    ns.berth(&d, &root, &["down"]).ok();
+}
