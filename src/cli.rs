@@ -436,6 +436,16 @@ pub struct ContainerRunArgs {
     /// Security options: `seccomp=unconfined|PROFILE.json`, `no-new-privileges`
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Logging driver: json-file (the default; `local` and others are written as json-file) or none
+    #[arg(
+        long = "log-driver",
+        value_name = "DRIVER",
+        default_value = "json-file"
+    )]
+    pub log_driver: String,
+    /// Logging option: `max-size=10m`, `max-file=3`
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
     /// Run an init (tini) as PID 1 that forwards signals and reaps zombies
     #[arg(long)]
     pub init: bool,

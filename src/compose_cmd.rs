@@ -270,6 +270,13 @@ impl HostRuntime<'_> {
                 pids_limit: (svc.pids_limit != 0).then_some(svc.pids_limit),
                 blkio_weight: None,
             },
+            log: match &svc.logging {
+                Some(l) => {
+                    berth_engine::runtime::logs::LogConfig::from_options(&l.driver, &l.options)
+                        .map_err(|e| format!("service {}: {e}", d.service))?
+                }
+                None => Default::default(),
+            },
             restart: if svc.restart.is_empty() {
                 "no".into()
             } else {
@@ -1229,7 +1236,7 @@ const PREFIX_COLOURS: [u8; 6] = [36, 33, 32, 35, 34, 31];
 /// Reads the containers' json-file logs from where it last stopped.
 struct Follow {
     recs: Vec<(PathBuf, run::ContainerRecord)>,
-    offsets: Vec<u64>,
+    cursors: Vec<berth_engine::runtime::logs::LogCursor>,
     style: FollowStyle,
     width: usize,
     first: bool,
@@ -1239,7 +1246,7 @@ impl Follow {
     fn new(recs: Vec<(PathBuf, run::ContainerRecord)>, style: FollowStyle) -> Follow {
         let width = recs.iter().map(|(_, r)| r.name.len()).max().unwrap_or(0);
         Follow {
-            offsets: vec![0; recs.len()],
+            cursors: recs.iter().map(|_| Default::default()).collect(),
             recs,
             style,
             width,
@@ -1249,23 +1256,9 @@ impl Follow {
 
     /// Writes every complete line added since the last call.
     fn pump(&mut self, out: &mut impl Write) -> anyhow::Result<()> {
-        use std::io::{BufRead, Seek};
         let width = self.width;
         for (i, (dir, r)) in self.recs.iter().enumerate() {
-            let Ok(f) = std::fs::File::open(dir.join("container-json.log")) else {
-                continue;
-            };
-            let mut f = std::io::BufReader::new(f);
-            f.seek(std::io::SeekFrom::Start(self.offsets[i]))?;
-            let mut lines = Vec::new();
-            let mut buf = String::new();
-            while f.read_line(&mut buf)? > 0 {
-                if !buf.ends_with('\n') {
-                    break;
-                }
-                self.offsets[i] += buf.len() as u64;
-                lines.push(std::mem::take(&mut buf));
-            }
+            let lines = self.cursors[i].read_new(dir);
             let mut entries: Vec<serde_json::Value> = lines
                 .iter()
                 .map(|l| serde_json::from_str(l).unwrap_or_default())

@@ -1,6 +1,6 @@
 //! `berth container …`: containers from the command line.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
@@ -309,6 +309,20 @@ pub fn copy(
     Ok(())
 }
 
+/// `KEY=VALUE` flags as a map.
+fn key_values(
+    flag: &str,
+    list: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    list.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("{flag} takes KEY=VALUE, not {kv:?}"))
+        })
+        .collect()
+}
+
 /// `nofile=1024` or `nofile=1024:2048`, as `docker run --ulimit`.
 fn parse_ulimit(u: &str) -> anyhow::Result<(String, u64, u64)> {
     let (name, limits) = u
@@ -375,15 +389,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
                 .iter()
                 .map(|u| parse_ulimit(u))
                 .collect::<anyhow::Result<_>>()?,
-            sysctls: a
-                .sysctls
-                .iter()
-                .map(|kv| {
-                    kv.split_once('=')
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .with_context(|| format!("--sysctl takes KEY=VALUE, not {kv:?}"))
-                })
-                .collect::<anyhow::Result<_>>()?,
+            sysctls: key_values("--sysctl", &a.sysctls)?,
             oom_score_adj: a.oom_score_adj,
             init: a.init,
             shm_size: bytes("--shm-size", &a.shm_size)?.and_then(|b| u64::try_from(b).ok()),
@@ -408,6 +414,11 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             shim::RestartPolicy::validate(&a.restart)?;
             a.restart.clone()
         },
+        log: berth_engine::runtime::logs::LogConfig::from_options(
+            &a.log_driver,
+            &key_values("--log-opt", &a.log_opts)?,
+        )
+        .map_err(anyhow::Error::msg)?,
         networks: a
             .networks
             .iter()
@@ -724,24 +735,10 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
         }
         ContainerCommand::Logs(a) => {
             let (dir, _) = find(root, &a.name)?;
-            let path = dir.join("container-json.log");
-            let mut offset = 0u64;
+            let mut cursor = berth_engine::runtime::logs::LogCursor::default();
             let mut first = true;
             loop {
-                let mut lines = Vec::new();
-                if let Ok(f) = std::fs::File::open(&path) {
-                    use std::io::Seek;
-                    let mut f = std::io::BufReader::new(f);
-                    f.seek(std::io::SeekFrom::Start(offset))?;
-                    let mut buf = String::new();
-                    while f.read_line(&mut buf)? > 0 {
-                        if !buf.ends_with('\n') {
-                            break;
-                        }
-                        offset += buf.len() as u64;
-                        lines.push(std::mem::take(&mut buf));
-                    }
-                }
+                let mut lines = cursor.read_new(&dir);
                 if first && let Some(n) = a.tail {
                     let skip = lines.len().saturating_sub(n);
                     lines.drain(..skip);
@@ -769,8 +766,7 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 let running = run::load_record(&dir).is_ok_and(|r| shim::is_up(&r));
                 if !running {
                     // One last read catches what was written before the exit.
-                    if a.follow && offset == std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
-                    {
+                    if cursor.at_end(&dir) {
                         break;
                     }
                     continue;

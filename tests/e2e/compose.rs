@@ -952,3 +952,68 @@ services:
     assert_eq!(plain.stdout(), "not a tty\n");
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn logs_rotate_by_size_and_keep_max_file_files() {
+    let d = Dir::new("log-rotation");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: rotating
+services:
+  chatty:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "i=0; while [ $$i -lt 300 ]; do i=$$((i+1)); echo line $$i; done; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    logging:
+      driver: json-file
+      options:
+        max-size: 2k
+        max-file: "3"
+  silent:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "echo nobody keeps this; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    logging:
+      driver: none
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = ns
+            .berth(&d, &root, &["logs", "--no-log-prefix", "chatty"])
+            .ok();
+        if logs.ends_with("line 300\n") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // What is kept is the end, whole and in order, in at most three files.
+    let numbers: Vec<u32> = logs
+        .lines()
+        .map(|l| l.trim_start_matches("line ").parse().unwrap())
+        .collect();
+    assert_eq!(numbers.last(), Some(&300), "{logs}");
+    assert!(numbers.len() < 300, "older lines were rotated away");
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "contiguous: {numbers:?}"
+    );
+    let id = ns.berth(&d, &root, &["ps", "-q", "chatty"]).ok();
+    let dir = std::path::Path::new(&root)
+        .join("containers")
+        .join(id.trim());
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("container-json.log"))
+        .collect();
+    assert!(files.len() <= 3, "{files:?}");
+    for f in &files {
+        let size = std::fs::metadata(dir.join(f)).unwrap().len();
+        assert!(size < 2048 + 200, "{f}: {size} bytes");
+    }
+    assert_eq!(ns.berth(&d, &root, &["logs", "silent"]).ok(), "");
+    ns.berth(&d, &root, &["down"]).ok();
+}

@@ -10,6 +10,7 @@ pub mod copy;
 pub mod exec;
 pub mod freeze;
 pub mod health;
+pub mod logs;
 pub mod mounts;
 pub mod run;
 pub mod seal;

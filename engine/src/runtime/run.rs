@@ -55,6 +55,8 @@ pub struct RunRequest {
     pub resources: spec::Resources,
     /// `--restart` policy (detached containers).
     pub restart: String,
+    /// `logging:` (detached containers).
+    pub log: super::logs::LogConfig,
     /// Networks to join, in order (the first one routes by default).
     pub networks: Vec<String>,
     /// Labels (Compose's project, service, number and config hash).
@@ -147,6 +149,9 @@ pub struct ContainerRecord {
     /// `--restart` policy.
     #[serde(default)]
     pub restart: String,
+    /// `logging:`.
+    #[serde(default)]
+    pub log: super::logs::LogConfig,
     /// How often the supervisor restarted it.
     #[serde(default)]
     pub restart_count: u32,
@@ -441,6 +446,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             status: "created".into(),
             auto_remove: req.remove,
             restart: req.restart.clone(),
+            log: req.log.clone(),
             networks: req.networks.clone(),
             labels: req.labels.clone(),
             config: req.config.clone(),

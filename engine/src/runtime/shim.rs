@@ -199,11 +199,8 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
         p.record.shim_pid = Some(rustix::process::getpid().as_raw_nonzero().get());
         p.record.stopped_by_user = false;
         p.save()?;
-        let log_path = dir.join("container-json.log");
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
+        let log_path = super::logs::log_path(&dir);
+        let mut log = super::logs::LogWriter::open(&dir, p.record.log.clone())
             .map_err(|e| Error::io(&log_path, e))?;
         let mut backoff = Duration::from_millis(100);
         let code = loop {
@@ -335,7 +332,7 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
             p.record.restart_count += 1;
             p.save()?;
         };
-        let _ = log.sync_all();
+        log.sync();
         p.fs.unmount()?;
         if p.record.auto_remove {
             remove(root, &p.dir, &p.record, true)?;
