@@ -397,6 +397,9 @@ pub struct ContainerRunArgs {
     /// Set metadata on the container (`key=value`)
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// The container's address on its (first) network
+    #[arg(long = "ip", value_name = "IPv4")]
+    pub ip: Option<std::net::Ipv4Addr>,
     /// Extra names other containers find this one by on its networks
     #[arg(long = "network-alias", value_name = "NAME")]
     pub aliases: Vec<String>,

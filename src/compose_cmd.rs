@@ -313,11 +313,31 @@ impl HostRuntime<'_> {
                 if !svc.hostname.is_empty() {
                     names.push(svc.hostname.clone());
                 }
-                for n in svc.networks.values().flatten() {
-                    names.extend(n.aliases.iter().cloned());
-                }
                 names
             },
+            network_opts: svc
+                .networks
+                .iter()
+                .filter_map(|(key, n)| Some((key, n.as_ref()?)))
+                .map(|(key, n)| {
+                    let name = self
+                        .project
+                        .networks
+                        .get(key)
+                        .map_or(key.clone(), |net| net.name.clone());
+                    let ipv4_address = match n.ipv4_address.as_str() {
+                        "" => None,
+                        a => Some(a.parse().map_err(|_| {
+                            format!("service {}: networks.{key}.ipv4_address: {a:?} is not an IPv4 address", d.service)
+                        })?),
+                    };
+                    let opts = berth_engine::runtime::run::NetworkOpts {
+                        ipv4_address,
+                        aliases: n.aliases.clone(),
+                    };
+                    Ok((name, opts))
+                })
+                .collect::<Result<_, String>>()?,
             health: svc.healthcheck.as_ref().and_then(|h| {
                 let d = |v: Option<berth_spec::units::Duration>| {
                     v.map_or(Duration::ZERO, |d| d.to_std())

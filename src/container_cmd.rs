@@ -163,9 +163,20 @@ impl Network for NetplaneHook {
         names.extend(record.dns_names.iter().cloned());
         names.push(record.id[..12].to_string());
         for (i, n) in record.networks.iter().enumerate() {
+            let opts = record.network_opts.get(n).cloned().unwrap_or_default();
+            let mut names = names.clone();
+            names.extend(opts.aliases.iter().cloned());
             let att = self
                 .nets
-                .connect(n, &record.id, pid, &format!("eth{i}"), i == 0, &names)
+                .connect(
+                    n,
+                    &record.id,
+                    pid,
+                    &format!("eth{i}"),
+                    i == 0,
+                    &names,
+                    opts.ipv4_address,
+                )
                 .map_err(|e| conflict(format!("network {n}: {e}")))?;
             if i == 0 && !record.ports.is_empty() {
                 let reqs = record
@@ -453,7 +464,22 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         config: None,
         ports: parse_publish(&a.publish)?,
         dns: Vec::new(),
-        dns_names: a.aliases.clone(),
+        dns_names: Vec::new(),
+        // As `docker run`: --ip and --network-alias apply to the network
+        // given with --network.
+        network_opts: a
+            .networks
+            .iter()
+            .find(|n| !is_network_mode(n))
+            .map(|n| {
+                let opts = berth_engine::runtime::run::NetworkOpts {
+                    ipv4_address: a.ip,
+                    aliases: a.aliases.clone(),
+                };
+                (n.clone(), opts)
+            })
+            .into_iter()
+            .collect(),
         health: match &a.health_cmd {
             Some(cmd) => {
                 let d = |flag: &str, v: &Option<String>| -> anyhow::Result<Duration> {

@@ -110,9 +110,10 @@ impl Networks {
         ifname: &str,
         default_route: bool,
         names: &[String],
+        ip: Option<Ipv4Addr>,
     ) -> Result<Attachment> {
         let rec = self.inspect(network)?;
-        let ip = self.lease(network, container, None, names)?;
+        let ip = self.lease(network, container, ip, names)?;
         let subnet: Subnet = rec.subnet.parse().map_err(Error::Invalid)?;
         let gateway: Ipv4Addr = rec
             .gateway

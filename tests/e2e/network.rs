@@ -316,3 +316,86 @@ services:
         "Docker's own rules stay: {rules}"
     );
 }
+
+#[test]
+fn static_addresses_and_aliases_apply_per_network() {
+    let d = Dir::new("static-ip");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: fixed
+services:
+  api:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    networks:
+      back:
+        ipv4_address: 10.97.1.50
+        aliases: [backend]
+      front: {}
+  client:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    networks: [back]
+  outsider:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    networks: [front]
+networks:
+  back:
+    ipam:
+      config:
+        - subnet: 10.97.1.0/24
+  front: {}
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let lookup = |svc: &str, name: &str| {
+        ns.berth(&d, &root, &["exec", svc, "nslookup", name])
+            .stdout()
+    };
+    let found = lookup("client", "backend");
+    assert!(found.contains("10.97.1.50"), "{found}");
+    let addrs = ns
+        .berth(&d, &root, &["exec", "api", "ip", "-o", "-4", "addr"])
+        .ok();
+    assert!(addrs.contains("10.97.1.50/24"), "{addrs}");
+    // The alias is a name on `back` only.
+    let missing = lookup("outsider", "backend");
+    assert!(!missing.contains("10.97.1.50"), "{missing}");
+    // A taken address is an error that names it.
+    d.write(
+        "other.yaml",
+        r#"
+name: fixed
+services:
+  twin:
+    image: localhost/busybox-test:latest
+    command: ["sleep", "30"]
+    networks:
+      back:
+        ipv4_address: 10.97.1.50
+networks:
+  back:
+    ipam:
+      config:
+        - subnet: 10.97.1.0/24
+"#,
+    );
+    let err = ns
+        .berth(
+            &d,
+            &root,
+            &["-f", "compose.yaml", "-f", "other.yaml", "up", "-d"],
+        )
+        .fails();
+    assert!(err.contains("10.97.1.50 is already in use"), "{err}");
+    ns.berth(
+        &d,
+        &root,
+        &["-f", "compose.yaml", "-f", "other.yaml", "down"],
+    )
+    .ok();
+}

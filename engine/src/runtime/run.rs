@@ -68,8 +68,11 @@ pub struct RunRequest {
     pub ports: Vec<PortBinding>,
     /// Name servers for the container's resolv.conf (default: the host's).
     pub dns: Vec<String>,
-    /// Names other containers find it by (service name, aliases).
+    /// Names other containers find it by on every network (service name,
+    /// hostname).
     pub dns_names: Vec<String>,
+    /// Per network: a fixed address and names on that network only.
+    pub network_opts: std::collections::BTreeMap<String, NetworkOpts>,
     /// The healthcheck (default: the image's).
     pub health: Option<super::health::HealthConfig>,
     /// No healthcheck, not even the image's.
@@ -179,6 +182,21 @@ pub struct ContainerRecord {
     /// Names other containers find it by.
     #[serde(default)]
     pub dns_names: Vec<String>,
+    /// Per network: a fixed address and aliases.
+    #[serde(default)]
+    pub network_opts: std::collections::BTreeMap<String, NetworkOpts>,
+}
+
+/// How a container joins one network (`services.*.networks.<name>`,
+/// `network connect --ip --alias`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkOpts {
+    /// `ipv4_address`.
+    #[serde(default)]
+    pub ipv4_address: Option<std::net::Ipv4Addr>,
+    /// `aliases`: names on this network only.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// Seconds since the epoch.
@@ -452,6 +470,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             config: req.config.clone(),
             ports: req.ports.clone(),
             dns_names: req.dns_names.clone(),
+            network_opts: req.network_opts.clone(),
             network_mode: match &joined {
                 Some((_, target)) => format!("container:{}", target.id),
                 None => req.network_mode.clone(),
