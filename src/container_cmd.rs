@@ -172,10 +172,12 @@ impl Network for NetplaneHook {
                     n,
                     &record.id,
                     pid,
-                    &format!("eth{i}"),
-                    i == 0,
-                    &names,
-                    opts.ipv4_address,
+                    &berth_netplane::attach::Join {
+                        ifname: &format!("eth{i}"),
+                        default_route: i == 0,
+                        names: &names,
+                        ip: opts.ipv4_address,
+                    },
                 )
                 .map_err(|e| conflict(format!("network {n}: {e}")))?;
             if i == 0 && !record.ports.is_empty() {

@@ -29,6 +29,18 @@ pub struct Attachment {
     pub host_veth: String,
 }
 
+/// How a container joins one network.
+pub struct Join<'a> {
+    /// The interface inside the container (`eth0` …).
+    pub ifname: &'a str,
+    /// Route the container's traffic out through this network's gateway.
+    pub default_route: bool,
+    /// The names it answers to on this network.
+    pub names: &'a [String],
+    /// A fixed address, else the next free one.
+    pub ip: Option<Ipv4Addr>,
+}
+
 impl Networks {
     /// Leases an address for `container` on `network` (`ip` if given and
     /// free). A container keeps its lease until [`Networks::release`].
@@ -100,20 +112,17 @@ impl Networks {
     }
 
     /// Connects the network namespace of process `pid` to `network` as
-    /// `ifname`, with `container`'s leased address; `default_route` makes
-    /// the network's gateway the container's way out.
+    /// `join` says, with `container`'s leased address.
     pub fn connect(
         &self,
         network: &str,
         container: &str,
         pid: i32,
-        ifname: &str,
-        default_route: bool,
-        names: &[String],
-        ip: Option<Ipv4Addr>,
+        join: &Join<'_>,
     ) -> Result<Attachment> {
+        let (ifname, default_route) = (join.ifname, join.default_route);
         let rec = self.inspect(network)?;
-        let ip = self.lease(network, container, ip, names)?;
+        let ip = self.lease(network, container, join.ip, join.names)?;
         let subnet: Subnet = rec.subnet.parse().map_err(Error::Invalid)?;
         let gateway: Ipv4Addr = rec
             .gateway
