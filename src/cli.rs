@@ -139,6 +139,34 @@ pub enum NetworkCommand {
     /// Remove networks
     #[command(alias = "remove")]
     Rm(NetworkNamesArgs),
+    /// Connect a container to a network (at once when it runs)
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(NetworkDisconnectArgs),
+}
+
+/// `berth network connect`
+#[derive(Debug, Args)]
+pub struct NetworkConnectArgs {
+    /// Its address on the network
+    #[arg(long = "ip", value_name = "IPv4")]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// A name it answers to on this network (repeatable)
+    #[arg(long = "alias", value_name = "NAME")]
+    pub aliases: Vec<String>,
+    /// The network
+    pub network: String,
+    /// The container
+    pub container: String,
+}
+
+/// `berth network disconnect`
+#[derive(Debug, Args)]
+pub struct NetworkDisconnectArgs {
+    /// The network
+    pub network: String,
+    /// The container
+    pub container: String,
 }
 
 /// `berth network create`

@@ -322,20 +322,6 @@ pub fn copy(
     Ok(())
 }
 
-/// `KEY=VALUE` flags as a map.
-fn key_values(
-    flag: &str,
-    list: &[String],
-) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
-    list.iter()
-        .map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .with_context(|| format!("{flag} takes KEY=VALUE, not {kv:?}"))
-        })
-        .collect()
-}
-
 /// `nofile=1024` or `nofile=1024:2048`, as `docker run --ulimit`.
 fn parse_ulimit(u: &str) -> anyhow::Result<(String, u64, u64)> {
     let (name, limits) = u
@@ -402,7 +388,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
                 .iter()
                 .map(|u| parse_ulimit(u))
                 .collect::<anyhow::Result<_>>()?,
-            sysctls: key_values("--sysctl", &a.sysctls)?,
+            sysctls: crate::args::key_values(&a.sysctls, "--sysctl")?,
             oom_score_adj: a.oom_score_adj,
             init: a.init,
             shm_size: bytes("--shm-size", &a.shm_size)?.and_then(|b| u64::try_from(b).ok()),
@@ -429,7 +415,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         },
         log: berth_engine::runtime::logs::LogConfig::from_options(
             &a.log_driver,
-            &key_values("--log-opt", &a.log_opts)?,
+            &crate::args::key_values(&a.log_opts, "--log-opt")?,
         )
         .map_err(anyhow::Error::msg)?,
         networks: a

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use berth_netplane::{NetworkRequest, Networks};
 
-use crate::cli::{Global, NetworkCommand};
+use berth_engine::runtime::{run, shim};
+
+use crate::cli::{Global, NetworkCommand, NetworkConnectArgs};
 
 /// Runs one `berth network` command.
 pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
@@ -80,6 +82,81 @@ pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{n}")?;
             }
         }
+        NetworkCommand::Connect(a) => connect(global, &nets, a)?,
+        NetworkCommand::Disconnect(a) => {
+            let (dir, mut rec) = run::find(&global.root, &a.container)?;
+            let Some(pos) = rec.networks.iter().position(|n| n == &a.network) else {
+                bail!(
+                    "container {} is not connected to network {}",
+                    rec.name,
+                    a.network
+                );
+            };
+            if shim::is_up(&rec) {
+                nets.detach(&a.network, &rec.id)?;
+            } else {
+                nets.release(&a.network, &rec.id)?;
+            }
+            rec.networks.remove(pos);
+            rec.network_opts.remove(&a.network);
+            run::save_record(&dir, &rec)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The first `ethN` the container's namespace does not have yet.
+fn free_ifname(pid: i32) -> String {
+    let taken = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !taken.contains(&format!("{n}:")))
+        .unwrap_or_else(|| "eth9".into())
+}
+
+/// `network connect`: a running container joins at once (a new interface,
+/// its names in the network's DNS); a stopped one on its next start.
+fn connect(global: &Global, nets: &Networks, a: &NetworkConnectArgs) -> anyhow::Result<()> {
+    let net = nets.inspect(&a.network)?;
+    let (dir, mut rec) = run::find(&global.root, &a.container)?;
+    if rec.networks.contains(&net.name) {
+        bail!(
+            "container {} is already connected to network {}",
+            rec.name,
+            net.name
+        );
+    }
+    if !rec.network_mode.is_empty() && rec.network_mode != "bridge" {
+        bail!(
+            "container {} shares another network namespace ({}): it cannot join networks",
+            rec.name,
+            rec.network_mode
+        );
+    }
+    let opts = run::NetworkOpts {
+        ipv4_address: a.ip,
+        aliases: a.aliases.clone(),
+    };
+    if let Some(pid) = rec.pid.filter(|_| shim::is_up(&rec)) {
+        let mut names = vec![rec.name.clone()];
+        names.extend(rec.dns_names.iter().cloned());
+        names.push(rec.id[..12].to_string());
+        names.extend(opts.aliases.iter().cloned());
+        nets.connect(
+            &net.name,
+            &rec.id,
+            pid,
+            &berth_netplane::attach::Join {
+                ifname: &free_ifname(pid),
+                default_route: rec.networks.is_empty(),
+                names: &names,
+                ip: opts.ipv4_address,
+            },
+        )?;
+        crate::container_cmd::ensure_dns(global, std::slice::from_ref(&net.name))?;
+    }
+    rec.networks.push(net.name.clone());
+    rec.network_opts.insert(net.name, opts);
+    run::save_record(&dir, &rec)?;
+    Ok(())
 }

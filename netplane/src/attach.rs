@@ -97,6 +97,27 @@ impl Networks {
         self.release(network, container)
     }
 
+    /// Takes a running container off `network`, whichever interface it has
+    /// there: the host end of its veth is the one on the network's bridge.
+    pub fn detach(&self, network: &str, container: &str) -> Result<()> {
+        let rec = self.inspect(network)?;
+        let tag = &container[..container.len().min(7)];
+        let bridge = rec.bridge.clone();
+        link::with_netlink(async |h| {
+            let Some(bridge_index) = link::index_of(&h, &bridge).await? else {
+                return Ok(());
+            };
+            for n in 0..10 {
+                let host_veth = format!("vb{tag}{n}");
+                if link::controller_of(&h, &host_veth).await? == Some(bridge_index) {
+                    link::delete_link(&h, &host_veth).await?;
+                }
+            }
+            Ok(())
+        })?;
+        self.release(network, container)
+    }
+
     /// Gives a container's address back.
     pub fn release(&self, network: &str, container: &str) -> Result<()> {
         let _lock = self.lock()?;

@@ -38,6 +38,21 @@ pub async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>> {
     }
 }
 
+/// The bridge (or other controller) a link is enslaved to, if any.
+pub async fn controller_of(h: &Handle, name: &str) -> Result<Option<u32>> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => Ok(msg.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Controller(i) => Some(*i),
+            _ => None,
+        })),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -19 => Ok(None),
+        Err(e) => Err(nl(e)),
+    }
+}
+
 /// Creates (or finds) a bridge, gives it `gateway/prefix`, brings it up.
 pub async fn ensure_bridge(
     h: &Handle,

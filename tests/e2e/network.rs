@@ -399,3 +399,70 @@ networks:
     )
     .ok();
 }
+
+#[test]
+fn a_running_container_connects_to_and_disconnects_from_a_network() {
+    let d = Dir::new("connect");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    let run = |args: &[&str]| ns.berth(&d, &root, args);
+    run(&["network", "create", "--subnet", "10.98.1.0/24", "side"]).ok();
+    run(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "app",
+        "--init",
+        "localhost/busybox-test",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    run(&[
+        "network",
+        "connect",
+        "--alias",
+        "web",
+        "--ip",
+        "10.98.1.40",
+        "side",
+        "app",
+    ])
+    .ok();
+    let addrs = run(&["container", "exec", "app", "ip", "-o", "-4", "addr"]).ok();
+    assert!(addrs.contains("10.98.1.40/24"), "{addrs}");
+    let fetch = || {
+        run(&[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "side",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "wget -qO- http://web:8080/index.html || echo unreachable",
+        ])
+        .ok()
+    };
+    assert_eq!(fetch(), "hello from berth-busybox\n");
+    let err = run(&["network", "connect", "side", "app"]).fails();
+    assert!(err.contains("already connected"), "{err}");
+
+    run(&["network", "disconnect", "side", "app"]).ok();
+    let addrs = run(&["container", "exec", "app", "ip", "-o", "-4", "addr"]).ok();
+    assert!(!addrs.contains("10.98.1.40"), "{addrs}");
+    assert_eq!(fetch(), "unreachable\n");
+    let leases = run(&["network", "inspect", "side"]).ok();
+    assert!(
+        !leases.contains("10.98.1.40"),
+        "the address went back: {leases}"
+    );
+    run(&["container", "rm", "-f", "app"]).ok();
+    run(&["network", "rm", "side"]).ok();
+}

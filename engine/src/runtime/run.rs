@@ -232,6 +232,15 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Takes the networks from the record on disk, which `network connect`
+    /// and `disconnect` change while the container runs.
+    fn refresh_networks(&mut self) {
+        if let Ok(r) = load_record(&self.dir) {
+            self.record.networks = r.networks;
+            self.record.network_opts = r.network_opts;
+        }
+    }
+
     /// Saves the record crash-safely.
     pub fn save(&self) -> Result<()> {
         save_record(&self.dir, &self.record)
@@ -590,6 +599,9 @@ pub fn execute(
     let lc = |e: libcontainer::error::LibcontainerError| {
         Error::Conflict(format!("container {name}: {e}"))
     };
+    // `network connect`/`disconnect` change the record under a running
+    // supervisor: each start joins the networks it lists now.
+    p.refresh_networks();
     let state = p.dir.join("state");
     if state.exists() {
         remove_dir(&state)?;
@@ -657,6 +669,7 @@ pub fn execute(
     let oom_killed = super::stats::oom_kills(&p.record.id) > 0;
     let _ = container.refresh_status();
     let deleted = container.delete(true).map_err(lc);
+    p.refresh_networks();
     net.disconnect(&p.record);
     let code = code?;
     deleted?;
