@@ -625,12 +625,25 @@ pub enum ImageCommand {
     /// Remove images (a container's image only with --force)
     #[command(alias = "remove")]
     Rm(ImageRmArgs),
+    /// Remove images no reference names (-a: every image no container uses)
+    Prune(ImagePruneArgs),
     /// Write images to a tar archive (OCI layout and docker-save at once)
     Save(ImageSaveArgs),
     /// Download an image from a registry
     Pull(ImagePullArgs),
     /// Upload an image to a registry
     Push(ImagePushArgs),
+}
+
+/// `berth image prune`
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Every image no container uses, not only unnamed ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask (berth never asks)
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// `berth image save`
@@ -821,6 +834,9 @@ pub struct DownArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Remove the services' images too: `all`, or `local` (those without an `image:` name)
+    #[arg(long, value_name = "TYPE", value_parser = ["all", "local"])]
+    pub rmi: Option<String>,
 }
 
 /// `berth logs`

@@ -843,8 +843,35 @@ pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
     // the last network's record, before rewriting the table, left rules
     // that this one removes.
     Networks::open(&global.root)?.sync_firewall()?;
+    if let Some(which) = &a.rmi {
+        remove_images(global, &project, which == "local")?;
+    }
     lock.remove();
     Ok(ExitCode::SUCCESS)
+}
+
+/// `down --rmi`: the services' images (`local`: only those named after the
+/// project, having no `image:`), unless another container still uses one.
+fn remove_images(global: &Global, project: &Project, local_only: bool) -> anyhow::Result<()> {
+    let store = ImageStore::open(&global.root)?;
+    let names: BTreeSet<String> = project
+        .services
+        .values()
+        .filter(|svc| !local_only || svc.image.is_empty())
+        .map(|svc| project.image_name(svc))
+        .collect();
+    for name in names {
+        if store.resolve(&name).is_err() {
+            continue;
+        }
+        match store.remove(&name, false, &|id| {
+            crate::image_cmd::used_by_container(global, id)
+        }) {
+            Ok(_) => eprintln!(" ✔ image {name} Removed"),
+            Err(e) => eprintln!("warning: image {name}: {e}"),
+        }
+    }
+    Ok(())
 }
 
 /// The host ports published, by container id.

@@ -72,6 +72,37 @@ pub fn login(a: &crate::cli::LoginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether a container (running or not) was made from image `id`.
+pub fn used_by_container(global: &Global, id: &str) -> bool {
+    berth_engine::runtime::run::list_records(&global.root)
+        .iter()
+        .any(|(_, r)| r.image_id == id)
+}
+
+/// `image prune`: images no reference names (with `all`, every image no
+/// container uses), and the layers only they held.
+fn prune(
+    global: &Global,
+    store: &ImageStore,
+    all: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut deleted = Vec::new();
+    for image in store.list()? {
+        let rec = &image.record;
+        if (all || rec.refs.is_empty()) && !used_by_container(global, &rec.id) {
+            deleted.extend(store.remove(&rec.id, true, &|_| false)?);
+        }
+    }
+    if !deleted.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        for d in deleted {
+            writeln!(out, "{d}")?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs one `berth image` command.
 pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
     let store = ImageStore::open(&global.root)
@@ -269,11 +300,11 @@ pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
             let target = Reference::parse(&args.target)?;
             store.tag(&args.source, &target)?;
         }
+        ImageCommand::Prune(args) => prune(global, &store, args.all, &mut out)?,
         ImageCommand::Rm(args) => {
             let mut failed = false;
             for name in &args.images {
-                // No containers exist yet: nothing is in use.
-                match store.remove(name, args.force, &|_| false) {
+                match store.remove(name, args.force, &|id| used_by_container(global, id)) {
                     Ok(lines) => {
                         for l in lines {
                             writeln!(out, "{l}")?;

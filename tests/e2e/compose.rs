@@ -1017,3 +1017,45 @@ services:
     assert_eq!(ns.berth(&d, &root, &["logs", "silent"]).ok(), "");
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn images_in_use_stay_and_down_rmi_and_prune_remove_the_rest() {
+    let d = Dir::new("rmi");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    let run = |args: &[&str]| ns.berth(&d, &root, args);
+    run(&[
+        "image",
+        "tag",
+        "localhost/busybox-test:latest",
+        "localhost/rmi-test:1",
+    ])
+    .ok();
+    d.write(
+        "compose.yaml",
+        r#"
+name: rmi
+services:
+  app:
+    image: localhost/rmi-test:1
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#,
+    );
+    run(&["up", "-d"]).ok();
+    let id = run(&["image", "inspect", "localhost/rmi-test:1"]).json()[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let err = run(&["image", "rm", "-f", "localhost/busybox-test:latest"]);
+    err.ok();
+    let err = run(&["image", "rm", &id]).fails();
+    assert!(err.contains("used by a container"), "{err}");
+    run(&["down", "--rmi", "all"]).ok();
+    let images = run(&["image", "ls", "-q"]).ok();
+    assert!(
+        images.is_empty(),
+        "the project's image went with it: {images}"
+    );
+
+    assert_eq!(run(&["image", "prune", "-a"]).ok(), "");
+}

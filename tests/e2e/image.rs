@@ -137,9 +137,10 @@ fn save_writes_an_archive_that_load_reads_back_on_another_host() {
             &[("BERTH_ROOT", r)],
             None,
         )
-        .json()[0]["id"]
+        .json()[0]["Id"]
             .clone()
     };
+    assert!(id(&root).is_string());
     assert_eq!(id(&root), id(&other));
     let page = d
         .berth_with(

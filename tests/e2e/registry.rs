@@ -106,8 +106,9 @@ fn images_pushed_to_a_registry_are_pulled_by_another_host_and_by_up() {
             &["image", "inspect", "127.0.0.1:5000/e2e/busybox:1"],
         )
         .json();
+    assert!(pulled[0]["Id"].is_string(), "{pulled}");
     assert_eq!(
-        pulled[0]["id"], local[0]["id"],
+        pulled[0]["Id"], local[0]["Id"],
         "the same image, by its configuration digest"
     );
     let page = ns
