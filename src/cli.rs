@@ -802,6 +802,9 @@ pub struct UpArgs {
     /// Give up waiting after this many seconds
     #[arg(long, value_name = "SECONDS")]
     pub wait_timeout: Option<u64>,
+    /// Recreate the dependents of every recreated service too
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub always_recreate_deps: bool,
     /// Attach only to these services' output (repeatable)
     #[arg(long = "attach", value_name = "SERVICE", conflicts_with = "detach")]
     pub attach: Vec<String>,

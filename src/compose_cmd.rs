@@ -678,12 +678,12 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
         no_recreate: a.no_recreate,
         remove_orphans: a.remove_orphans,
         no_start: a.no_start,
+        always_recreate_deps: a.always_recreate_deps,
         pull: match a.pull.as_deref() {
             Some("always") => PullPolicy::Always,
             Some("never") => PullPolicy::Never,
             _ => PullPolicy::Missing,
         },
-        ..UpOptions::default()
     };
     let plan = plan_up(&desired, &observed, &opts)?;
     if a.dry_run {

@@ -79,6 +79,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 exit_code_from: None,
                 pull: None,
                 attach: Vec::new(),
+                always_recreate_deps: false,
                 no_attach: Vec::new(),
                 timestamps: false,
                 no_log_prefix: false,

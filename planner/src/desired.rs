@@ -62,6 +62,10 @@ pub struct DesiredContainer {
     pub volumes: Vec<String>,
     /// The service's `pull_policy` (`always`, `never`, `missing`, …).
     pub pull_policy: String,
+    /// Dependencies whose recreation recreates this container too
+    /// (`depends_on: restart: true`, and the services whose network
+    /// namespace it joins, which are gone with them).
+    pub restart_with: Vec<String>,
 }
 
 /// A `depends_on` condition to wait for.
@@ -185,6 +189,12 @@ impl DesiredState {
                             .map(|v| v.source.clone())
                             .collect(),
                         pull_policy: svc.pull_policy.clone(),
+                        restart_with: svc
+                            .depends_on
+                            .iter()
+                            .filter(|(d, dep)| dep.restart && project.services.contains_key(*d))
+                            .map(|(d, _)| d.clone())
+                            .collect(),
                     },
                 );
             }

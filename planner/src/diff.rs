@@ -328,6 +328,10 @@ pub fn plan_up(
             .depends_on
             .iter()
             .any(|d| recreated_services.contains(d.as_str()));
+        let restarted_with = first
+            .restart_with
+            .iter()
+            .find(|d| recreated_services.contains(d.as_str()));
         let dep_creates: Vec<usize> = first
             .depends_on
             .iter()
@@ -367,6 +371,8 @@ pub fn plan_up(
                             .map(|p| format!("{p} changed"))
                             .unwrap_or_else(|| "configuration changed".to_string());
                         Some(what)
+                    } else if let Some(d) = restarted_with {
+                        Some(format!("{d} was recreated"))
                     } else if dep_recreated && opts.always_recreate_deps {
                         Some("a dependency was recreated".to_string())
                     } else {

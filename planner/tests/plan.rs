@@ -363,3 +363,50 @@ fn a_network_left_without_its_bridge_is_created_again_and_nothing_else_changes()
         "[] -> #0 network demo_back, CreateNetwork, its bridge is missing\n"
     );
 }
+
+#[test]
+fn a_container_in_a_recreated_services_namespace_is_recreated_with_it() {
+    let yaml = "
+services:
+  app:
+    image: app:1
+  sidecar:
+    image: side:1
+    network_mode: service:app
+  watcher:
+    image: side:1
+    depends_on: [app]
+";
+    let d1 = desired(yaml);
+    let empty = ObservedState::default();
+    let after = apply(
+        &d1,
+        &empty,
+        &plan_up(&d1, &empty, &UpOptions::default()).unwrap(),
+    );
+    let d2 = desired(&yaml.replace("image: app:1", "image: app:2"));
+    let plan = plan_up(&d2, &after, &UpOptions::default()).unwrap();
+    let text = plan.to_string();
+    assert!(
+        text.contains("container demo-sidecar-1, CreateContainer, app was recreated"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("demo-watcher-1"),
+        "a plain dependency stays unless --always-recreate-deps: {text}"
+    );
+    let all = plan_up(
+        &d2,
+        &after,
+        &UpOptions {
+            always_recreate_deps: true,
+            ..UpOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        all.to_string()
+            .contains("container demo-watcher-1, CreateContainer, a dependency was recreated"),
+        "{all}"
+    );
+}
