@@ -104,6 +104,8 @@ pub enum Command {
     Cp(CpArgs),
     /// Show what the project's containers use: CPU, memory, network, disk, processes
     Stats(StatsArgs),
+    /// Stream the project's container events (create, start, die, …)
+    Events(EventsArgs),
     /// Store credentials for a registry (Docker's config.json)
     Login(LoginArgs),
     /// Manage images (as `docker image`)
@@ -1133,6 +1135,22 @@ pub struct StatsArgs {
     pub no_stream: bool,
     /// Services (`berth stats`) or containers (`berth container stats`); all running ones when none
     pub names: Vec<String>,
+}
+
+/// `berth events`
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+    /// Events from this time on (RFC 3339, as the events show it)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Events before this time, then exit (without it, follow)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Services (all when none)
+    pub services: Vec<String>,
 }
 
 /// `berth pull`

@@ -1375,6 +1375,69 @@ fn replica(
         .with_context(|| format!("service {service} has no container number {index}"))
 }
 
+/// `berth events`: the project's container events, as `docker compose
+/// events` prints them, followed until `--until` or Ctrl-C.
+pub fn events(global: &Global, a: &crate::cli::EventsArgs) -> anyhow::Result<ExitCode> {
+    use berth_engine::events;
+    let project = load(global)?;
+    for s in &a.services {
+        if !project.services.contains_key(s) {
+            anyhow::bail!("no such service: {s}");
+        }
+    }
+    let mut since = a.since.clone();
+    let mut out = std::io::stdout().lock();
+    loop {
+        let until = a.until.clone().unwrap_or_else(events::now);
+        for e in events::read(&global.root, since.as_deref(), Some(&until)) {
+            if e.attributes.get(labels::PROJECT) != Some(&project.name) {
+                continue;
+            }
+            let service = e
+                .attributes
+                .get(labels::SERVICE)
+                .cloned()
+                .unwrap_or_default();
+            if !a.services.is_empty() && !a.services.contains(&service) {
+                continue;
+            }
+            if a.json {
+                let line = serde_json::json!({
+                    "time": e.time,
+                    "type": e.kind,
+                    "action": e.action,
+                    "id": e.id,
+                    "service": service,
+                    "attributes": e.attributes,
+                });
+                writeln!(out, "{line}")?;
+            } else {
+                let attrs: Vec<String> = e
+                    .attributes
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("com.docker.compose."))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                writeln!(
+                    out,
+                    "{} {} {} {} ({})",
+                    e.time.replacen('T', " ", 1).trim_end_matches('Z'),
+                    e.kind,
+                    e.action,
+                    e.id,
+                    attrs.join(", ")
+                )?;
+            }
+        }
+        out.flush()?;
+        if a.until.is_some() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        since = Some(until);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// `berth stats`.
 pub fn stats(global: &Global, a: &crate::cli::StatsArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;

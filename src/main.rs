@@ -104,6 +104,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Login(args) => image_cmd::login(args),
         cli::Command::Cp(args) => compose_cmd::cp(&cli.global, args),
         cli::Command::Stats(args) => compose_cmd::stats(&cli.global, args),
+        cli::Command::Events(args) => compose_cmd::events(&cli.global, args),
         cli::Command::Pull(args) => compose_cmd::pull(&cli.global, args),
         cli::Command::Volume(cmd) => volume_cmd::run(&cli.global, cmd),
         cli::Command::Container(cmd) => container_cmd::run(&cli.global, cmd),

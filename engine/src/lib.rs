@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod events;
 pub mod fsutil;
 pub mod image;
 pub mod rootfs;

@@ -1059,3 +1059,78 @@ services:
 
     assert_eq!(run(&["image", "prune", "-a"]).ok(), "");
 }
+
+#[test]
+fn events_tell_what_happened_to_the_projects_containers() {
+    let d = Dir::new("events");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: eventful
+services:
+  app:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#,
+    );
+    let t0 = {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        // A second back, as text comparable with the events' times.
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{}", now - 1), "+%Y-%m-%dT%H:%M:%S"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    ns.berth(&d, &root, &["pause"]).ok();
+    ns.berth(&d, &root, &["unpause"]).ok();
+    ns.berth(&d, &root, &["down"]).ok();
+    let out = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "events",
+                "--json",
+                "--since",
+                &t0,
+                "--until",
+                "2999-01-01T00:00:00Z",
+            ],
+        )
+        .ok();
+    let actions: Vec<String> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["service"], "app", "{l}");
+            v["action"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "create", "start", "pause", "unpause", "die", "stop", "destroy"
+        ],
+        "{out}"
+    );
+    let text = ns
+        .berth(
+            &d,
+            &root,
+            &["events", "--since", &t0, "--until", "2999-01-01T00:00:00Z"],
+        )
+        .ok();
+    assert!(
+        text.lines()
+            .next()
+            .is_some_and(|l| l.contains(" container create ") && l.contains("name=eventful-app-1")),
+        "{text}"
+    );
+}

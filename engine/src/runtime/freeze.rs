@@ -50,7 +50,9 @@ pub fn pause(root: &Path, name: &str) -> Result<()> {
     }
     runtime_state(&dir, &record)?
         .pause()
-        .map_err(|e| Error::Conflict(format!("pausing {name}: {e}")))
+        .map_err(|e| Error::Conflict(format!("pausing {name}: {e}")))?;
+    crate::events::container(root, "pause", &record, &[]);
+    Ok(())
 }
 
 /// Thaws the paused container `name`.
@@ -59,7 +61,9 @@ pub fn unpause(root: &Path, name: &str) -> Result<()> {
     if !is_paused(&record) {
         return Err(Error::Conflict(format!("container {name} is not paused")));
     }
-    resume(&dir, &record)
+    resume(&dir, &record)?;
+    crate::events::container(root, "unpause", &record, &[]);
+    Ok(())
 }
 
 /// Thaws the container of `record` (in `dir`) if it is frozen; a signal

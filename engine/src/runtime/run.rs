@@ -234,6 +234,14 @@ pub struct Prepared {
 impl Prepared {
     /// Takes the networks from the record on disk, which `network connect`
     /// and `disconnect` change while the container runs.
+    /// The state root (`dir` is `<root>/containers/<id>`).
+    fn root(&self) -> &Path {
+        self.dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"))
+    }
+
     fn refresh_networks(&mut self) {
         if let Ok(r) = load_record(&self.dir) {
             self.record.networks = r.networks;
@@ -502,7 +510,10 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
         Ok(record)
     })();
     match result {
-        Ok(record) => Ok(Prepared { dir, fs, record }),
+        Ok(record) => {
+            crate::events::container(root, "create", &record, &[]);
+            Ok(Prepared { dir, fs, record })
+        }
         Err(e) => {
             let _ = fs.unmount();
             let _ = remove_dir(&dir);
@@ -663,6 +674,7 @@ pub fn execute(
         p.record.started = Some(rfc3339(now()));
         p.record.exit_code = None;
         p.save()?;
+        crate::events::container(p.root(), "start", &p.record, &[]);
         wait(pid.as_raw())
     })();
     // Read before the cgroup goes with the container.
@@ -682,6 +694,17 @@ pub fn execute(
     p.record.pid = None;
     p.record.pid_start = None;
     p.record.finished = Some(rfc3339(now()));
+    // Before the record says exited: `stop` waits for that, and its own
+    // event comes after this one.
+    if oom_killed {
+        crate::events::container(p.root(), "oom", &p.record, &[]);
+    }
+    crate::events::container(
+        p.root(),
+        "die",
+        &p.record,
+        &[("exitCode", code.to_string())],
+    );
     p.save()?;
     Ok(code)
 }
@@ -707,6 +730,7 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
     // container with half its files.
     let trash = dir.with_file_name(format!(".removing-{}", record.id));
     std::fs::rename(dir, &trash).map_err(|e| Error::io(dir, e))?;
+    crate::events::container(root, "destroy", record, &[]);
     remove_dir(&trash)?;
     if volumes {
         let store = VolumeStore::open(root)?;

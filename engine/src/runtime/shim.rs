@@ -434,7 +434,9 @@ pub fn stop(root: &Path, name: &str, signal: Signal, grace: Duration) -> Result<
     } else {
         Duration::ZERO
     };
-    if wait_exited(&dir, wait).is_none() {
+    let stopped = wait_exited(&dir, wait);
+    crate::events::container(root, "stop", &record, &[]);
+    if stopped.is_none() {
         // No supervisor recorded the exit (it was killed): record it here.
         let mut r = load_record(&dir)?;
         if r.status == "running" {
@@ -487,6 +489,7 @@ pub fn kill(root: &Path, name: &str, signal: Signal) -> Result<()> {
     save_record(&dir, &record)?;
     pidfd_send_signal(&fd, signal)
         .map_err(|e| Error::Conflict(format!("signalling {name}: {e}")))?;
+    crate::events::container(root, "kill", &record, &[("signal", format!("{signal:?}"))]);
     if signal == Signal::KILL {
         // SIGKILL takes a frozen process only once it is thawed.
         super::freeze::resume(&dir, &record)?;
