@@ -163,6 +163,7 @@ impl Networks {
             link::delete_link(&h, &peer).await?;
             link::veth_into(&h, &host_veth, &peer, &bridge, ns.as_raw_fd(), None).await
         })?;
+        disable_ipv6(&[&host_veth]);
         // Configuring the far end needs a netlink socket inside the
         // container's namespace: a short-lived thread joins it (namespaces
         // are per thread) and is gone before anything else runs.
@@ -178,7 +179,12 @@ impl Networks {
             })?;
             link::with_netlink(async |h| {
                 link::configure_inside(&h, &peer2, &ifname2, ip, subnet.prefix, gw).await
-            })
+            })?;
+            // IPv4-only networks: no link-local or autoconfigured IPv6 that
+            // would reach around the IPv4 rules (CVE-2024-32473). /proc/sys/net
+            // is this thread's namespace's.
+            disable_ipv6(&["all", "default", &ifname2]);
+            Ok(())
         })
         .join()
         .map_err(|_| Error::Netlink("the namespace thread panicked".into()))?;
@@ -194,6 +200,16 @@ impl Networks {
             gateway,
             host_veth,
         })
+    }
+}
+
+/// Turns IPv6 off, router advertisements included, on these interfaces
+/// (`all`, `default` or names) of the current thread's network namespace.
+/// Hosts without IPv6 have nothing to turn off.
+pub(crate) fn disable_ipv6(interfaces: &[&str]) {
+    for i in interfaces {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{i}/accept_ra"), "0");
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{i}/disable_ipv6"), "1");
     }
 }
 

@@ -111,7 +111,20 @@ fn forward(query: &[u8], id: u16, upstreams: &[SocketAddr]) -> Vec<u8> {
 struct Listener {
     sock: UdpSocket,
     subnet: Subnet,
+    gateway: Ipv4Addr,
     network: String,
+    /// `internal: true`: names outside the network are never forwarded
+    /// (CVE-2024-29018: forwarding leaked data out of internal networks).
+    internal: bool,
+}
+
+/// The answer for a name the network does not know, on an internal network.
+pub fn not_found(query: &Message) -> Message {
+    let mut resp = Message::error_msg(query.metadata.id, OpCode::Query, ResponseCode::NXDomain);
+    if let Some(q) = query.queries.first() {
+        resp.add_query(q.clone());
+    }
+    resp
 }
 
 /// What the records look like now. Modification times alone are too
@@ -229,7 +242,9 @@ pub fn serve(root: &Path) -> crate::Result<()> {
                     listeners.push(Listener {
                         sock,
                         subnet,
+                        gateway: gw,
                         network: r.name.clone(),
+                        internal: r.internal,
                     });
                 }
             }
@@ -261,9 +276,10 @@ pub fn serve(root: &Path) -> crate::Result<()> {
             let Ok((n, from)) = l.sock.recv_from(&mut buf) else {
                 continue;
             };
-            // Only containers of this network get answers.
+            // Only containers of this network get answers: not the host
+            // (whose address there is the gateway), not other networks.
             let IpAddr::V4(src) = from.ip() else { continue };
-            if !l.subnet.contains(src) {
+            if !l.subnet.contains(src) || src == l.gateway {
                 continue;
             }
             let Ok(query) = Message::from_vec(&buf[..n]) else {
@@ -287,6 +303,7 @@ pub fn serve(root: &Path) -> crate::Result<()> {
             let zone = zones.get(&l.network).unwrap_or(&empty);
             let reply = match answer(&query, zone) {
                 Some(m) => m.to_vec().unwrap_or_default(),
+                None if l.internal => not_found(&query).to_vec().unwrap_or_default(),
                 None => forward(&buf[..n], query.metadata.id, &upstream),
             };
             let _ = l.sock.send_to(&reply, from);

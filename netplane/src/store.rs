@@ -221,6 +221,9 @@ impl Networks {
                 req.name
             )));
         }
+        // Held from choosing the subnet to saving the record: networks
+        // created at once (one plan, two commands) never share a subnet.
+        let _lock = self.lock()?;
         if self.inspect(&req.name).is_ok() {
             return Err(Error::Invalid(format!(
                 "network with name {} already exists",
@@ -305,6 +308,9 @@ impl Networks {
         link::with_netlink(async |h| {
             link::ensure_bridge(&h, &record.bridge, gateway, subnet.prefix, mtu).await
         })?;
+        // No IPv6 on an IPv4 network: the host takes no router
+        // advertisements from containers through it (CVE-2020-13401).
+        crate::attach::disable_ipv6(&[&record.bridge]);
         // Forwarding must be on for bridged containers to reach out.
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| Error::Io {
             path: "/proc/sys/net/ipv4/ip_forward".into(),

@@ -466,3 +466,86 @@ fn a_running_container_connects_to_and_disconnects_from_a_network() {
     run(&["container", "rm", "-f", "app"]).ok();
     run(&["network", "rm", "side"]).ok();
 }
+
+#[test]
+fn ipv4_networks_carry_no_ipv6_and_dns_answers_only_its_own_containers() {
+    let d = Dir::new("net-hardening");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: hardened
+services:
+  app:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+  locked:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    networks: [sealed]
+networks:
+  sealed:
+    internal: true
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    // NET-14: no IPv6 inside, not even link-local.
+    let v6 = ns
+        .berth(&d, &root, &["exec", "app", "ip", "-6", "addr"])
+        .ok();
+    assert_eq!(v6, "", "{v6}");
+    let off = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "exec",
+                "app",
+                "cat",
+                "/proc/sys/net/ipv6/conf/eth0/disable_ipv6",
+            ],
+        )
+        .ok();
+    assert_eq!(off, "1\n");
+    // NET-13: the host takes no router advertisements through the bridge.
+    let net = ns
+        .berth(&d, &root, &["network", "inspect", "hardened_default"])
+        .json();
+    let bridge = net[0]["Bridge"]
+        .as_str()
+        .or(net[0]["bridge"].as_str())
+        .unwrap()
+        .to_string();
+    let gateway = net[0]["Gateway"]
+        .as_str()
+        .or(net[0]["gateway"].as_str())
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        ns.sh(&format!("cat /proc/sys/net/ipv6/conf/{bridge}/accept_ra")),
+        "0\n"
+    );
+    // NET-19: berth's listeners are on gateway addresses only.
+    let listening = ns.sh("ss -Hlnup");
+    for line in listening.lines() {
+        let local = line.split_whitespace().nth(3).unwrap_or_default();
+        assert!(
+            !local.starts_with("0.0.0.0") && !local.starts_with('*') && !local.starts_with("[::]"),
+            "a wildcard listener: {line}"
+        );
+    }
+    assert!(listening.contains(&format!("{gateway}:53")), "{listening}");
+    // NET-07: an internal network's names never leave it.
+    let out = ns
+        .berth(&d, &root, &["exec", "locked", "nslookup", "exfil.example"])
+        .stdout();
+    assert!(out.contains("NXDOMAIN"), "answered locally: {out}");
+    // NET-08: the host itself (its gateway address) gets no answer.
+    let host = ns.sh(&format!("timeout 3 busybox nslookup app {gateway} 2>&1"));
+    assert!(
+        !host.contains("Address: 1"),
+        "the DNS server answered the host: {host}"
+    );
+    ns.berth(&d, &root, &["down"]).ok();
+}
