@@ -50,12 +50,26 @@ pub fn ruleset_with_ports(nets: &[NetRules], ports: &[crate::ports::PublishedPor
         ));
     }
     s.push_str("\t}\n");
+    // Before any address translation: what is addressed to a network's
+    // subnet (its containers, its gateway) comes from its bridge, or not at
+    // all. Neighbours that route to the host reach containers through
+    // published ports only (their destination is then the host's address).
+    // `vb*` are the bridge ports, seen here for bridged traffic when
+    // br_netfilter is loaded.
+    s.push_str("\tchain guard {\n\t\ttype filter hook prerouting priority raw; policy accept;\n");
+    for n in nets {
+        s.push_str(&format!(
+            "\t\tip daddr {sn} iifname != \"{b}\" iifname != \"lo\" iifname != \"vb*\" drop comment \"no direct routing\"\n",
+            sn = n.subnet,
+            b = n.bridge
+        ));
+    }
     if !ports.is_empty() {
         // route_localnet must expose nothing: 127/8 only ever comes from lo.
-        s.push_str(
-            "\tchain guard {\n\t\ttype filter hook prerouting priority raw; policy accept;\n",
-        );
-        s.push_str("\t\tiifname != \"lo\" ip daddr 127.0.0.0/8 drop comment \"no route_localnet from outside\"\n\t}\n");
+        s.push_str("\t\tiifname != \"lo\" ip daddr 127.0.0.0/8 drop comment \"no route_localnet from outside\"\n");
+    }
+    s.push_str("\t}\n");
+    if !ports.is_empty() {
         let mut dnat = String::new();
         for p in ports {
             let dst = if p.host_ip.is_unspecified() {
@@ -237,6 +251,11 @@ table ip berth {
 \t\tiifname \"br-b\" oifname \"br-a\" drop comment \"isolate networks\"
 \t\tiifname \"br-b\" oifname != \"br-b\" drop comment \"internal network\"
 \t\toifname \"br-b\" iifname != \"br-b\" drop comment \"internal network\"
+\t}
+\tchain guard {
+\t\ttype filter hook prerouting priority raw; policy accept;
+\t\tip daddr 10.1.0.0/24 iifname != \"br-a\" iifname != \"lo\" iifname != \"vb*\" drop comment \"no direct routing\"
+\t\tip daddr 10.2.0.0/24 iifname != \"br-b\" iifname != \"lo\" iifname != \"vb*\" drop comment \"no direct routing\"
 \t}
 \tchain postrouting {
 \t\ttype nat hook postrouting priority srcnat; policy accept;

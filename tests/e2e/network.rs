@@ -549,3 +549,67 @@ networks:
     );
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn a_neighbour_reaches_published_ports_only() {
+    // NET-01, NET-02: `lan` is a neighbour that routes to the host (the
+    // test's namespace) for the project's subnet.
+    let d = Dir::new("neighbour");
+    let host = Netns::new();
+    let lan = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    host.sh(&format!(
+        "ip link add berth-lanh type veth peer name berth-lanp netns {lan} && ip addr add 192.168.77.1/24 dev berth-lanh && ip link set berth-lanh up && ip link set lo up",
+        lan = lan.name()
+    ));
+    lan.sh("ip addr add 192.168.77.2/24 dev berth-lanp && ip link set berth-lanp up && ip link set lo up");
+    d.write(
+        "compose.yaml",
+        r#"
+name: exposed
+services:
+  web:
+    image: localhost/busybox-test:latest
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    init: true
+    ports:
+      - "127.0.0.1:18080:8080"
+      - "18081:8080"
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: 10.99.3.0/24
+"#,
+    );
+    host.berth(&d, &root, &["up", "-d"]).ok();
+    lan.sh("ip route add 10.99.3.0/24 via 192.168.77.1");
+    let fetch = |ns: &Netns, url: &str| {
+        ns.sh(&format!(
+            "timeout 2 busybox wget -qO- {url} 2>/dev/null || echo unreachable"
+        ))
+    };
+    let page = "hello from berth-busybox\n";
+    // The host itself reaches both publications.
+    assert_eq!(fetch(&host, "http://127.0.0.1:18080/index.html"), page);
+    // The neighbour: the port published on all addresses, through the
+    // host's address …
+    assert_eq!(fetch(&lan, "http://192.168.77.1:18081/index.html"), page);
+    // … but not the loopback publication, nor the container directly, nor
+    // the gateway's DNS.
+    assert_eq!(
+        fetch(&lan, "http://192.168.77.1:18080/index.html"),
+        "unreachable\n"
+    );
+    assert_eq!(
+        fetch(&lan, "http://10.99.3.2:8080/index.html"),
+        "unreachable\n"
+    );
+    let dns = lan.sh("timeout 2 busybox nslookup web 10.99.3.1 2>&1");
+    assert!(!dns.contains("10.99.3.2"), "{dns}");
+    // It is berth's guard that stops them: without it, the container
+    // answers the neighbour directly.
+    host.sh("nft flush chain ip berth guard");
+    assert_eq!(fetch(&lan, "http://10.99.3.2:8080/index.html"), page);
+    host.berth(&d, &root, &["down"]).ok();
+}
