@@ -843,6 +843,7 @@ pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
     // the last network's record, before rewriting the table, left rules
     // that this one removes.
     Networks::open(&global.root)?.sync_firewall()?;
+    berth_netplane::dns::stop_if_idle(&global.root)?;
     if let Some(which) = &a.rmi {
         remove_images(global, &project, which == "local")?;
     }

@@ -186,6 +186,33 @@ pub fn live_server(root: &Path) -> Option<u32> {
     (mine == theirs).then_some(pid)
 }
 
+/// Stops this namespace's server once no network is left, and waits for
+/// it to be gone: `down` leaves no process behind, not even for the tick
+/// the server would take to notice.
+pub fn stop_if_idle(root: &Path) -> crate::Result<()> {
+    let nets = Networks::open(root)?;
+    let _lock = lock(root)?;
+    if !nets.list()?.is_empty() {
+        return Ok(());
+    }
+    if let Some(pid) = live_server(root) {
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+            let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while Path::new(&format!("/proc/{pid}")).exists() && std::time::Instant::now() < deadline {
+            // A zombie until its parent (init) reaps it: gone enough.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if state.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    let _ = std::fs::remove_file(root.join("networks").join("dns.pid"));
+    Ok(())
+}
+
 /// Serves until no network is left. Runs in the network namespace of the
 /// bridges it serves. A server that finds another one running leaves at
 /// once: there is one per state root and namespace, whoever started it.

@@ -1134,3 +1134,66 @@ services:
         "{text}"
     );
 }
+
+#[test]
+fn twenty_up_down_cycles_leave_the_host_as_they_found_it() {
+    let d = Dir::new("census");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        &PROJECT.replace("10.91.0.0/24", "10.90.7.0/24").replace(
+            "    networks: [app]\n    depends_on: [store]",
+            "    networks: [app]\n    depends_on: [store]\n    ports: [\"18090:8080\"]",
+        ),
+    );
+    let census = || {
+        let processes = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|c| String::from_utf8_lossy(c).contains(&root))
+            .count();
+        (
+            ns.sh("ip -o link show; ip -o addr show; ip route show; nft list tables"),
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains(&root))
+                .count(),
+            processes,
+        )
+    };
+    let before = census();
+    let mut ids = Vec::new();
+    for cycle in 0..20 {
+        ns.berth(&d, &root, &["up", "-d"]).ok();
+        ids.extend(
+            ns.berth(&d, &root, &["ps", "-q"])
+                .ok()
+                .lines()
+                .map(String::from),
+        );
+        ns.berth(&d, &root, &["down", "-v"]).ok();
+        assert_eq!(census(), before, "after cycle {cycle}");
+    }
+    assert_eq!(ids.len(), 40);
+    for c in ["memory", "pids", "cpu", "freezer", "unified"] {
+        for id in &ids {
+            let cg = format!("/sys/fs/cgroup/{c}/berth/{id}");
+            assert!(!std::path::Path::new(&cg).exists(), "{cg} left");
+        }
+    }
+    for what in ["network", "volume"] {
+        assert_eq!(
+            ns.berth(&d, &root, &[what, "ls", "-q"]).ok(),
+            "",
+            "{what}s left"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(format!("{root}/containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
