@@ -239,6 +239,10 @@ pub enum ContainerCommand {
     Kill(ContainerKillArgs),
     /// Copy files between a container and the host
     Cp(CpArgs),
+    /// List the files a container added (A), changed (C) or deleted (D)
+    Diff(ContainerNameArg),
+    /// Write a container's filesystem to a tarball
+    Export(ContainerExportArgs),
     /// Show what containers use: CPU, memory, network, disk, processes
     Stats(StatsArgs),
     /// Freeze every process of running containers
@@ -288,6 +292,23 @@ impl ExecOptions {
             tty,
         }
     }
+}
+
+/// One container.
+#[derive(Debug, Args)]
+pub struct ContainerNameArg {
+    /// The container
+    pub name: String,
+}
+
+/// `berth container export`
+#[derive(Debug, Args)]
+pub struct ContainerExportArgs {
+    /// Write to this file instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The container
+    pub name: String,
 }
 
 /// `berth container exec`

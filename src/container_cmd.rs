@@ -700,6 +700,31 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             stats(&recs, a.no_stream)?;
             Ok(ExitCode::SUCCESS)
         }
+        ContainerCommand::Diff(a) => {
+            for c in berth_engine::runtime::changes::diff(root, &a.name)? {
+                writeln!(out, "{} {}", c.kind, c.path)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Export(a) => {
+            use std::io::IsTerminal;
+            match &a.output {
+                Some(path) => {
+                    let f = std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    berth_engine::runtime::changes::export(
+                        root,
+                        &a.name,
+                        std::io::BufWriter::new(f),
+                    )?;
+                }
+                None if std::io::stdout().is_terminal() => {
+                    bail!("refusing to write a tarball to a terminal: use -o FILE or redirect")
+                }
+                None => berth_engine::runtime::changes::export(root, &a.name, &mut out)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ContainerCommand::Cp(a) => {
             copy(root, a, &|name| Ok(name.to_string()))?;
             Ok(ExitCode::SUCCESS)

@@ -1031,3 +1031,70 @@ fn berth_runs_sealed_so_no_container_can_overwrite_it() {
         "the berth binary was written to"
     );
 }
+
+#[test]
+fn diff_lists_a_containers_changes_and_export_writes_its_filesystem() {
+    let d = Dir::new("diff-export");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    d.berth_with(
+        &[
+            "container", "run", "-d", "--name", "changer", "localhost/busybox-test", "sh", "-c",
+            "echo new > /tmp/added; echo changed > /www/index.html; rm /etc/group; trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let diff = d
+        .berth_with(&["container", "diff", "changer"], &env, None)
+        .ok();
+    for want in [
+        "C /tmp",
+        "A /tmp/added",
+        "C /www/index.html",
+        "D /etc/group",
+    ] {
+        assert!(diff.lines().any(|l| l == want), "{want} in {diff}");
+    }
+    d.berth_with(&["container", "stop", "changer"], &env, None)
+        .ok();
+    // Stopped, its root is mounted for the export only.
+    let tarball = d.path().join("changer.tar");
+    d.berth_with(
+        &[
+            "container",
+            "export",
+            "-o",
+            &tarball.to_string_lossy(),
+            "changer",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    let mut names = Vec::new();
+    let mut page = String::new();
+    for e in tar::Archive::new(std::fs::File::open(&tarball).unwrap())
+        .entries()
+        .unwrap()
+    {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("www/index.html") {
+            std::io::Read::read_to_string(&mut e, &mut page).unwrap();
+        }
+        names.push(name);
+    }
+    assert_eq!(page, "changed\n");
+    assert!(names.iter().any(|n| n.ends_with("tmp/added")), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.ends_with("etc/group")),
+        "deleted stays deleted"
+    );
+    assert!(names.iter().any(|n| n.ends_with("bin/busybox")));
+    assert_eq!(mounts_under(&root), 0, "the export's mount is gone");
+    d.berth_with(&["container", "rm", "changer"], &env, None)
+        .ok();
+}
