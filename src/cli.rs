@@ -243,6 +243,8 @@ pub enum ContainerCommand {
     Diff(ContainerNameArg),
     /// Write a container's filesystem to a tarball
     Export(ContainerExportArgs),
+    /// Make an image of a container's changes
+    Commit(ContainerCommitArgs),
     /// Show what containers use: CPU, memory, network, disk, processes
     Stats(StatsArgs),
     /// Freeze every process of running containers
@@ -299,6 +301,18 @@ impl ExecOptions {
 pub struct ContainerNameArg {
     /// The container
     pub name: String,
+}
+
+/// `berth container commit`
+#[derive(Debug, Args)]
+pub struct ContainerCommitArgs {
+    /// A Dockerfile instruction for the new image's configuration (CMD, ENV, …)
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    /// The container
+    pub name: String,
+    /// The new image's reference
+    pub reference: Option<String>,
 }
 
 /// `berth container export`

@@ -700,6 +700,23 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             stats(&recs, a.no_stream)?;
             Ok(ExitCode::SUCCESS)
         }
+        ContainerCommand::Commit(a) => {
+            let images = ImageStore::open(root)?;
+            let reference = a
+                .reference
+                .as_deref()
+                .map(berth_engine::image::Reference::parse)
+                .transpose()?;
+            let rec = berth_engine::runtime::changes::commit(
+                root,
+                &images,
+                &a.name,
+                reference.as_ref(),
+                &a.changes,
+            )?;
+            writeln!(out, "{}", rec.id)?;
+            Ok(ExitCode::SUCCESS)
+        }
         ContainerCommand::Diff(a) => {
             for c in berth_engine::runtime::changes::diff(root, &a.name)? {
                 writeln!(out, "{} {}", c.kind, c.path)?;

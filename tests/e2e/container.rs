@@ -1095,6 +1095,45 @@ fn diff_lists_a_containers_changes_and_export_writes_its_filesystem() {
     );
     assert!(names.iter().any(|n| n.ends_with("bin/busybox")));
     assert_eq!(mounts_under(&root), 0, "the export's mount is gone");
+
+    // Committed, the changes are an image of their own.
+    d.berth_with(
+        &[
+            "container",
+            "commit",
+            "-c",
+            "CMD [\"cat\", \"/tmp/added\"]",
+            "changer",
+            "localhost/changed:1",
+        ],
+        &env,
+        None,
+    )
+    .ok();
     d.berth_with(&["container", "rm", "changer"], &env, None)
         .ok();
+    let out = d
+        .berth_with(
+            &["container", "run", "--rm", "localhost/changed:1"],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(out, "new\n", "the new CMD and the added file");
+    let check = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "localhost/changed:1",
+                "sh",
+                "-c",
+                "cat /www/index.html; test -e /etc/group || echo no group",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(check, "changed\nno group\n");
 }

@@ -104,3 +104,115 @@ pub fn export(root: &Path, name: &str, out: impl Write) -> Result<()> {
     }
     result
 }
+
+/// Appends the upper directory `upper/rel` to a layer tarball: overlayfs
+/// whiteouts become `.wh.` files and opaque directories `.wh..wh..opq`, as
+/// image layers spell them.
+fn layer_entries<W: Write>(
+    b: &mut tar::Builder<W>,
+    upper: &Path,
+    rel: &Path,
+    depth: usize,
+) -> Result<()> {
+    let tar_err = |e: std::io::Error| Error::Archive(format!("writing the layer: {e}"));
+    if depth > 256 {
+        return Err(Error::Conflict(
+            "commit: directories nest too deeply".into(),
+        ));
+    }
+    let dir = upper.join(rel);
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .filter_map(|e| e.ok())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = rel.join(e.file_name());
+        let m = std::fs::symlink_metadata(e.path()).map_err(|err| Error::io(e.path(), err))?;
+        if is_whiteout(&m) {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(0);
+            h.set_mode(0o644);
+            let wh = rel.join(format!(".wh.{}", e.file_name().to_string_lossy()));
+            b.append_data(&mut h, wh, std::io::empty())
+                .map_err(tar_err)?;
+            continue;
+        }
+        b.append_path_with_name(e.path(), &name).map_err(tar_err)?;
+        if m.is_dir() {
+            let mut opaque = [0u8; 1];
+            if rustix::fs::lgetxattr(e.path().as_path(), "trusted.overlay.opaque", &mut opaque)
+                .is_ok_and(|n| n == 1 && opaque[0] == b'y')
+            {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(0);
+                h.set_mode(0o644);
+                b.append_data(&mut h, name.join(".wh..wh..opq"), std::io::empty())
+                    .map_err(tar_err)?;
+            }
+            layer_entries(b, upper, &name, depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// `commit`: a new image made of container `name`'s image plus one layer
+/// holding what the container changed, with `changes` (`CMD`, `ENV` …)
+/// applied to its configuration.
+pub fn commit(
+    root: &Path,
+    store: &crate::image::ImageStore,
+    name: &str,
+    reference: Option<&crate::image::Reference>,
+    changes: &[String],
+) -> Result<crate::image::ImageRecord> {
+    use crate::image::config::{Descriptor, media};
+    let (dir, record) = find(root, name)?;
+    let fs = ContainerFs::create(&dir.join("fs"))?;
+    let base = store.resolve(&record.image_id)?;
+    let manifest = store.manifest(&base)?;
+    let mut cfg = store.config(&base)?;
+    let tmp = store.temp_path("commit");
+    let written = (|| {
+        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut b = tar::Builder::new(std::io::BufWriter::new(f));
+        b.follow_symlinks(false);
+        layer_entries(&mut b, &fs.upper, Path::new(""), 0)?;
+        b.into_inner()
+            .map_err(|e| Error::Archive(format!("writing the layer: {e}")))?
+            .flush()
+            .map_err(|e| Error::io(&tmp, e))
+    })();
+    let stored = written.and_then(|()| {
+        let f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        store.put_blob(f, None, "committed layer")
+    });
+    let _ = std::fs::remove_file(&tmp);
+    let (blob, size) = stored?;
+    let path = store.blob_path(&blob);
+    let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let diff_id = store.put_layer(f, None, "committed layer")?;
+    for c in changes {
+        crate::image::archive::apply_change(&mut cfg.config, c)?;
+    }
+    let now = crate::image::archive::rfc3339(super::run::now());
+    cfg.created = Some(now.clone());
+    cfg.rootfs.diff_ids.push(diff_id.to_string());
+    cfg.history.push(serde_json::json!({
+        "created": now,
+        "created_by": format!("berth container commit {}", record.name),
+    }));
+    let config = serde_json::to_vec(&cfg).map_err(|e| Error::Archive(e.to_string()))?;
+    let mut layers = manifest.layers;
+    layers.push(Descriptor {
+        media_type: media::LAYER.to_string(),
+        digest: blob.to_string(),
+        size,
+        annotations: None,
+        platform: None,
+    });
+    let refs: Vec<crate::image::Reference> = reference.cloned().into_iter().collect();
+    store.add_image(&config, layers, &refs)
+}
