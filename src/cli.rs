@@ -245,6 +245,8 @@ pub enum ContainerCommand {
     Export(ContainerExportArgs),
     /// Make an image of a container's changes
     Commit(ContainerCommitArgs),
+    /// Give a container another name
+    Rename(ContainerRenameArgs),
     /// Show what containers use: CPU, memory, network, disk, processes
     Stats(StatsArgs),
     /// Freeze every process of running containers
@@ -301,6 +303,15 @@ impl ExecOptions {
 pub struct ContainerNameArg {
     /// The container
     pub name: String,
+}
+
+/// `berth container rename`
+#[derive(Debug, Args)]
+pub struct ContainerRenameArgs {
+    /// The container
+    pub name: String,
+    /// Its new name
+    pub new_name: String,
 }
 
 /// `berth container commit`

@@ -700,6 +700,34 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             stats(&recs, a.no_stream)?;
             Ok(ExitCode::SUCCESS)
         }
+        ContainerCommand::Rename(a) => {
+            let (dir, mut rec) = find(root, &a.name)?;
+            if find(root, &a.new_name).is_ok() {
+                bail!("the container name {:?} is already in use", a.new_name);
+            }
+            if !run::valid_name(&a.new_name) {
+                bail!(
+                    "invalid container name {:?}: use letters, digits, '_', '.', '-'",
+                    a.new_name
+                );
+            }
+            rec.name = a.new_name.clone();
+            run::save_record(&dir, &rec)?;
+            // Other containers find it by its new name at once.
+            let nets = berth_netplane::Networks::open(root)?;
+            for n in &rec.networks {
+                let mut names = vec![rec.name.clone()];
+                names.extend(rec.dns_names.iter().cloned());
+                names.push(rec.id[..12].to_string());
+                if let Some(o) = rec.network_opts.get(n) {
+                    names.extend(o.aliases.iter().cloned());
+                }
+                if shim::is_up(&rec) {
+                    nets.lease(n, &rec.id, None, &names)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ContainerCommand::Commit(a) => {
             let images = ImageStore::open(root)?;
             let reference = a

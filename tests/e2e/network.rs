@@ -453,6 +453,22 @@ fn a_running_container_connects_to_and_disconnects_from_a_network() {
     assert_eq!(fetch(), "hello from berth-busybox\n");
     let err = run(&["network", "connect", "side", "app"]).fails();
     assert!(err.contains("already connected"), "{err}");
+    // Renamed, it answers to its new name at once.
+    run(&["container", "rename", "app", "renamed"]).ok();
+    let by_name = run(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "side",
+        "localhost/busybox-test",
+        "wget",
+        "-qO-",
+        "http://renamed:8080/index.html",
+    ])
+    .ok();
+    assert_eq!(by_name, "hello from berth-busybox\n");
+    run(&["container", "rename", "renamed", "app"]).ok();
 
     run(&["network", "disconnect", "side", "app"]).ok();
     let addrs = run(&["container", "exec", "app", "ip", "-o", "-4", "addr"]).ok();

@@ -207,7 +207,8 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` may name a container (as Docker: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`).
+pub fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 255
