@@ -428,6 +428,12 @@ pub struct ContainerNamesArgs {
 /// `berth container run`
 #[derive(Debug, Args)]
 pub struct ContainerRunArgs {
+    /// Run on a terminal joined to this one
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Keep standard input open (always: it is the caller's)
+    #[arg(short, long)]
+    pub interactive: bool,
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -988,6 +994,12 @@ pub struct ComposeRunArgs {
     /// Run in the background and print the container id
     #[arg(short, long)]
     pub detach: bool,
+    /// Do not allocate a terminal (one is when standard input is a terminal)
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Keep standard input open (always: it is the caller's)
+    #[arg(short, long, hide = true)]
+    pub interactive: bool,
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,

@@ -1555,6 +1555,10 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
         req.process.entrypoint = Some(vec![e.clone()]);
     }
     req.process.env.extend(a.env.iter().cloned());
+    req.process.tty = !a.detach && !a.no_tty && {
+        use std::io::IsTerminal;
+        std::io::stdin().is_terminal()
+    };
     if a.workdir.is_some() {
         req.process.workdir = a.workdir.clone();
     }

@@ -391,6 +391,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             sysctls: crate::args::key_values(&a.sysctls, "--sysctl")?,
             oom_score_adj: a.oom_score_adj,
             init: a.init,
+            tty: a.tty,
             shm_size: bytes("--shm-size", &a.shm_size)?.and_then(|b| u64::try_from(b).ok()),
             ..ProcessRequest::default()
         },
@@ -615,6 +616,11 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
         ContainerCommand::Run(a) => {
             if !a.detach && a.restart != "no" {
                 bail!("--restart needs a detached container (-d)");
+            }
+            if a.detach && a.tty {
+                bail!(
+                    "-t with -d: berth does not keep terminals for detached containers yet; run in the foreground, or use `exec -it` into it"
+                );
             }
             let req = request(a)?;
             let images = ImageStore::open(root)?;

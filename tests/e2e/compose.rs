@@ -946,6 +946,21 @@ services:
     assert!(text.contains("/dev/pts/"), "{text}");
     assert!(text.contains("typed: hello"), "{text}");
     assert_eq!(out.status.code(), Some(3), "{text}");
+    // A one-off container too.
+    let run = format!(
+        "nsenter --net=/run/netns/{} {} --root {root} run --rm app sh -c 'tty; exit 5'",
+        ns.name(),
+        env!("CARGO_BIN_EXE_berth")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &run, "/dev/null"])
+        .current_dir(d.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (bsdutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert_eq!(out.status.code(), Some(5), "{text}");
     // Without a terminal (or with -T), none.
     let plain = ns.berth(&d, &root, &["exec", "-T", "app", "tty"]);
     assert_eq!(plain.0.status.code(), Some(1));

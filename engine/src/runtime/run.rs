@@ -596,6 +596,9 @@ pub struct Streams {
     pub stderr: Option<OwnedFd>,
     /// Standard input (default: inherited).
     pub stdin: Option<OwnedFd>,
+    /// A console socket: the process runs on a terminal whose master the
+    /// runtime sends there (the streams above are then unused).
+    pub console: Option<PathBuf>,
 }
 
 /// Starts a prepared container and hands its init pid to `wait`, which
@@ -647,7 +650,8 @@ pub fn execute(
     }
     let mut builder = ContainerBuilder::new(p.record.id.clone(), SyscallType::Linux)
         .with_root_path(&state)
-        .map_err(lc)?;
+        .map_err(lc)?
+        .with_console_socket(streams.console.as_deref());
     if let Some(fd) = streams.stdout {
         builder = builder.with_stdout(fd);
     }
@@ -660,7 +664,7 @@ pub fn execute(
     let mut container = builder
         .as_init(p.dir.join("bundle"))
         .with_systemd(false)
-        .with_detach(false)
+        .with_detach(streams.console.is_some())
         .build()
         .map_err(lc)?;
     let code = (|| {
@@ -839,12 +843,22 @@ pub fn run_foreground(
     net: &mut dyn Network,
 ) -> Result<i32> {
     let mut p = prepare(root, images, req)?;
+    let console = if req.process.tty {
+        Some(super::tty::ConsoleSocket::new()?)
+    } else {
+        None
+    };
     let streams = Streams {
         stdout: None,
         stderr: None,
         stdin: None,
+        console: console.as_ref().map(super::tty::ConsoleSocket::path),
     };
-    let result = execute(&mut p, streams, &mut wait_blocking, net);
+    let mut wait = |pid: i32| match &console {
+        Some(c) => super::tty::relay(c.receive()?, pid),
+        None => wait_blocking(pid),
+    };
+    let result = execute(&mut p, streams, &mut wait, net);
     let unmounted = p.fs.unmount();
     if req.remove || result.is_err() {
         remove(root, &p.dir, &p.record, true)?;

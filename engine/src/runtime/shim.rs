@@ -229,6 +229,7 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                 stdout: Some(out_w),
                 stderr: Some(err_w),
                 stdin: Some(null),
+                console: None,
             };
             let health_dir = p.dir.clone();
             let health_cfg = p.record.health.clone();

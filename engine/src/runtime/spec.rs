@@ -99,6 +99,8 @@ pub struct ProcessRequest {
     pub shm_size: Option<u64>,
     /// `init: true`: a reaping init (tini) runs as PID 1, the command under it.
     pub init: bool,
+    /// Run on a terminal (`run -t`, foreground only).
+    pub tty: bool,
 }
 
 /// Where the init of `init: true` appears in the container, as with Docker.
@@ -411,7 +413,7 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
         )
         .user(user)
         .capabilities(capabilities)
-        .terminal(false)
+        .terminal(req.tty)
         .build()
         .map_err(oci)?;
     // `libcontainer` loads the filter while it still holds CAP_SYS_ADMIN only
