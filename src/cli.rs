@@ -428,6 +428,12 @@ pub struct ContainerNamesArgs {
 /// `berth container run`
 #[derive(Debug, Args)]
 pub struct ContainerRunArgs {
+    /// Every capability and host device, no seccomp filter or masked paths
+    #[arg(long)]
+    pub privileged: bool,
+    /// A host device: `/dev/fuse`, `/dev/sda:/dev/xvda:r`
+    #[arg(long = "device", value_name = "HOST[:CONTAINER[:rwm]]")]
+    pub devices: Vec<String>,
     /// Run on a terminal joined to this one
     #[arg(short, long)]
     pub tty: bool,

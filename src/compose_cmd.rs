@@ -253,6 +253,24 @@ impl HostRuntime<'_> {
                 oom_score_adj: i32::try_from(svc.oom_score_adj).ok().filter(|v| *v != 0),
                 shm_size: u64::try_from(svc.shm_size.0).ok().filter(|v| *v != 0),
                 init: svc.init == Some(true),
+                privileged: svc.privileged,
+                devices: svc
+                    .devices
+                    .iter()
+                    .map(|d| berth_engine::runtime::devices::Device {
+                        host: PathBuf::from(&d.source),
+                        container: if d.target.is_empty() {
+                            d.source.clone()
+                        } else {
+                            d.target.clone()
+                        },
+                        access: if d.permissions.is_empty() {
+                            "rwm".into()
+                        } else {
+                            d.permissions.clone()
+                        },
+                    })
+                    .collect(),
                 ..ProcessRequest::default()
             },
             user: (!svc.user.is_empty()).then(|| svc.user.clone()),

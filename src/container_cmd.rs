@@ -392,6 +392,12 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             oom_score_adj: a.oom_score_adj,
             init: a.init,
             tty: a.tty,
+            privileged: a.privileged,
+            devices: a
+                .devices
+                .iter()
+                .map(|d| berth_engine::runtime::devices::parse(d))
+                .collect::<Result<_, _>>()?,
             shm_size: bytes("--shm-size", &a.shm_size)?.and_then(|b| u64::try_from(b).ok()),
             ..ProcessRequest::default()
         },

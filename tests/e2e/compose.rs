@@ -1212,3 +1212,69 @@ fn twenty_up_down_cycles_leave_the_host_as_they_found_it() {
         0
     );
 }
+
+#[test]
+fn privileged_services_and_devices_get_what_they_ask_for() {
+    let d = Dir::new("privileged");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: priv
+services:
+  admin:
+    image: localhost/busybox-test:latest
+    privileged: true
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+  plain:
+    image: localhost/busybox-test:latest
+    devices: ["/dev/null:/dev/mynull"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let out = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "exec",
+                "admin",
+                "sh",
+                "-c",
+                "grep Seccomp: /proc/1/status; mount -t tmpfs x /tmp && echo mounted",
+            ],
+        )
+        .ok();
+    assert_eq!(out, "Seccomp:\t0\nmounted\n");
+    let refused = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "exec",
+                "plain",
+                "sh",
+                "-c",
+                "mount -t tmpfs x /tmp || echo refused",
+            ],
+        )
+        .stdout();
+    assert!(refused.contains("refused"), "{refused}");
+    let dev = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "exec",
+                "plain",
+                "sh",
+                "-c",
+                "echo x > /dev/mynull && stat -c '%t,%T' /dev/mynull",
+            ],
+        )
+        .ok();
+    assert_eq!(dev, "1,3\n", "the host's /dev/null as /dev/mynull");
+    ns.berth(&d, &root, &["down"]).ok();
+}

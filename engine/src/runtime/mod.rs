@@ -8,6 +8,7 @@
 
 pub mod changes;
 pub mod copy;
+pub mod devices;
 pub mod exec;
 pub mod freeze;
 pub mod health;

@@ -57,6 +57,75 @@ pub const READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
+/// Every capability berth holds (`privileged`).
+fn all_capabilities() -> HashSet<Capability> {
+    let held = held_capabilities();
+    CAPABILITY_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| held & (1u64 << i) != 0)
+        .filter_map(|(_, n)| capability(n).ok())
+        .collect()
+}
+
+/// Capability names in kernel order (bit 0 first).
+const CAPABILITY_NAMES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The capabilities berth itself may hand out (its permitted set): a
+/// container cannot be given more.
+fn held_capabilities() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapPrm:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
+
 /// Parses a capability name (`NET_ADMIN` or `CAP_NET_ADMIN`).
 pub fn capability(name: &str) -> Result<Capability> {
     let upper = name.to_ascii_uppercase();
@@ -101,6 +170,11 @@ pub struct ProcessRequest {
     pub init: bool,
     /// Run on a terminal (`run -t`, foreground only).
     pub tty: bool,
+    /// `privileged`: every capability and host device, no seccomp filter,
+    /// no masked or read-only paths.
+    pub privileged: bool,
+    /// `devices`: host devices given to the container.
+    pub devices: Vec<super::devices::Device>,
 }
 
 /// Where the init of `init: true` appears in the container, as with Docker.
@@ -351,22 +425,33 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
     );
     let oci =
         |e: oci_spec::OciSpecError| Error::Conflict(format!("building the runtime spec: {e}"));
-    let mut caps: HashSet<Capability> =
-        if req.cap_drop.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
-            HashSet::new()
-        } else {
-            DEFAULT_CAPS
-                .iter()
-                .map(|c| capability(c))
-                .collect::<Result<_>>()?
-        };
+    let mut caps: HashSet<Capability> = if req.privileged {
+        all_capabilities()
+    } else if req.cap_drop.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
+        HashSet::new()
+    } else {
+        DEFAULT_CAPS
+            .iter()
+            .map(|c| capability(c))
+            .collect::<Result<_>>()?
+    };
     for c in &req.cap_drop {
         if !c.eq_ignore_ascii_case("ALL") {
             caps.remove(&capability(c)?);
         }
     }
     for c in &req.cap_add {
-        caps.insert(capability(c)?);
+        let cap = capability(c)?;
+        let held = held_capabilities();
+        let index = CAPABILITY_NAMES
+            .iter()
+            .position(|n| capability(n).ok() == Some(cap));
+        if index.is_some_and(|i| held & (1u64 << i) == 0) {
+            return Err(Error::Conflict(format!(
+                "cap_add {c}: berth itself does not hold this capability, so it cannot give it"
+            )));
+        }
+        caps.insert(cap);
     }
     // Inheritable and ambient sets stay empty (CVE-2022-24769), and a
     // non-root user starts without effective or permitted capabilities, as
@@ -386,6 +471,7 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
         .map_err(oci)?;
     let security = security(&req.security_opt)?;
     let seccomp = match &security.seccomp {
+        None if req.privileged => None,
         None => Some(super::seccomp::default_profile(&caps)?),
         Some(value) => super::seccomp::from_option(value)?,
     };
@@ -455,6 +541,16 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
             .map_err(oci)?,
     ));
     let mut mounts = spec.mounts().clone().unwrap_or_default();
+    if req.privileged {
+        // A privileged container may write /sys, as with Docker.
+        for m in mounts
+            .iter_mut()
+            .filter(|m| m.destination() == Path::new("/sys"))
+        {
+            let options = m.options().clone().unwrap_or_default();
+            m.set_options(Some(options.into_iter().filter(|o| o != "ro").collect()));
+        }
+    }
     if let Some(size) = req.shm_size {
         for m in mounts
             .iter_mut()
@@ -596,8 +692,26 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
                     .collect(),
             ));
         }
-        linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
-        linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
+        if !req.privileged {
+            linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
+            linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
+        }
+        let (mut nodes, mut rules) = super::devices::mapped(&req.devices)?;
+        if req.privileged {
+            let (all, any) = super::devices::all_host()?;
+            nodes.extend(all);
+            rules.extend(any);
+        }
+        if !nodes.is_empty() || !rules.is_empty() {
+            let mut res = linux.resources().clone().unwrap_or_default();
+            let mut cg = res.devices().clone().unwrap_or_default();
+            cg.extend(rules);
+            res.set_devices(Some(cg));
+            linux.set_resources(Some(res));
+            let mut devs = linux.devices().clone().unwrap_or_default();
+            devs.extend(nodes);
+            linux.set_devices(Some(devs));
+        }
     }
     Ok(spec)
 }
