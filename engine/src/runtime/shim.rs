@@ -235,6 +235,14 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
             let health_cfg = p.record.health.clone();
             let mut waiter = |pid: i32| -> Result<i32> {
                 report(&mut ready, &format!("started {pid}"));
+                // Starting the container (runtime spec, netlink, seccomp
+                // filter) used memory the supervisor will not need again:
+                // give it back, since a supervisor lives as long as its
+                // container.
+                // SAFETY: malloc_trim only releases free heap memory.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
                 // The tenant process of a check needs the record that says
                 // "running", as saved just before this call.
                 let mut checker = health_cfg
