@@ -235,10 +235,14 @@ pub fn serve(root: &Path) -> crate::Result<()> {
     let mut listeners: Vec<Listener> = Vec::new();
     let mut zones: BTreeMap<String, Zone> = BTreeMap::new();
     let mut seen = None;
+    let mut unbound = false;
     loop {
         let now = stamp(&dir);
-        if now != seen || listeners.is_empty() {
+        // A gateway whose address was not there yet (a network being
+        // created, or completed by a later `up`) is tried again each tick.
+        if now != seen || listeners.is_empty() || unbound {
             seen = now;
+            unbound = false;
             let records = nets.list()?;
             if records.is_empty() {
                 // Leave only under the lock `berth` takes to decide whether a
@@ -265,14 +269,15 @@ pub fn serve(root: &Path) -> crate::Result<()> {
                 else {
                     continue;
                 };
-                if let Ok(sock) = UdpSocket::bind(SocketAddr::new(IpAddr::V4(gw), 53)) {
-                    listeners.push(Listener {
+                match UdpSocket::bind(SocketAddr::new(IpAddr::V4(gw), 53)) {
+                    Ok(sock) => listeners.push(Listener {
                         sock,
                         subnet,
                         gateway: gw,
                         network: r.name.clone(),
                         internal: r.internal,
-                    });
+                    }),
+                    Err(_) => unbound = true,
                 }
             }
         }
