@@ -99,6 +99,27 @@ struct HashingWriter<W> {
     size: u64,
 }
 
+impl<W> HashingWriter<W> {
+    fn new(inner: W) -> HashingWriter<W> {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// The digest and size of everything written.
+    fn finish(self) -> Result<(Digest, u64)> {
+        let hex: String = self
+            .hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((Digest::sha256_hex(&hex)?, self.size))
+    }
+}
+
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
@@ -193,33 +214,12 @@ impl ImageStore {
         let tmp = self.temp_path("blob");
         let result = (|| {
             let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            let mut w = HashingWriter {
-                inner: file,
-                hasher: Sha256::new(),
-                size: 0,
-            };
+            let mut w = HashingWriter::new(file);
             let mut r = reader;
             std::io::copy(&mut r, &mut w).map_err(Error::Read)?;
             w.inner.sync_all().map_err(|e| Error::io(&tmp, e))?;
-            let hex: String = w
-                .hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let digest = Digest::sha256_hex(&hex)?;
-            if let Some(exp) = expected
-                && exp != &digest
-            {
-                return Err(Error::DigestMismatch {
-                    what: what.to_string(),
-                    expected: exp.to_string(),
-                    actual: digest.to_string(),
-                });
-            }
-            let dest = self.blob_path(&digest);
-            std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-            Ok((digest, w.size))
+            let hashed = w.finish()?;
+            self.settle(&tmp, hashed, expected, what)
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -232,35 +232,39 @@ impl ImageStore {
     pub fn adopt_blob(&self, path: &Path, expected: &Digest, what: &str) -> Result<u64> {
         let result = (|| {
             let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
-            let mut w = HashingWriter {
-                inner: std::io::sink(),
-                hasher: Sha256::new(),
-                size: 0,
-            };
+            let mut w = HashingWriter::new(std::io::sink());
             std::io::copy(&mut f, &mut w).map_err(Error::Read)?;
             f.sync_all().map_err(|e| Error::io(path, e))?;
-            let hex: String = w
-                .hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let digest = Digest::sha256_hex(&hex)?;
-            if &digest != expected {
-                return Err(Error::DigestMismatch {
-                    what: what.to_string(),
-                    expected: expected.to_string(),
-                    actual: digest.to_string(),
-                });
-            }
-            let dest = self.blob_path(&digest);
-            std::fs::rename(path, &dest).map_err(|e| Error::io(&dest, e))?;
-            Ok(w.size)
+            let hashed = w.finish()?;
+            self.settle(path, hashed, Some(expected), what)
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(path);
         }
-        result
+        result.map(|(_, size)| size)
+    }
+
+    /// Moves the file at `tmp`, whose content hashed to `digest`, into the
+    /// blob store, unless it is not the `expected` one.
+    fn settle(
+        &self,
+        tmp: &Path,
+        (digest, size): (Digest, u64),
+        expected: Option<&Digest>,
+        what: &str,
+    ) -> Result<(Digest, u64)> {
+        if let Some(exp) = expected
+            && exp != &digest
+        {
+            return Err(Error::DigestMismatch {
+                what: what.to_string(),
+                expected: exp.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+        let dest = self.blob_path(&digest);
+        std::fs::rename(tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+        Ok((digest, size))
     }
 
     /// Stores bytes as a blob.

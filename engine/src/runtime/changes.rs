@@ -20,6 +20,17 @@ pub struct Change {
     pub path: String,
 }
 
+/// A directory's entries in name order, for output that does not depend on
+/// the filesystem's.
+fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
 /// An overlayfs whiteout: a character device numbered 0/0.
 fn is_whiteout(m: &std::fs::Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
@@ -35,13 +46,7 @@ fn walk(
     if depth > 256 {
         return Err(Error::Conflict("diff: directories nest too deeply".into()));
     }
-    let dir = upper.join(rel);
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|e| Error::io(&dir, e))?
-        .filter_map(|e| e.ok())
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
+    for e in sorted_entries(&upper.join(rel))? {
         let rel = rel.join(e.file_name());
         let shown = format!("/{}", rel.display());
         let m = std::fs::symlink_metadata(e.path()).map_err(|err| Error::io(e.path(), err))?;
@@ -120,13 +125,7 @@ fn layer_entries<W: Write>(
             "commit: directories nest too deeply".into(),
         ));
     }
-    let dir = upper.join(rel);
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|e| Error::io(&dir, e))?
-        .filter_map(|e| e.ok())
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
+    for e in sorted_entries(&upper.join(rel))? {
         let name = rel.join(e.file_name());
         let m = std::fs::symlink_metadata(e.path()).map_err(|err| Error::io(e.path(), err))?;
         if is_whiteout(&m) {
