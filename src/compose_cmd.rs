@@ -859,8 +859,10 @@ pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
     execute(global, &project, &desired, &plan)?;
     // The firewall table follows the records: a `down` killed after removing
     // the last network's record, before rewriting the table, left rules
-    // that this one removes.
-    Networks::open(&global.root)?.sync_firewall()?;
+    // that this one removes (a network removed now has synced it already).
+    if !plan.nodes.iter().any(|n| n.op == Op::RemoveNetwork) {
+        Networks::open(&global.root)?.sync_firewall()?;
+    }
     berth_netplane::dns::stop_if_idle(&global.root)?;
     if let Some(which) = &a.rmi {
         remove_images(global, &project, which == "local")?;

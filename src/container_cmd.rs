@@ -149,7 +149,11 @@ fn dns_ready(global: &Global, networks: &[String]) -> anyhow::Result<()> {
         .all(|g| berth_netplane::dns::listening_on(*g))
     {
         if std::time::Instant::now() > deadline {
-            bail!("the DNS server did not start listening on the networks' gateways");
+            let server = berth_netplane::dns::live_server(&global.root);
+            bail!(
+                "the DNS server ({}) did not start listening on the networks' gateways {gateways:?}",
+                server.map_or("not running".to_string(), |p| format!("pid {p}"))
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -53,6 +53,37 @@ pub async fn controller_of(h: &Handle, name: &str) -> Result<Option<u32>> {
     }
 }
 
+/// Whether link `name` exists, is up and holds `ip`: what a bridge must be
+/// for its network to work (a create killed half-way can leave less).
+pub async fn is_up_with(h: &Handle, name: &str, ip: Ipv4Addr) -> Result<bool> {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    use rtnetlink::packet_route::link::LinkFlags;
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    let link = match links.try_next().await {
+        Ok(Some(msg)) => msg,
+        Ok(None) => return Ok(false),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -19 => return Ok(false),
+        Err(e) => return Err(nl(e)),
+    };
+    if !link.header.flags.contains(LinkFlags::Up) {
+        return Ok(false);
+    }
+    let mut addrs = h
+        .address()
+        .get()
+        .set_link_index_filter(link.header.index)
+        .execute();
+    while let Some(a) = addrs.try_next().await.map_err(nl)? {
+        if a.attributes
+            .iter()
+            .any(|attr| matches!(attr, AddressAttribute::Address(IpAddr::V4(v)) if *v == ip))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Creates (or finds) a bridge, gives it `gateway/prefix`, brings it up.
 pub async fn ensure_bridge(
     h: &Handle,

@@ -319,12 +319,15 @@ impl Networks {
         self.sync_firewall()
     }
 
-    /// Whether the network's bridge exists in this network namespace; a
-    /// record without one is what a create killed half-way (or a reboot)
-    /// leaves.
+    /// Whether the network's bridge exists in this network namespace, is up
+    /// and holds the gateway address; a record without that is what a
+    /// create killed half-way (or a reboot) leaves.
     pub fn is_complete(&self, record: &NetworkRecord) -> bool {
-        link::with_netlink(async |h| link::index_of(&h, &record.bridge).await)
-            .is_ok_and(|i| i.is_some())
+        let Ok(gateway) = record.gateway.parse::<Ipv4Addr>() else {
+            return false;
+        };
+        link::with_netlink(async |h| link::is_up_with(&h, &record.bridge, gateway).await)
+            .unwrap_or(false)
     }
 
     /// Creates the network, or completes one that exists by that name
