@@ -49,6 +49,22 @@ pub struct Global {
         value_name = "DIR"
     )]
     pub root: PathBuf,
+    /// How to show progress: auto, tty, plain (a line per step), quiet, json
+    #[arg(
+        long,
+        global = true,
+        default_value = "auto",
+        value_parser = ["auto", "tty", "plain", "quiet", "json"]
+    )]
+    pub progress: String,
+    /// Control characters (colours): auto, never, always
+    #[arg(
+        long,
+        global = true,
+        default_value = "auto",
+        value_parser = ["auto", "never", "always"]
+    )]
+    pub ansi: String,
 }
 
 /// The commands.

@@ -661,8 +661,19 @@ fn execute(
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(PARALLELISM),
-        &mut |n| {
-            let _ = writeln!(err.lock(), " ✔ {} {}", n.resource, verb(n));
+        &mut |n| match global.progress.as_str() {
+            "quiet" => {}
+            "json" => {
+                let line = serde_json::json!({
+                    "id": n.resource.to_string(),
+                    "status": verb(n),
+                    "text": n.cause,
+                });
+                let _ = writeln!(err.lock(), "{line}");
+            }
+            _ => {
+                let _ = writeln!(err.lock(), " ✔ {} {}", n.resource, verb(n));
+            }
         },
         &mut |w| warnings.push(w.to_string()),
     )?;
@@ -1295,7 +1306,11 @@ impl Default for FollowStyle {
 
 fn colour_wanted() -> bool {
     use std::io::IsTerminal;
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    match std::env::var("BERTH_ANSI").as_deref() {
+        Ok("always") => true,
+        Ok("never") => false,
+        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
 }
 
 /// ANSI colours for prefixes, in Compose's order.

@@ -42,6 +42,11 @@ fn enters_containers(cmd: &cli::Command) -> bool {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+    if cli.global.ansi != "auto" {
+        // SAFETY: no other thread runs yet; the supervisors and servers
+        // this process starts inherit the choice.
+        unsafe { std::env::set_var("BERTH_ANSI", &cli.global.ansi) };
+    }
     if enters_containers(&cli.command) {
         berth_engine::runtime::seal::ensure_sealed()?;
     }

@@ -1278,3 +1278,41 @@ services:
     assert_eq!(dev, "1,3\n", "the host's /dev/null as /dev/mynull");
     ns.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn progress_can_be_quiet_or_json() {
+    let d = Dir::new("progress");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: progress
+services:
+  app:
+    image: localhost/busybox-test:latest
+    command: ["sleep", "30"]
+    init: true
+"#,
+    );
+    let quiet = ns.berth(&d, &root, &["--progress", "quiet", "up", "-d"]);
+    quiet.ok();
+    assert_eq!(quiet.stderr(), "");
+    let json = ns.berth(
+        &d,
+        &root,
+        &["down", "--progress", "json", "--ansi", "never"],
+    );
+    json.ok();
+    let events: Vec<serde_json::Value> = json
+        .stderr()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["id"] == "container progress-app-1" && e["status"] == "Removed"),
+        "{events:?}"
+    );
+}
