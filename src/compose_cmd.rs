@@ -892,13 +892,12 @@ fn remove_images(global: &Global, project: &Project, local_only: bool) -> anyhow
         .filter(|svc| !local_only || svc.image.is_empty())
         .map(|svc| project.image_name(svc))
         .collect();
+    let in_use = crate::image_cmd::images_in_use(global);
     for name in names {
         if store.resolve(&name).is_err() {
             continue;
         }
-        match store.remove(&name, false, &|id| {
-            crate::image_cmd::used_by_container(global, id)
-        }) {
+        match store.remove(&name, false, &|id| in_use.contains(id)) {
             Ok(_) => eprintln!(" ✔ image {name} Removed"),
             Err(e) => eprintln!("warning: image {name}: {e}"),
         }

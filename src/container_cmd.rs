@@ -768,22 +768,9 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Export(a) => {
-            use std::io::IsTerminal;
-            match &a.output {
-                Some(path) => {
-                    let f = std::fs::File::create(path)
-                        .with_context(|| format!("creating {}", path.display()))?;
-                    berth_engine::runtime::changes::export(
-                        root,
-                        &a.name,
-                        std::io::BufWriter::new(f),
-                    )?;
-                }
-                None if std::io::stdout().is_terminal() => {
-                    bail!("refusing to write a tarball to a terminal: use -o FILE or redirect")
-                }
-                None => berth_engine::runtime::changes::export(root, &a.name, &mut out)?,
-            }
+            crate::image_cmd::write_archive(a.output.as_deref(), &mut out, |w| {
+                Ok(berth_engine::runtime::changes::export(root, &a.name, w)?)
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Cp(a) => {

@@ -72,11 +72,41 @@ pub fn login(a: &crate::cli::LoginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether a container (running or not) was made from image `id`.
-pub fn used_by_container(global: &Global, id: &str) -> bool {
+/// The ids of the images containers (running or not) were made from: read
+/// once, then asked of every image.
+pub fn images_in_use(global: &Global) -> std::collections::BTreeSet<String> {
     berth_engine::runtime::run::list_records(&global.root)
-        .iter()
-        .any(|(_, r)| r.image_id == id)
+        .into_iter()
+        .map(|(_, r)| r.image_id)
+        .collect()
+}
+
+/// Writes an archive to `output` (whole or not at all: through a
+/// `.partial` file renamed at the end), or to standard output unless that
+/// is a terminal.
+pub fn write_archive(
+    output: Option<&std::path::Path>,
+    out: &mut dyn Write,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    match output {
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            let f = std::fs::File::create(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            if let Err(e) = write(&mut w).and_then(|()| Ok(w.flush()?)) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        }
+        None if std::io::stdout().is_terminal() => {
+            anyhow::bail!("refusing to write an archive to a terminal: use -o FILE or redirect")
+        }
+        None => write(out),
+    }
 }
 
 /// `image prune`: images no reference names (with `all`, every image no
@@ -87,10 +117,11 @@ fn prune(
     all: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    let in_use = images_in_use(global);
     let mut deleted = Vec::new();
     for image in store.list()? {
         let rec = &image.record;
-        if (all || rec.refs.is_empty()) && !used_by_container(global, &rec.id) {
+        if (all || rec.refs.is_empty()) && !in_use.contains(&rec.id) {
             deleted.extend(store.remove(&rec.id, true, &|_| false)?);
         }
     }
@@ -109,33 +140,9 @@ pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("opening the image store in {}", global.root.display()))?;
     let mut out = std::io::stdout().lock();
     match cmd {
-        ImageCommand::Save(args) => {
-            use std::io::IsTerminal;
-            match &args.output {
-                Some(path) => {
-                    let tmp = path.with_extension("partial");
-                    let f = std::fs::File::create(&tmp)
-                        .with_context(|| format!("creating {}", tmp.display()))?;
-                    let saved = berth_engine::image::save::save(
-                        &store,
-                        &args.images,
-                        std::io::BufWriter::new(f),
-                    );
-                    if let Err(e) = saved {
-                        let _ = std::fs::remove_file(&tmp);
-                        return Err(e.into());
-                    }
-                    std::fs::rename(&tmp, path)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                }
-                None if std::io::stdout().is_terminal() => {
-                    anyhow::bail!(
-                        "refusing to write an archive to a terminal: use -o FILE or redirect"
-                    )
-                }
-                None => berth_engine::image::save::save(&store, &args.images, &mut out)?,
-            }
-        }
+        ImageCommand::Save(args) => write_archive(args.output.as_deref(), &mut out, |w| {
+            Ok(berth_engine::image::save::save(&store, &args.images, w)?)
+        })?,
         ImageCommand::Pull(args) => {
             let r = pull(&store, &args.reference, args.quiet)?;
             writeln!(out, "{r}")?;
@@ -302,9 +309,10 @@ pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
         }
         ImageCommand::Prune(args) => prune(global, &store, args.all, &mut out)?,
         ImageCommand::Rm(args) => {
+            let in_use = images_in_use(global);
             let mut failed = false;
             for name in &args.images {
-                match store.remove(name, args.force, &|id| used_by_container(global, id)) {
+                match store.remove(name, args.force, &|id| in_use.contains(id)) {
                     Ok(lines) => {
                         for l in lines {
                             writeln!(out, "{l}")?;

@@ -308,6 +308,23 @@ services:
     assert_eq!(page, "hello from berth-busybox\n");
     let rules = ns.sh("iptables -S");
     assert!(rules.contains("-A DOCKER-USER -j BERTH-FORWARD"), "{rules}");
+    // It is berth's chain that lets them through: emptied, Docker's policy
+    // drops their traffic.
+    ns.sh("iptables -F BERTH-FORWARD");
+    let blocked = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "exec",
+                "client",
+                "sh",
+                "-c",
+                "timeout 2 wget -qO- http://web:8080/index.html || echo unreachable",
+            ],
+        )
+        .ok();
+    assert_eq!(blocked, "unreachable\n");
     ns.berth(&d, &root, &["down"]).ok();
     let rules = ns.sh("iptables -S");
     assert!(!rules.contains("BERTH"), "left after down: {rules}");

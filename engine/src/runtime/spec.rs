@@ -440,9 +440,9 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
             caps.remove(&capability(c)?);
         }
     }
+    let held = held_capabilities();
     for c in &req.cap_add {
         let cap = capability(c)?;
-        let held = held_capabilities();
         let index = CAPABILITY_NAMES
             .iter()
             .position(|n| capability(n).ok() == Some(cap));
