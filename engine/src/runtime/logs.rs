@@ -172,11 +172,38 @@ pub struct LogCursor {
     offset: u64,
 }
 
+/// The open files of a log, oldest first and the current one last, with the
+/// current one's inode: taken again until every name still names the file
+/// opened under it, so that a rotation while a reader starts neither repeats
+/// nor skips a file.
+fn snapshot(dir: &Path) -> (Vec<File>, Option<u64>) {
+    let ino = |p: &Path| std::fs::metadata(p).ok().map(|m| m.ino());
+    loop {
+        let mut opened: Vec<(PathBuf, File, Option<u64>)> = Vec::new();
+        for path in std::iter::once(log_path(dir)).chain((1..1000).map(|n| rotated(dir, n))) {
+            let Ok(f) = File::open(&path) else { break };
+            let i = f.metadata().ok().map(|m| m.ino());
+            opened.push((path, f, i));
+        }
+        let next = rotated(dir, opened.len() as u32);
+        if opened.iter().all(|(p, _, i)| ino(p) == *i) && !next.exists() {
+            let inode = opened.first().and_then(|(_, _, i)| *i);
+            let files = opened.into_iter().rev().map(|(_, f, _)| f).collect();
+            return (files, inode);
+        }
+    }
+}
+
 /// Complete lines of `path` from `offset`; returns the new offset.
 fn lines_from(path: &Path, offset: u64, out: &mut Vec<String>) -> u64 {
-    let Ok(f) = File::open(path) else {
-        return offset;
-    };
+    match File::open(path) {
+        Ok(f) => lines_of(f, offset, out),
+        Err(_) => offset,
+    }
+}
+
+/// Complete lines of the open file `f` from `offset`; returns the new offset.
+fn lines_of(f: File, offset: u64, out: &mut Vec<String>) -> u64 {
     let mut f = std::io::BufReader::new(f);
     if f.seek(std::io::SeekFrom::Start(offset)).is_err() {
         return offset;
@@ -210,15 +237,16 @@ impl LogCursor {
         let inode = std::fs::metadata(&current).ok().map(|m| m.ino());
         match self.inode {
             None => {
-                let mut older: Vec<(u32, PathBuf)> = (1..1000)
-                    .map(|n| (n, rotated(dir, n)))
-                    .take_while(|(_, p)| p.exists())
-                    .collect();
-                older.reverse();
-                for (_, p) in older {
-                    lines_from(&p, 0, &mut out);
+                let (files, inode) = snapshot(dir);
+                let mut files = files.into_iter().peekable();
+                while let Some(f) = files.next() {
+                    let end = lines_of(f, 0, &mut out);
+                    if files.peek().is_none() {
+                        self.offset = end;
+                    }
                 }
-                self.offset = lines_from(&current, 0, &mut out);
+                self.inode = inode;
+                return out;
             }
             Some(ino) if Some(ino) == inode => {
                 self.offset = lines_from(&current, self.offset, &mut out);
@@ -280,6 +308,29 @@ mod tests {
         // A new reader sees only what the kept files hold, in order.
         let fresh = LogCursor::default().read_new(dir.path());
         assert_eq!(fresh, want[6..], "the files kept, two lines each, in order");
+    }
+
+    #[test]
+    fn a_reader_starting_during_rotations_sees_each_line_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            driver: "json-file".into(),
+            max_size: Some(64),
+            max_file: Some(4),
+        };
+        let mut w = LogWriter::open(dir.path(), config).unwrap();
+        std::thread::scope(|s| {
+            let writer = s.spawn(move || {
+                for i in 0..20_000u32 {
+                    writeln!(w, "{i}").unwrap();
+                }
+            });
+            while !writer.is_finished() {
+                let lines = LogCursor::default().read_new(dir.path());
+                let n: Vec<u32> = lines.iter().map(|l| l.trim().parse().unwrap()).collect();
+                assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "{n:?}");
+            }
+        });
     }
 
     #[test]
