@@ -71,6 +71,7 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create and start the project's networks, volumes and containers
+    #[command(disable_version_flag = true)]
     Up(UpArgs),
     /// Stop and remove the project's containers and networks (-v: volumes too)
     Down(DownArgs),
@@ -661,6 +662,9 @@ pub struct VolumePruneArgs {
     /// Remove all unused volumes, not just anonymous ones
     #[arg(short, long)]
     pub all: bool,
+    /// Do not ask (berth never asks)
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// `berth volume export`
@@ -899,6 +903,10 @@ pub struct UpArgs {
     /// Pull images before starting: always, missing (the default) or never
     #[arg(long, value_name = "POLICY", value_parser = ["always", "missing", "never"])]
     pub pull: Option<String>,
+    /// Give recreated containers new anonymous volumes instead of their
+    /// predecessors'
+    #[arg(short = 'V', long)]
+    pub renew_anon_volumes: bool,
 }
 
 /// `berth down`

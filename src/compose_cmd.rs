@@ -12,7 +12,7 @@ use berth_engine::image::ImageStore;
 use berth_engine::runtime::mounts::MountRequest;
 use berth_engine::runtime::run::{self, RunRequest, find, list_records};
 use berth_engine::runtime::spec::{ProcessRequest, Resources};
-use berth_engine::runtime::{freeze, shim};
+use berth_engine::runtime::{freeze, shim, succession};
 use berth_engine::volume::VolumeStore;
 use berth_netplane::{NetworkRequest, Networks};
 use berth_planner::{
@@ -111,6 +111,22 @@ struct HostRuntime<'a> {
     images: ImageStore,
     volumes: VolumeStore,
     networks: Networks,
+    anonymous: Anonymous,
+    /// Containers the plan removes and creates again.
+    recreating: BTreeSet<String>,
+}
+
+/// What becomes of the anonymous volumes of the containers a plan removes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Anonymous {
+    /// A recreated container's successor mounts them again; a container
+    /// removed for good leaves them (as Docker Compose does: `volume prune`
+    /// collects them).
+    Keep,
+    /// `up -V`: successors get new ones.
+    Renew,
+    /// `down -v`: removed with their containers.
+    Remove,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -223,6 +239,7 @@ impl HostRuntime<'_> {
             limits.map_or(0.0, |l| l.cpus)
         };
         Ok(RunRequest {
+            inherit_anonymous: BTreeMap::new(),
             image: d.image.clone(),
             name: Some(d.name.clone()),
             process: ProcessRequest {
@@ -498,10 +515,13 @@ impl Runtime for HostRuntime<'_> {
     }
 
     fn create_container(&self, name: &str, desired: &DesiredState) -> Result<(), String> {
-        let req = self.request(name, desired)?;
-        run::prepare(&self.global.root, &self.images, &req)
-            .map(|_| ())
-            .map_err(err)
+        let mut req = self.request(name, desired)?;
+        if self.anonymous == Anonymous::Keep {
+            req.inherit_anonymous = succession::inheritance(&self.global.root, name);
+        }
+        run::prepare(&self.global.root, &self.images, &req).map_err(err)?;
+        succession::settle(&self.global.root, name);
+        Ok(())
     }
 
     fn start_container(&self, name: &str) -> Result<(), String> {
@@ -572,7 +592,12 @@ impl Runtime for HostRuntime<'_> {
 
     fn remove_container(&self, name: &str) -> Result<(), String> {
         let (dir, rec) = find(&self.global.root, name).map_err(err)?;
-        run::remove(&self.global.root, &dir, &rec, true).map_err(err)
+        let root = &self.global.root;
+        if self.recreating.contains(name) && self.anonymous == Anonymous::Keep {
+            succession::bequeath(root, name, &run::anonymous_by_target(&rec)).map_err(err)?;
+        }
+        let drop_volumes = self.anonymous == Anonymous::Remove && !self.recreating.contains(name);
+        run::remove(root, &dir, &rec, drop_volumes).map_err(err)
     }
 }
 
@@ -638,17 +663,33 @@ fn execute(
     project: &Project,
     desired: &DesiredState,
     plan: &Plan,
+    anonymous: Anonymous,
 ) -> anyhow::Result<()> {
     for w in &plan.warnings {
         eprintln!("warning: {w}");
     }
     check_ports(global, project, plan)?;
+    let names_of = |op: Op| -> BTreeSet<String> {
+        plan.nodes
+            .iter()
+            .filter(|n| n.op == op)
+            .filter_map(|n| match &n.resource {
+                berth_planner::Resource::Container { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    };
     let rt = HostRuntime {
         global,
         project,
         images: ImageStore::open(&global.root)?,
         volumes: VolumeStore::open(&global.root)?,
         networks: Networks::open(&global.root)?,
+        anonymous,
+        recreating: names_of(Op::RemoveContainer)
+            .intersection(&names_of(Op::CreateContainer))
+            .cloned()
+            .collect(),
     };
     // Not locked across the run: workers print too (pull progress).
     let err = std::io::stderr();
@@ -719,7 +760,12 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
         print!("{plan}");
         return Ok(ExitCode::SUCCESS);
     }
-    execute(global, &project, &desired, &plan)?;
+    let anonymous = if a.renew_anon_volumes {
+        Anonymous::Renew
+    } else {
+        Anonymous::Keep
+    };
+    execute(global, &project, &desired, &plan, anonymous)?;
     // Attaching may last for days: other commands on the project must not wait.
     drop(lock);
     if a.wait && !a.no_start {
@@ -867,7 +913,23 @@ pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
         print!("{plan}");
         return Ok(ExitCode::SUCCESS);
     }
-    execute(global, &project, &desired, &plan)?;
+    let anonymous = if a.volumes {
+        Anonymous::Remove
+    } else {
+        Anonymous::Keep
+    };
+    execute(global, &project, &desired, &plan, anonymous)?;
+    // What a recreation killed between removal and creation left for a
+    // successor that `down` means never to create.
+    for name in desired.containers.keys() {
+        if a.volumes {
+            let volumes = VolumeStore::open(&global.root)?;
+            for v in succession::inheritance(&global.root, name).values() {
+                let _ = volumes.remove(v, &|_| false);
+            }
+        }
+        succession::settle(&global.root, name);
+    }
     // The firewall table follows the records: a `down` killed after removing
     // the last network's record, before rewriting the table, left rules
     // that this one removes (a network removed now has synced it already).
@@ -1553,7 +1615,7 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
         let mut plan = plan_up(&first, &observed, &UpOptions::default())?;
         // Other services' containers are none of a one-off's business.
         plan.warnings.clear();
-        execute(global, &project, &first, &plan)?;
+        execute(global, &project, &first, &plan, Anonymous::Keep)?;
     }
     let template = desired
         .first_of(&a.service)
@@ -1578,6 +1640,8 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
         images: ImageStore::open(&global.root)?,
         volumes: VolumeStore::open(&global.root)?,
         networks: Networks::open(&global.root)?,
+        anonymous: Anonymous::Keep,
+        recreating: BTreeSet::new(),
     };
     let mut req = rt
         .request(&name, &with_oneoff)

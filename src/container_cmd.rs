@@ -377,6 +377,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         })
         .collect();
     Ok(RunRequest {
+        inherit_anonymous: Default::default(),
         image: a.image.clone(),
         name: a.name.clone(),
         process: ProcessRequest {

@@ -89,6 +89,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 timestamps: false,
                 no_log_prefix: false,
                 no_color: false,
+                renew_anon_volumes: false,
             },
         ),
         cli::Command::Rm(args) => compose_cmd::rm(&cli.global, args),

@@ -1316,3 +1316,69 @@ services:
         "{events:?}"
     );
 }
+
+#[test]
+fn recreated_containers_keep_their_anonymous_volumes_unless_renewed() {
+    let d = Dir::new("anon-volumes");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    let project = |greeting: &str| {
+        format!(
+            r#"
+name: anon
+services:
+  app:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    environment:
+      GREETING: {greeting}
+    volumes:
+      - /data
+"#
+        )
+    };
+    d.write("compose.yaml", &project("hello"));
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    ns.berth(
+        &d,
+        &root,
+        &["exec", "app", "sh", "-c", "echo kept > /data/f"],
+    )
+    .ok();
+    let read = || {
+        ns.berth(&d, &root, &["exec", "app", "cat", "/data/f"])
+            .0
+            .stdout
+            .clone()
+    };
+
+    // A changed configuration recreates the container; its data stays.
+    d.write("compose.yaml", &project("bonjour"));
+    let up = ns.berth(&d, &root, &["up", "-d"]).ok();
+    assert_eq!(read(), b"kept\n", "{up}");
+    let volumes = ns.berth(&d, &root, &["volume", "ls", "-q"]).ok();
+    assert_eq!(volumes.lines().count(), 1, "{volumes}");
+
+    // -V gives the successor a new volume; the old one is left for prune.
+    ns.berth(&d, &root, &["up", "-d", "--force-recreate", "-V"])
+        .ok();
+    assert!(read().is_empty());
+    let volumes = ns.berth(&d, &root, &["volume", "ls", "-q"]).ok();
+    assert_eq!(volumes.lines().count(), 2, "{volumes}");
+
+    // down leaves anonymous volumes as Docker Compose does; down -v does not.
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    ns.berth(&d, &root, &["down"]).ok();
+    let volumes = ns.berth(&d, &root, &["volume", "ls", "-q"]).ok();
+    assert_eq!(volumes.lines().count(), 2, "{volumes}");
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+    let volumes = ns.berth(&d, &root, &["volume", "ls", "-q"]).ok();
+    assert_eq!(
+        volumes.lines().count(),
+        2,
+        "the first two were no one's: {volumes}"
+    );
+    ns.berth(&d, &root, &["volume", "prune", "-f"]).ok();
+    assert_eq!(ns.berth(&d, &root, &["volume", "ls", "-q"]).ok(), "");
+}

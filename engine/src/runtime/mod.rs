@@ -20,6 +20,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod stats;
+pub mod succession;
 pub mod tty;
 pub mod user;
 

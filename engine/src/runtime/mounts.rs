@@ -147,8 +147,10 @@ pub fn parse(spec: &str) -> Result<MountRequest> {
 pub struct Prepared {
     /// Bind mounts for the runtime spec.
     pub binds: Vec<Bind>,
-    /// Anonymous volumes created for this container.
+    /// Anonymous volumes it mounts, inherited ones included.
     pub anonymous: Vec<String>,
+    /// Anonymous volumes created for it (removed again if it fails).
+    pub created: Vec<String>,
     /// Named volumes it uses.
     pub named: Vec<String>,
     /// tmpfs mounts for the runtime spec.
@@ -159,11 +161,13 @@ pub struct Prepared {
 }
 
 /// Resolves every request to a bind mount, creating volumes as needed and
-/// filling new ones from the image root `rootfs`.
+/// filling new ones from the image root `rootfs`. An anonymous volume at a
+/// path named in `inherit` is that existing volume instead of a new one.
 pub fn prepare(
     volumes: &VolumeStore,
     requests: &[MountRequest],
     rootfs: &Path,
+    inherit: &BTreeMap<String, String>,
 ) -> Result<Prepared> {
     let mut out = Prepared::default();
     for r in requests {
@@ -206,14 +210,21 @@ pub fn prepare(
                         out.named.push(n.clone());
                         (n.clone(), fresh)
                     }
-                    None => {
-                        let n = crate::fsutil::random_id()?;
-                        let mut labels = BTreeMap::new();
-                        labels.insert("com.docker.volume.anonymous".to_string(), String::new());
-                        volumes.create(&n, "local", BTreeMap::new(), labels)?;
-                        out.anonymous.push(n.clone());
-                        (n, true)
-                    }
+                    None => match inherit.get(target).filter(|v| volumes.inspect(v).is_ok()) {
+                        Some(v) => {
+                            out.anonymous.push(v.clone());
+                            (v.clone(), false)
+                        }
+                        None => {
+                            let n = crate::fsutil::random_id()?;
+                            let mut labels = BTreeMap::new();
+                            labels.insert("com.docker.volume.anonymous".to_string(), String::new());
+                            volumes.create(&n, "local", BTreeMap::new(), labels)?;
+                            out.anonymous.push(n.clone());
+                            out.created.push(n.clone());
+                            (n, true)
+                        }
+                    },
                 };
                 let data = volumes.data_path(&name);
                 let empty = std::fs::read_dir(&data)

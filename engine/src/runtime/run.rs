@@ -79,6 +79,10 @@ pub struct RunRequest {
     pub no_healthcheck: bool,
     /// `--add-host` / `extra_hosts`: (name, address) lines for /etc/hosts.
     pub extra_hosts: Vec<(String, String)>,
+    /// Anonymous volumes of a container this one replaces, by container
+    /// path: mounted again instead of new ones, so a recreated Compose
+    /// container keeps their data.
+    pub inherit_anonymous: std::collections::BTreeMap<String, String>,
     /// `--volumes-from`: `CONTAINER[:ro|:rw]`, whose mounts it shares.
     pub volumes_from: Vec<String>,
     /// `""` (its own namespace, joined to `networks`), `none`, `host`, or
@@ -391,6 +395,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
         .map_err(|e| Error::io(dir.join(CREATING_LOCK), e.into()))?;
     let fs = ContainerFs::create(&dir.join("fs"))?;
     let mut anonymous = Vec::new();
+    let mut created = Vec::new();
     let mut resolved = Vec::new();
     let result = (|| {
         fs.mount(&layers)?;
@@ -403,8 +408,10 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
                 .unwrap_or(""),
         )?;
         let requests = mount_requests(root, req, config.config.volumes.as_ref())?;
-        let prepared = super::mounts::prepare(&volumes, &requests, &fs.merged)?;
+        let prepared =
+            super::mounts::prepare(&volumes, &requests, &fs.merged, &req.inherit_anonymous)?;
         anonymous = prepared.anonymous.clone();
+        created = prepared.created.clone();
         resolved = prepared.resolved.clone();
         // A container in another's network namespace shares its name files.
         let net_files = match &joined {
@@ -518,7 +525,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
         Err(e) => {
             let _ = fs.unmount();
             let _ = remove_dir(&dir);
-            for v in &anonymous {
+            for v in &created {
                 let _ = volumes.remove(v, &|_| false);
             }
             Err(e)
@@ -744,6 +751,22 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
         }
     }
     Ok(())
+}
+
+/// The anonymous volumes of a container, by the path they are mounted at.
+pub fn anonymous_by_target(record: &ContainerRecord) -> std::collections::BTreeMap<String, String> {
+    record
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            MountRequest::Volume {
+                name: Some(n),
+                target,
+                ..
+            } if record.anonymous_volumes.contains(n) => Some((target.clone(), n.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The container's mounts: its own, then those of `volumes_from`
