@@ -593,6 +593,21 @@ pub struct ContainerRunArgs {
     /// Block IO weight (10 to 1000)
     #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
+    /// Block IO weight of one device, `DEVICE:WEIGHT` (repeatable)
+    #[arg(long = "blkio-weight-device", value_name = "DEVICE:WEIGHT")]
+    pub blkio_weight_device: Vec<String>,
+    /// Read rate limit of a device, `DEVICE:RATE` (`1mb`; repeatable)
+    #[arg(long = "device-read-bps", value_name = "DEVICE:RATE")]
+    pub device_read_bps: Vec<String>,
+    /// Write rate limit of a device, `DEVICE:RATE` (`1mb`; repeatable)
+    #[arg(long = "device-write-bps", value_name = "DEVICE:RATE")]
+    pub device_write_bps: Vec<String>,
+    /// Read operations per second of a device, `DEVICE:N` (repeatable)
+    #[arg(long = "device-read-iops", value_name = "DEVICE:N")]
+    pub device_read_iops: Vec<String>,
+    /// Write operations per second of a device, `DEVICE:N` (repeatable)
+    #[arg(long = "device-write-iops", value_name = "DEVICE:N")]
+    pub device_write_iops: Vec<String>,
     /// Mount a volume or host directory: `[NAME|/HOST/PATH:]/CONTAINER/PATH[:ro|nocopy]`
     #[arg(short = 'v', long = "volume", value_name = "SPEC")]
     pub volumes: Vec<String>,

@@ -11,7 +11,7 @@ use anyhow::Context;
 use berth_engine::image::ImageStore;
 use berth_engine::runtime::mounts::MountRequest;
 use berth_engine::runtime::run::{self, RunRequest, find, list_records};
-use berth_engine::runtime::spec::{ProcessRequest, Resources};
+use berth_engine::runtime::spec::{ProcessRequest, Resources, Throttle, ThrottleKind};
 use berth_engine::runtime::{freeze, shim, succession};
 use berth_engine::volume::VolumeStore;
 use berth_netplane::{NetworkRequest, Networks};
@@ -303,7 +303,18 @@ impl HostRuntime<'_> {
                 millicpus: (cpus > 0.0).then(|| (f64::from(cpus) * 1000.0).round() as u64),
                 cpuset_cpus: (!svc.cpuset.is_empty()).then(|| svc.cpuset.clone()),
                 pids_limit: (svc.pids_limit != 0).then_some(svc.pids_limit),
-                blkio_weight: None,
+                blkio_weight: svc
+                    .blkio_config
+                    .as_ref()
+                    .and_then(|b| u16::try_from(b.weight).ok())
+                    .filter(|w| *w != 0),
+                blkio_weight_device: svc
+                    .blkio_config
+                    .iter()
+                    .flat_map(|b| &b.weight_device)
+                    .map(|w| (w.path.clone().into(), u16::try_from(w.weight).unwrap_or(u16::MAX)))
+                    .collect(),
+                throttle: throttles(svc.blkio_config.as_ref()),
             },
             log: match &svc.logging {
                 Some(l) => {
@@ -599,6 +610,26 @@ impl Runtime for HostRuntime<'_> {
         let drop_volumes = self.anonymous == Anonymous::Remove && !self.recreating.contains(name);
         run::remove(root, &dir, &rec, drop_volumes).map_err(err)
     }
+}
+
+/// `blkio_config`'s per-device limits.
+fn throttles(b: Option<&berth_spec::model::BlkioConfig>) -> Vec<Throttle> {
+    let Some(b) = b else { return Vec::new() };
+    [
+        (ThrottleKind::ReadBps, &b.device_read_bps),
+        (ThrottleKind::WriteBps, &b.device_write_bps),
+        (ThrottleKind::ReadIops, &b.device_read_iops),
+        (ThrottleKind::WriteIops, &b.device_write_iops),
+    ]
+    .into_iter()
+    .flat_map(|(kind, devices)| {
+        devices.iter().map(move |d| Throttle {
+            kind,
+            device: d.path.clone().into(),
+            rate: u64::try_from(d.rate.0).unwrap_or(0),
+        })
+    })
+    .collect()
 }
 
 fn verb(n: &PlanNode) -> &'static str {

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use berth_engine::image::ImageStore;
 use berth_engine::runtime::health::HealthConfig;
 use berth_engine::runtime::run::{self, ContainerRecord, Network, PortBinding, find, list_records};
-use berth_engine::runtime::spec::ProcessRequest;
+use berth_engine::runtime::spec::{ProcessRequest, Throttle, ThrottleKind};
 use berth_engine::runtime::{RunRequest, run_foreground};
 use berth_engine::runtime::{freeze, shim};
 use berth_netplane::{Networks, PortRequest};
@@ -345,6 +345,33 @@ fn parse_ulimit(u: &str) -> anyhow::Result<(String, u64, u64)> {
     Ok((name.to_string(), soft, hard))
 }
 
+/// `DEVICE:VALUE` of the per-device block-IO flags; sizes may have units.
+fn device_value(flag: &str, v: &str) -> anyhow::Result<(std::path::PathBuf, u64)> {
+    let (dev, value) = v
+        .rsplit_once(':')
+        .with_context(|| format!("{flag} takes DEVICE:VALUE, not {v:?}"))?;
+    let n = berth_spec::units::UnitBytes::parse(value)
+        .and_then(|b| u64::try_from(b.0).ok())
+        .with_context(|| format!("{flag} {v:?}: {value:?} is not a number"))?;
+    Ok((dev.into(), n))
+}
+
+fn throttles(a: &ContainerRunArgs) -> anyhow::Result<Vec<Throttle>> {
+    let mut out = Vec::new();
+    for (kind, values) in [
+        (ThrottleKind::ReadBps, &a.device_read_bps),
+        (ThrottleKind::WriteBps, &a.device_write_bps),
+        (ThrottleKind::ReadIops, &a.device_read_iops),
+        (ThrottleKind::WriteIops, &a.device_write_iops),
+    ] {
+        for v in values {
+            let (device, rate) = device_value(&format!("--{}", kind.flag()), v)?;
+            out.push(Throttle { kind, device, rate });
+        }
+    }
+    Ok(out)
+}
+
 fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
     let resources = berth_engine::runtime::spec::Resources {
         memory: bytes("--memory", &a.memory)?,
@@ -364,6 +391,21 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         cpuset_cpus: a.cpuset_cpus.clone(),
         pids_limit: a.pids_limit,
         blkio_weight: a.blkio_weight,
+        blkio_weight_device: a
+            .blkio_weight_device
+            .iter()
+            .map(|v| {
+                let (dev, w) = device_value("--blkio-weight-device", v)?;
+                let w = u16::try_from(w)
+                    .ok()
+                    .filter(|w| (10..=1000).contains(w))
+                    .with_context(|| {
+                        format!("--blkio-weight-device {v:?}: a weight from 10 to 1000")
+                    })?;
+                Ok((dev, w))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        throttle: throttles(a)?,
     };
     let env = a
         .env

@@ -1137,3 +1137,88 @@ fn diff_lists_a_containers_changes_and_export_writes_its_filesystem() {
         .ok();
     assert_eq!(check, "changed\nno group\n");
 }
+
+/// A loop device over a file in the test's directory, detached when dropped.
+struct LoopDevice(String);
+
+impl LoopDevice {
+    fn new(d: &Dir) -> LoopDevice {
+        let file = d.path().join("disk.img");
+        std::fs::File::create(&file)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let out = std::process::Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "losetup: {out:?}");
+        LoopDevice(String::from_utf8(out.stdout).unwrap().trim().to_string())
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn block_io_is_throttled_per_device() {
+    let d = Dir::new("blkio");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let disk = LoopDevice::new(&d);
+    let read = format!("dd if={} of=/dev/null bs=64k count=48 iflag=direct", disk.0);
+    let run = |limit: &str| {
+        let started = std::time::Instant::now();
+        let rate = format!("{}:{limit}", disk.0);
+        d.berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--device",
+                &disk.0,
+                "--device-read-bps",
+                &rate,
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                &read,
+            ],
+            &env,
+            None,
+        )
+        .ok();
+        started.elapsed()
+    };
+    // 3 MB at 1 MB/s takes seconds; at 1 GB/s, no time.
+    let slow = run("1mb");
+    let fast = run("1gb");
+    assert!(slow > std::time::Duration::from_millis(1500), "{slow:?}");
+    assert!(slow > fast * 2, "{slow:?} against {fast:?}");
+    // A path that is no block device is named.
+    let err = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--device-write-iops",
+                "/etc/hostname:10",
+                "localhost/busybox-test",
+                "true",
+            ],
+            &env,
+            None,
+        )
+        .fails();
+    assert!(
+        err.contains("device-write-iops /etc/hostname: not a block device"),
+        "{err}"
+    );
+}

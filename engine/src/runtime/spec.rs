@@ -2,7 +2,7 @@
 //! entrypoint and command with the request's overrides), as whom, and with
 //! Docker's defaults for capabilities, mounts, masked and read-only paths.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
@@ -346,6 +346,115 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
     /// `--blkio-weight`.
     pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device`: a block device's path and its weight.
+    pub blkio_weight_device: Vec<(PathBuf, u16)>,
+    /// `--device-read-bps` and its kin.
+    pub throttle: Vec<Throttle>,
+}
+
+/// One per-device block-IO limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Throttle {
+    /// What is limited.
+    pub kind: ThrottleKind,
+    /// The block device's path on the host.
+    pub device: PathBuf,
+    /// Bytes or operations per second.
+    pub rate: u64,
+}
+
+/// What a [`Throttle`] limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ThrottleKind {
+    /// `--device-read-bps`.
+    ReadBps,
+    /// `--device-write-bps`.
+    WriteBps,
+    /// `--device-read-iops`.
+    ReadIops,
+    /// `--device-write-iops`.
+    WriteIops,
+}
+
+impl ThrottleKind {
+    /// The flag that sets it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            ThrottleKind::ReadBps => "device-read-bps",
+            ThrottleKind::WriteBps => "device-write-bps",
+            ThrottleKind::ReadIops => "device-read-iops",
+            ThrottleKind::WriteIops => "device-write-iops",
+        }
+    }
+}
+
+fn oci(e: oci_spec::OciSpecError) -> Error {
+    Error::Conflict(format!("building the runtime spec: {e}"))
+}
+
+/// The major and minor numbers of the block device at `path`.
+fn block_device(path: &Path, flag: &str) -> Result<(i64, i64)> {
+    let st = rustix::fs::stat(path)
+        .map_err(|e| Error::Conflict(format!("{flag} {}: {e}", path.display())))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::BlockDevice {
+        return Err(Error::Conflict(format!(
+            "{flag} {}: not a block device",
+            path.display()
+        )));
+    }
+    let dev = st.st_rdev;
+    Ok((
+        i64::from(rustix::fs::major(dev)),
+        i64::from(rustix::fs::minor(dev)),
+    ))
+}
+
+/// `blockIO` of the runtime spec, when any of its limits is set.
+fn block_io(r: &Resources) -> Result<Option<oci_spec::runtime::LinuxBlockIo>> {
+    if r.blkio_weight.is_none() && r.blkio_weight_device.is_empty() && r.throttle.is_empty() {
+        return Ok(None);
+    }
+    let mut b = LinuxBlockIoBuilder::default();
+    if let Some(w) = r.blkio_weight {
+        b = b.weight(w);
+    }
+    let mut weights = Vec::new();
+    for (path, w) in &r.blkio_weight_device {
+        let (major, minor) = block_device(path, "blkio-weight-device")?;
+        weights.push(
+            oci_spec::runtime::LinuxWeightDeviceBuilder::default()
+                .major(major)
+                .minor(minor)
+                .weight(*w)
+                .build()
+                .map_err(oci)?,
+        );
+    }
+    if !weights.is_empty() {
+        b = b.weight_device(weights);
+    }
+    let mut by_kind: BTreeMap<ThrottleKind, Vec<oci_spec::runtime::LinuxThrottleDevice>> =
+        BTreeMap::new();
+    for t in &r.throttle {
+        let (major, minor) = block_device(&t.device, t.kind.flag())?;
+        by_kind.entry(t.kind).or_default().push(
+            oci_spec::runtime::LinuxThrottleDeviceBuilder::default()
+                .major(major)
+                .minor(minor)
+                .rate(t.rate)
+                .build()
+                .map_err(oci)?,
+        );
+    }
+    for (kind, devices) in by_kind {
+        b = match kind {
+            ThrottleKind::ReadBps => b.throttle_read_bps_device(devices),
+            ThrottleKind::WriteBps => b.throttle_write_bps_device(devices),
+            ThrottleKind::ReadIops => b.throttle_read_iops_device(devices),
+            ThrottleKind::WriteIops => b.throttle_write_iops_device(devices),
+        };
+    }
+    Ok(Some(b.build().map_err(oci)?))
 }
 
 /// A bind mount of a file or directory into the container.
@@ -423,8 +532,6 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
         r.binds,
         r.resources,
     );
-    let oci =
-        |e: oci_spec::OciSpecError| Error::Conflict(format!("building the runtime spec: {e}"));
     let mut caps: HashSet<Capability> = if req.privileged {
         all_capabilities()
     } else if req.cap_drop.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
@@ -661,14 +768,7 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
                 LinuxPidsBuilder::default().limit(p).build().map_err(oci)?,
             ));
         }
-        if let Some(w) = resources.blkio_weight {
-            res.set_block_io(Some(
-                LinuxBlockIoBuilder::default()
-                    .weight(w)
-                    .build()
-                    .map_err(oci)?,
-            ));
-        }
+        res.set_block_io(block_io(resources)?);
         linux.set_resources(Some(res));
         linux.set_cgroups_path(Some(PathBuf::from(cgroup)));
         if r.host_network {
