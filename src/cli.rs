@@ -505,6 +505,9 @@ pub struct ContainerRunArgs {
     /// The container's address on its (first) network
     #[arg(long = "ip", value_name = "IPv4")]
     pub ip: Option<std::net::Ipv4Addr>,
+    /// The MAC address of its interface on its (first) network
+    #[arg(long = "mac-address", value_name = "MAC", value_parser = mac_address)]
+    pub mac_address: Option<String>,
     /// Extra names other containers find this one by on its networks
     #[arg(long = "network-alias", value_name = "NAME")]
     pub aliases: Vec<String>,
@@ -1205,6 +1208,11 @@ pub struct VersionArgs {
     /// Show only the version number
     #[arg(long)]
     pub short: bool,
+}
+
+/// A `--mac-address` value, checked as it is parsed.
+fn mac_address(s: &str) -> Result<String, String> {
+    berth_netplane::attach::parse_mac(s).map(|_| s.to_string())
 }
 
 #[cfg(test)]

@@ -238,7 +238,7 @@ impl HostRuntime<'_> {
         } else {
             limits.map_or(0.0, |l| l.cpus)
         };
-        Ok(RunRequest {
+        let mut req = RunRequest {
             inherit_anonymous: BTreeMap::new(),
             image: d.image.clone(),
             name: Some(d.name.clone()),
@@ -377,9 +377,14 @@ impl HostRuntime<'_> {
                             format!("service {}: networks.{key}.ipv4_address: {a:?} is not an IPv4 address", d.service)
                         })?),
                     };
+                    let mac_address = match n.mac_address.as_str() {
+                        "" => None,
+                        m => Some(self.mac(&d.service, &format!("networks.{key}.mac_address"), m)?),
+                    };
                     let opts = berth_engine::runtime::run::NetworkOpts {
                         ipv4_address,
                         aliases: n.aliases.clone(),
+                        mac_address,
                     };
                     Ok((name, opts))
                 })
@@ -454,7 +459,24 @@ impl HostRuntime<'_> {
                     })
                 })
                 .collect::<Result<_, String>>()?,
-        })
+        };
+        // The service's own mac_address is its first network's, as with
+        // Docker Compose.
+        if !svc.mac_address.is_empty()
+            && let Some(first) = req.networks.first()
+        {
+            let mac = self.mac(&d.service, "mac_address", &svc.mac_address)?;
+            let opts = req.network_opts.entry(first.clone()).or_default();
+            opts.mac_address.get_or_insert(mac);
+        }
+        Ok(req)
+    }
+
+    /// A checked `mac_address`.
+    fn mac(&self, service: &str, field: &str, mac: &str) -> Result<String, String> {
+        berth_netplane::attach::parse_mac(mac)
+            .map(|_| mac.to_string())
+            .map_err(|e| format!("service {service}: {field}: {e}"))
     }
 }
 

@@ -181,6 +181,12 @@ impl Network for NetplaneHook {
                         default_route: i == 0,
                         names: &names,
                         ip: opts.ipv4_address,
+                        mac: opts
+                            .mac_address
+                            .as_deref()
+                            .map(berth_netplane::attach::parse_mac)
+                            .transpose()
+                            .map_err(|e| conflict(format!("network {n}: mac_address {e}")))?,
                     },
                 )
                 .map_err(|e| conflict(format!("network {n}: {e}")))?;
@@ -517,6 +523,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
                 let opts = berth_engine::runtime::run::NetworkOpts {
                     ipv4_address: a.ip,
                     aliases: a.aliases.clone(),
+                    mac_address: a.mac_address.clone(),
                 };
                 (n.clone(), opts)
             })

@@ -136,6 +136,7 @@ fn connect(global: &Global, nets: &Networks, a: &NetworkConnectArgs) -> anyhow::
     let opts = run::NetworkOpts {
         ipv4_address: a.ip,
         aliases: a.aliases.clone(),
+        mac_address: None,
     };
     if let Some(pid) = rec.pid.filter(|_| shim::is_up(&rec)) {
         let mut names = vec![rec.name.clone()];
@@ -151,6 +152,7 @@ fn connect(global: &Global, nets: &Networks, a: &NetworkConnectArgs) -> anyhow::
                 default_route: rec.networks.is_empty(),
                 names: &names,
                 ip: opts.ipv4_address,
+                mac: None,
             },
         )?;
         crate::container_cmd::ensure_dns(global, std::slice::from_ref(&net.name))?;

@@ -39,6 +39,29 @@ pub struct Join<'a> {
     pub names: &'a [String],
     /// A fixed address, else the next free one.
     pub ip: Option<Ipv4Addr>,
+    /// A fixed MAC address (see [`parse_mac`]), else the kernel's random one.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// A MAC address as `02:42:ac:11:00:02` (or with `-`); a multicast
+/// address would make the interface unreachable, so it is refused.
+pub fn parse_mac(s: &str) -> std::result::Result<[u8; 6], String> {
+    let bad = || format!("{s:?} is not a MAC address (xx:xx:xx:xx:xx:xx)");
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    if mac[0] & 1 == 1 {
+        return Err(format!("{s:?} is a multicast MAC address"));
+    }
+    Ok(mac)
 }
 
 impl Networks {
@@ -169,6 +192,7 @@ impl Networks {
         // are per thread) and is gone before anything else runs.
         let (peer2, ifname2) = (peer.clone(), ifname.to_string());
         let gw = default_route.then_some(gateway);
+        let mac = join.mac;
         let inside = std::thread::spawn(move || -> Result<()> {
             rustix::thread::move_into_link_name_space(
                 ns.as_fd_ref(),
@@ -178,7 +202,7 @@ impl Networks {
                 Error::Netlink(format!("entering the container's network namespace: {e}"))
             })?;
             link::with_netlink(async |h| {
-                link::configure_inside(&h, &peer2, &ifname2, ip, subnet.prefix, gw).await
+                link::configure_inside(&h, &peer2, &ifname2, ip, subnet.prefix, gw, mac).await
             })?;
             // IPv4-only networks: no link-local or autoconfigured IPv6 that
             // would reach around the IPv4 rules (CVE-2024-32473). /proc/sys/net

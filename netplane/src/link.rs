@@ -205,16 +205,17 @@ pub async fn configure_inside(
     ip: Ipv4Addr,
     prefix: u8,
     gateway: Option<Ipv4Addr>,
+    mac: Option<[u8; 6]>,
 ) -> Result<()> {
     let index = index_of(h, peer)
         .await?
         .ok_or_else(|| Error::Netlink(format!("{peer} is not in the container's namespace")))?;
+    let mut rename = LinkUnspec::new_with_index(index).name(ifname.to_string());
+    if let Some(mac) = mac {
+        rename = rename.address(mac.to_vec());
+    }
     h.link()
-        .set(
-            LinkUnspec::new_with_index(index)
-                .name(ifname.to_string())
-                .build(),
-        )
+        .set(rename.build())
         .execute()
         .await
         .map_err(|e| Error::Netlink(format!("naming {ifname}: {e}")))?;

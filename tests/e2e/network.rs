@@ -351,10 +351,12 @@ services:
       back:
         ipv4_address: 10.97.1.50
         aliases: [backend]
-      front: {}
+      front:
+        mac_address: 02:42:ac:11:00:99
   client:
     image: localhost/busybox-test:latest
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    mac_address: 02:42:0a:61:01:77
     networks: [back]
   outsider:
     image: localhost/busybox-test:latest
@@ -379,6 +381,15 @@ networks:
         .berth(&d, &root, &["exec", "api", "ip", "-o", "-4", "addr"])
         .ok();
     assert!(addrs.contains("10.97.1.50/24"), "{addrs}");
+    // MAC addresses: per network, and the service's own on its network.
+    let links = ns
+        .berth(&d, &root, &["exec", "api", "ip", "-o", "link"])
+        .ok();
+    assert!(links.contains("link/ether 02:42:ac:11:00:99"), "{links}");
+    let links = ns
+        .berth(&d, &root, &["exec", "client", "ip", "-o", "link"])
+        .ok();
+    assert!(links.contains("link/ether 02:42:0a:61:01:77"), "{links}");
     // The alias is a name on `back` only.
     let missing = lookup("outsider", "backend");
     assert!(!missing.contains("10.97.1.50"), "{missing}");
@@ -409,6 +420,21 @@ networks:
         )
         .fails();
     assert!(err.contains("10.97.1.50 is already in use"), "{err}");
+    d.write(
+        "bad-mac.yaml",
+        "services:\n  client:\n    mac_address: 01:00:5e:00:00:01\n",
+    );
+    let err = ns
+        .berth(
+            &d,
+            &root,
+            &["-f", "compose.yaml", "-f", "bad-mac.yaml", "up", "-d"],
+        )
+        .fails();
+    assert!(
+        err.contains("service client: mac_address: \"01:00:5e:00:00:01\" is a multicast"),
+        "{err}"
+    );
     ns.berth(
         &d,
         &root,

@@ -201,6 +201,9 @@ pub struct NetworkOpts {
     /// `aliases`: names on this network only.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `mac_address` of its interface on this network.
+    #[serde(default)]
+    pub mac_address: Option<String>,
 }
 
 /// Seconds since the epoch.
