@@ -1180,6 +1180,9 @@ pub struct ConfigArgs {
     /// Print the image names, one per line
     #[arg(long)]
     pub images: bool,
+    /// Pin image tags to the digests their registries serve now
+    #[arg(long)]
+    pub resolve_image_digests: bool,
     /// Don't interpolate environment variables. Unlike Docker Compose, which
     /// then prints the raw merged file, berth still prints the typed model,
     /// so a variable must stand where its field accepts any text.

@@ -53,7 +53,10 @@ pub fn run(global: &Global, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     if !args.services.is_empty() {
         project = project.with_selected_services(&args.services)?;
     }
-    let project = project.without_unused_resources();
+    let mut project = project.without_unused_resources();
+    if args.resolve_image_digests {
+        pin_images(&mut project)?;
+    }
     if args.quiet {
         return Ok(ExitCode::SUCCESS);
     }
@@ -90,6 +93,22 @@ pub fn run(global: &Global, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every service's image with the digest its registry serves for it.
+fn pin_images(project: &mut berth_spec::Project) -> anyhow::Result<()> {
+    use berth_engine::image::Reference;
+    for (name, svc) in &mut project.services {
+        if svc.image.is_empty() {
+            continue;
+        }
+        let reference = Reference::parse(&svc.image)
+            .with_context(|| format!("service {name}: image {:?}", svc.image))?;
+        let pinned = berth_engine::image::registry::pin(&reference)
+            .with_context(|| format!("service {name}: resolving the digest of {reference}"))?;
+        svc.image = pinned.to_string();
+    }
+    Ok(())
 }
 
 fn print_lines<'a>(lines: impl Iterator<Item = &'a str>) -> anyhow::Result<ExitCode> {

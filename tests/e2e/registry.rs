@@ -64,11 +64,10 @@ fn images_pushed_to_a_registry_are_pulled_by_another_host_and_by_up() {
             "127.0.0.1:5000/e2e/busybox:1",
         ],
     );
+    let pushed = out.ok();
     assert!(
-        out.ok()
-            .starts_with("http://127.0.0.1:5000/v2/e2e/busybox/manifests/sha256:"),
-        "{}",
-        out.stdout()
+        pushed.starts_with("http://127.0.0.1:5000/v2/e2e/busybox/manifests/sha256:"),
+        "{pushed}"
     );
     // A second push uploads nothing.
     let again = ns.berth(
@@ -158,6 +157,15 @@ services:
         up.stderr()
     );
     assert_eq!(ns.berth(&d, &other, &["ps", "--services"]).ok(), "app\n");
+    // config pins the tag to the digest the registry serves for it.
+    let digest = pushed.trim().rsplit_once('/').unwrap().1;
+    let pinned = ns
+        .berth(&d, &other, &["config", "--resolve-image-digests"])
+        .ok();
+    assert!(
+        pinned.contains(&format!("image: 127.0.0.1:5000/e2e/busybox:2@{digest}\n")),
+        "{pinned}"
+    );
     ns.berth(&d, &other, &["pull"]).ok();
     ns.berth(&d, &other, &["down"]).ok();
 

@@ -176,6 +176,28 @@ fn short(digest: &str) -> &str {
     &hex[..hex.len().min(12)]
 }
 
+/// `reference` pinned to the digest its registry serves for it now (an
+/// index's, for a multi-platform image), as Docker Compose's
+/// `--resolve-image-digests` pins it: `domain/path:tag@sha256:…`. A
+/// reference with a digest is returned as it is.
+pub fn pin(reference: &Reference) -> Result<Reference> {
+    if reference.digest.is_some() {
+        return Ok(reference.clone());
+    }
+    let domain = reference.domain.clone();
+    let client = client_for(&domain);
+    let digest = runtime()?.block_on(async {
+        client
+            .fetch_manifest_digest(&remote(reference)?, &auth_for(&domain))
+            .await
+            .map_err(registry_error(&domain))
+    })?;
+    Ok(Reference {
+        digest: Some(super::digest::Digest::parse(&digest)?),
+        ..reference.clone()
+    })
+}
+
 /// Pulls `reference` into `store`; `progress` hears one line per step.
 pub fn pull(
     store: &ImageStore,
