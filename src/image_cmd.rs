@@ -66,6 +66,7 @@ pub fn login(a: &crate::cli::LoginArgs) -> anyhow::Result<ExitCode> {
         }
         _ => anyhow::bail!("give the password with exactly one of --password and --password-stdin"),
     };
+    berth_engine::image::registry::check_credentials(domain, &a.username, &password)?;
     let path = berth_engine::image::registry::store_credentials(domain, &a.username, &password)?;
     eprintln!("Credentials for {domain} stored in {}", path.display());
     println!("Login Succeeded");
@@ -279,7 +280,8 @@ pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
                     "Architecture": config.architecture,
                     "Os": config.os,
                     "Config": config.config,
-                    "RootFS": config.rootfs,
+                    // Docker's shape, not the image configuration's.
+                    "RootFS": {"Type": config.rootfs.kind, "Layers": config.rootfs.diff_ids},
                     "Layers": manifest.layers,
                 }));
             }

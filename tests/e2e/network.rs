@@ -33,10 +33,16 @@ impl Netns {
     /// namespace only: `ip netns exec` would also give the command a mount
     /// namespace with a fresh /sys, where no cgroup filesystem is mounted.
     pub fn berth(&self, d: &Dir, root: &str, args: &[&str]) -> Run {
+        self.berth_env(d, root, args, &[])
+    }
+
+    /// As [`Netns::berth`], with these environment variables set.
+    pub fn berth_env(&self, d: &Dir, root: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         let out = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.0))
             .args([env!("CARGO_BIN_EXE_berth"), "--root", root])
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(d.path())
             .output()
             .expect("run berth in the namespace");

@@ -85,6 +85,36 @@ pub fn store_credentials(domain: &str, user: &str, password: &str) -> Result<Pat
     Ok(path)
 }
 
+/// Checks credentials with the registry before they are stored, as `docker
+/// login` does: a token service (Docker Hub) checks them when it issues a
+/// token; a registry with basic authentication when it is asked for a
+/// manifest (one that need not exist: a refusal is 401, a miss 404).
+pub fn check_credentials(domain: &str, user: &str, password: &str) -> Result<()> {
+    use oci_client::errors::OciDistributionError as E;
+    let client = client_for(domain);
+    let auth = RegistryAuth::Basic(user.to_string(), password.to_string());
+    let probe: oci_client::Reference = format!("{domain}/berth/login-check:latest")
+        .parse()
+        .map_err(|e| Error::Conflict(format!("registry {domain}: {e}")))?;
+    let refused = || Error::Registry {
+        registry: domain.to_string(),
+        msg: "unauthorized: incorrect username or password".into(),
+    };
+    runtime()?.block_on(async {
+        match client.auth(&probe, &auth, RegistryOperation::Pull).await {
+            Ok(Some(_token)) => return Ok(()),
+            Ok(None) => {}
+            Err(E::AuthenticationFailure(_) | E::UnauthorizedError { .. }) => return Err(refused()),
+            Err(e) => return Err(registry_error(domain)(e)),
+        }
+        match client.fetch_manifest_digest(&probe, &auth).await {
+            Err(E::AuthenticationFailure(_) | E::UnauthorizedError { .. }) => Err(refused()),
+            Err(E::RequestError(e)) => Err(registry_error(domain)(E::RequestError(e))),
+            _ => Ok(()),
+        }
+    })
+}
+
 /// Whether `domain` may be spoken to in plain HTTP: registries on loopback,
 /// and those named in `BERTH_INSECURE_REGISTRIES` (comma-separated), as
 /// Docker's `insecure-registries`.
@@ -157,9 +187,27 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 fn registry_error(domain: &str) -> impl Fn(oci_client::errors::OciDistributionError) -> Error {
     let domain = domain.to_string();
-    move |e| Error::Registry {
-        registry: domain.clone(),
-        msg: chain(&e),
+    move |e| {
+        use oci_client::errors::OciDistributionError as E;
+        let refused = match &e {
+            E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => true,
+            E::RequestError(r) => r.status().is_some_and(|s| s.as_u16() == 401),
+            _ => false,
+        };
+        let msg = if refused {
+            let who = if credentials(&domain).is_some() {
+                "the stored credentials were refused"
+            } else {
+                "authentication required"
+            };
+            format!("{who} (berth login {domain}): {}", chain(&e))
+        } else {
+            chain(&e)
+        };
+        Error::Registry {
+            registry: domain.clone(),
+            msg,
+        }
     }
 }
 
