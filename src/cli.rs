@@ -245,6 +245,10 @@ pub struct ShimArgs {
 pub enum ContainerCommand {
     /// Run a command in a new container
     Run(Box<ContainerRunArgs>),
+    /// Create a container without starting it (`start` starts it)
+    Create(Box<ContainerRunArgs>),
+    /// Stop running containers and start them again
+    Restart(ContainerStopArgs),
     /// List containers
     #[command(aliases = ["ps", "list"])]
     Ls(ContainerLsArgs),

@@ -1726,7 +1726,12 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
     }
     req.remove = a.rm;
     req.restart = "no".into();
-    crate::container_cmd::launch(global, req, a.detach)
+    let how = if a.detach {
+        crate::container_cmd::Launch::Detached
+    } else {
+        crate::container_cmd::Launch::Foreground
+    };
+    crate::container_cmd::launch(global, req, how)
 }
 
 /// `berth rm`: the project's stopped containers (running ones too with

@@ -628,7 +628,18 @@ pub fn shim(global: &Global, args: &ShimArgs) -> anyhow::Result<ExitCode> {
 /// Creates and starts a container: detached under its supervisor (printing
 /// its id), or in the foreground with the caller's streams (returning its
 /// exit code). Networks and ports are checked before anything changes.
-pub fn launch(global: &Global, mut req: RunRequest, detach: bool) -> anyhow::Result<ExitCode> {
+/// How far [`launch`] goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// Run attached, until the container exits.
+    Foreground,
+    /// Start under a supervisor and return.
+    Detached,
+    /// Create, do not start (`container create`).
+    Created,
+}
+
+pub fn launch(global: &Global, mut req: RunRequest, how: Launch) -> anyhow::Result<ExitCode> {
     let root = &global.root;
     let images = ImageStore::open(root)
         .with_context(|| format!("opening the image store in {}", root.display()))?;
@@ -651,10 +662,14 @@ pub fn launch(global: &Global, mut req: RunRequest, detach: bool) -> anyhow::Res
         .map(port_request)
         .collect::<anyhow::Result<Vec<_>>>()?;
     net.nets.check_ports(&reqs, &[])?;
-    if detach {
+    if how != Launch::Foreground {
         let p = run::prepare(root, &images, &req)?;
         let id = p.record.id.clone();
         drop(p);
+        if how == Launch::Created {
+            println!("{id}");
+            return Ok(ExitCode::SUCCESS);
+        }
         if let Err(e) = start_supervisor(global, &id) {
             if let Ok((dir, rec)) = find(root, &id) {
                 let _ = run::remove(root, &dir, &rec, true);
@@ -666,6 +681,22 @@ pub fn launch(global: &Global, mut req: RunRequest, detach: bool) -> anyhow::Res
     }
     let code = run_foreground(root, &images, &req, &mut net)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// `container run` and `create`: pulls the image as `--pull` says, then
+/// launches.
+fn launch_with_pull(
+    global: &Global,
+    a: &ContainerRunArgs,
+    how: Launch,
+) -> anyhow::Result<ExitCode> {
+    let req = request(a)?;
+    let images = ImageStore::open(&global.root)?;
+    let missing = images.resolve(&req.image).is_err();
+    if a.pull == "always" || (a.pull == "missing" && missing) {
+        crate::image_cmd::pull(&images, &req.image, false)?;
+    }
+    launch(global, req, how)
 }
 
 /// Runs one `berth container` command.
@@ -682,13 +713,34 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                     "-t with -d: berth does not keep terminals for detached containers yet; run in the foreground, or use `exec -it` into it"
                 );
             }
-            let req = request(a)?;
-            let images = ImageStore::open(root)?;
-            let missing = images.resolve(&req.image).is_err();
-            if a.pull == "always" || (a.pull == "missing" && missing) {
-                crate::image_cmd::pull(&images, &req.image, false)?;
+            let how = if a.detach {
+                Launch::Detached
+            } else {
+                Launch::Foreground
+            };
+            launch_with_pull(global, a, how)
+        }
+        ContainerCommand::Create(a) => {
+            if a.tty {
+                bail!("-t: berth does not keep terminals for detached containers yet");
             }
-            launch(global, req, a.detach)
+            launch_with_pull(global, a, Launch::Created)
+        }
+        ContainerCommand::Restart(a) => {
+            for n in &a.names {
+                let (_, rec) = find(root, n)?;
+                if shim::is_up(&rec) {
+                    shim::stop(
+                        root,
+                        n,
+                        rustix::process::Signal::TERM,
+                        Duration::from_secs(a.timeout),
+                    )?;
+                }
+                start_supervisor(global, &rec.id)?;
+                writeln!(out, "{n}")?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Ls(a) => {
             let recs = list_records(root);

@@ -1222,3 +1222,66 @@ fn block_io_is_throttled_per_device() {
         "{err}"
     );
 }
+
+#[test]
+fn runc_runs_the_bundle_berth_generates_as_berth_does() {
+    let d = Dir::new("runc-bundle");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let probe = "hostname; id; grep -E '^(Seccomp|NoNewPrivs|CapEff|CapBnd):' /proc/self/status; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
+    let id = d
+        .berth_with(
+            &[
+                "container",
+                "create",
+                "--name",
+                "bundled",
+                "--hostname",
+                "probe",
+                "--network",
+                "none",
+                "--pids-limit",
+                "42",
+                "--security-opt",
+                "no-new-privileges",
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                probe,
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    let bundle = std::path::Path::new(&root)
+        .join("containers")
+        .join(id.trim())
+        .join("bundle");
+    // runc takes the OCI runtime spec as berth wrote it, unchanged.
+    let state = d.path().join("runc-state");
+    let runc = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(format!("berth-e2e-{}", &id.trim()[..12]))
+        .output()
+        .unwrap();
+    let under_runc = String::from_utf8_lossy(&runc.stdout).into_owned();
+    assert!(runc.status.success(), "{runc:?}");
+    assert!(under_runc.starts_with("probe\nuid=0(root)"), "{under_runc}");
+    assert!(under_runc.contains("Seccomp:\t2\n"), "{under_runc}");
+    assert!(under_runc.contains("NoNewPrivs:\t1\n"), "{under_runc}");
+    assert!(under_runc.ends_with("42\n"), "{under_runc}");
+    // berth runs the same container to the same view of itself.
+    d.berth_with(&["container", "start", "bundled"], &env, None)
+        .ok();
+    d.berth_with(&["container", "wait", "bundled"], &env, None)
+        .ok();
+    let under_berth = d
+        .berth_with(&["container", "logs", "bundled"], &env, None)
+        .ok();
+    assert_eq!(under_berth, under_runc);
+    d.berth_with(&["container", "rm", "bundled"], &env, None)
+        .ok();
+}
