@@ -93,6 +93,8 @@ pub enum Command {
     Unpause(ServicesArgs),
     /// Run a command in a service's running container
     Exec(ComposeExecArgs),
+    /// Join this terminal to a service's running container (ctrl-p ctrl-q detaches)
+    Attach(ComposeAttachArgs),
     /// Run a one-off command in a new container of a service
     Run(ComposeRunArgs),
     /// Create the project's networks, volumes and containers without starting them
@@ -247,6 +249,8 @@ pub enum ContainerCommand {
     Run(Box<ContainerRunArgs>),
     /// Create a container without starting it (`start` starts it)
     Create(Box<ContainerRunArgs>),
+    /// Join this terminal to a running container's (ctrl-p ctrl-q detaches)
+    Attach(ContainerAttachArgs),
     /// Stop running containers and start them again
     Restart(ContainerStopArgs),
     /// List containers
@@ -444,6 +448,42 @@ pub struct ContainerNamesArgs {
     /// Containers
     #[arg(required = true)]
     pub names: Vec<String>,
+}
+
+/// How `attach` joins a container.
+#[derive(Debug, Args)]
+pub struct AttachOptions {
+    /// Do not send this terminal's input to the container
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// The keys that detach, leaving the container running
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
+    /// Ignored: signals are not proxied (berth attach's Ctrl-C is the
+    /// container's, through its terminal)
+    #[arg(long, hide = true)]
+    pub sig_proxy: Option<bool>,
+}
+
+/// `berth container attach`
+#[derive(Debug, Args)]
+pub struct ContainerAttachArgs {
+    #[command(flatten)]
+    pub options: AttachOptions,
+    /// The container
+    pub name: String,
+}
+
+/// `berth attach`
+#[derive(Debug, Args)]
+pub struct ComposeAttachArgs {
+    #[command(flatten)]
+    pub options: AttachOptions,
+    /// Which replica (default: the first)
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// The service
+    pub service: String,
 }
 
 /// `berth container run`

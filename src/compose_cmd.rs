@@ -245,6 +245,7 @@ impl HostRuntime<'_> {
             process: ProcessRequest {
                 cmd: svc.command.clone(),
                 entrypoint: svc.entrypoint.clone(),
+                tty: svc.tty,
                 env: svc
                     .environment
                     .iter()
@@ -1627,6 +1628,17 @@ pub fn exec(global: &Global, a: &ComposeExecArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 
+/// `berth attach`.
+pub fn attach_service(
+    global: &Global,
+    a: &crate::cli::ComposeAttachArgs,
+) -> anyhow::Result<ExitCode> {
+    let project = load(global)?;
+    let r = replica(global, &project, &a.service, a.index)?;
+    let (dir, rec) = find(&global.root, &r.id)?;
+    crate::container_cmd::attach(&dir, &rec, &a.options)
+}
+
 /// The services `service` depends on, directly or not.
 fn dependencies(project: &Project, service: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -1706,10 +1718,15 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
         req.process.entrypoint = Some(vec![e.clone()]);
     }
     req.process.env.extend(a.env.iter().cloned());
-    req.process.tty = !a.detach && !a.no_tty && {
-        use std::io::IsTerminal;
-        std::io::stdin().is_terminal()
-    };
+    // In the foreground, a terminal when there is one to join it to;
+    // detached, one the supervisor keeps if the service asks for it.
+    req.process.tty = !a.no_tty
+        && if a.detach {
+            req.process.tty
+        } else {
+            use std::io::IsTerminal;
+            std::io::stdin().is_terminal()
+        };
     if a.workdir.is_some() {
         req.process.workdir = a.workdir.clone();
     }

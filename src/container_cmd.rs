@@ -683,6 +683,61 @@ pub fn launch(global: &Global, mut req: RunRequest, how: Launch) -> anyhow::Resu
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 
+/// Joins the caller to a running container: its terminal, or (without
+/// one) its output as it comes; returns its exit code once it exits.
+pub fn attach(
+    dir: &std::path::Path,
+    rec: &ContainerRecord,
+    o: &crate::cli::AttachOptions,
+) -> anyhow::Result<ExitCode> {
+    use berth_engine::runtime::attach as term;
+    if !shim::is_up(rec) {
+        bail!("container {} is not running: start it first", rec.name);
+    }
+    if freeze::is_paused(rec) {
+        bail!("container {} is paused: unpause it first", rec.name);
+    }
+    let keys = term::parse_detach_keys(&o.detach_keys)?;
+    let ended = if rec.tty && term::has_terminal(dir) {
+        term::attach(dir, !o.no_stdin, &keys)?
+    } else {
+        follow_output(dir)?;
+        term::Ended::Exited
+    };
+    if ended == term::Ended::Detached {
+        eprintln!("\r\ndetached from {}", rec.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let code = shim::wait_exited(dir, Duration::from_secs(10)).unwrap_or(0);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// Prints what a container without a terminal writes from now on, each
+/// stream to its own, until it exits.
+fn follow_output(dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut cursor = berth_engine::runtime::logs::LogCursor::default();
+    cursor.read_new(dir);
+    loop {
+        let running = run::load_record(dir).is_ok_and(|r| shim::is_up(&r));
+        for line in cursor.read_new(dir) {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let text = entry["log"].as_str().unwrap_or_default();
+            if entry["stream"] == "stderr" {
+                eprint!("{text}");
+            } else {
+                print!("{text}");
+                std::io::stdout().flush()?;
+            }
+        }
+        if !running {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `container run` and `create`: pulls the image as `--pull` says, then
 /// launches.
 fn launch_with_pull(
@@ -708,11 +763,6 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             if !a.detach && a.restart != "no" {
                 bail!("--restart needs a detached container (-d)");
             }
-            if a.detach && a.tty {
-                bail!(
-                    "-t with -d: berth does not keep terminals for detached containers yet; run in the foreground, or use `exec -it` into it"
-                );
-            }
             let how = if a.detach {
                 Launch::Detached
             } else {
@@ -720,11 +770,10 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             };
             launch_with_pull(global, a, how)
         }
-        ContainerCommand::Create(a) => {
-            if a.tty {
-                bail!("-t: berth does not keep terminals for detached containers yet");
-            }
-            launch_with_pull(global, a, Launch::Created)
+        ContainerCommand::Create(a) => launch_with_pull(global, a, Launch::Created),
+        ContainerCommand::Attach(a) => {
+            let (dir, rec) = find(root, &a.name)?;
+            attach(&dir, &rec, &a.options)
         }
         ContainerCommand::Restart(a) => {
             for n in &a.names {

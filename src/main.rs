@@ -66,6 +66,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Pause(args) => compose_cmd::pause(&cli.global, args, true),
         cli::Command::Unpause(args) => compose_cmd::pause(&cli.global, args, false),
         cli::Command::Exec(args) => compose_cmd::exec(&cli.global, args),
+        cli::Command::Attach(args) => compose_cmd::attach_service(&cli.global, args),
         cli::Command::Ls(args) => compose_cmd::ls(&cli.global, args),
         cli::Command::Run(args) => compose_cmd::run_oneoff(&cli.global, args),
         cli::Command::Create(args) => compose_cmd::up(

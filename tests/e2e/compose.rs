@@ -1382,3 +1382,98 @@ services:
     ns.berth(&d, &root, &["volume", "prune", "-f"]).ok();
     assert_eq!(ns.berth(&d, &root, &["volume", "ls", "-q"]).ok(), "");
 }
+
+#[test]
+fn tty_services_keep_their_terminal_for_attach_and_detach() {
+    let d = Dir::new("attach");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write(
+        "compose.yaml",
+        r#"
+name: attaching
+services:
+  shell:
+    image: localhost/busybox-test:latest
+    command: ["sh"]
+    tty: true
+    stdin_open: true
+  plain:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 4' TERM; while true; do echo tick; sleep 0.2; done"]
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    // Input is typed at the container's terminal; ctrl-p ctrl-q detaches
+    // and leaves it running.
+    let attach = |service: &str, typed: &[&[u8]]| {
+        let mut child = std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", ns.name()))
+            .args([
+                env!("CARGO_BIN_EXE_berth"),
+                "--root",
+                &root,
+                "attach",
+                service,
+            ])
+            .current_dir(d.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for t in typed {
+            use std::io::Write;
+            stdin.write_all(t).unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(800));
+        }
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let out = attach("shell", &[b"echo sum-$((40+2)); tty\n", b"\x10\x11"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("sum-42\r\n/dev/pts/0"), "{text}");
+    assert_eq!(out.status.code(), Some(0));
+    let ps = ns
+        .berth(&d, &root, &["ps", "--status", "running", "--services"])
+        .ok();
+    assert!(ps.contains("shell"), "still running after detaching: {ps}");
+    // What it wrote went to its log too.
+    let logs = ns.berth(&d, &root, &["logs", "shell"]).ok();
+    assert!(logs.contains("sum-42"), "{logs}");
+    // Exiting the shell ends the attachment with its exit code.
+    let out = attach("shell", &[b"exit 7\n"]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+
+    // Without a terminal, attach follows the output until the exit.
+    let mut follow = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", ns.name()))
+        .args([
+            env!("CARGO_BIN_EXE_berth"),
+            "--root",
+            &root,
+            "attach",
+            "--no-stdin",
+            "plain",
+        ])
+        .current_dir(d.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    ns.berth(&d, &root, &["stop", "plain"]).ok();
+    let out = follow.wait().unwrap();
+    let mut text = String::new();
+    use std::io::Read;
+    follow
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.starts_with("tick\n"), "{text}");
+    assert_eq!(out.code(), Some(4));
+    ns.berth(&d, &root, &["down"]).ok();
+}

@@ -6,6 +6,7 @@
 //! per-container supervisor, detached containers, logs and the rest of the
 //! lifecycle follow.
 
+pub mod attach;
 pub mod changes;
 pub mod copy;
 pub mod devices;

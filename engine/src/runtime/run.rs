@@ -144,6 +144,9 @@ pub struct ContainerRecord {
     /// Remove when it exits.
     #[serde(default)]
     pub auto_remove: bool,
+    /// Runs on a terminal its supervisor keeps (`tty: true`, `-t`).
+    #[serde(default)]
+    pub tty: bool,
     /// Anonymous volumes created for it.
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
@@ -491,6 +494,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             created: rfc3339(now()),
             status: "created".into(),
             auto_remove: req.remove,
+            tty: req.process.tty,
             restart: req.restart.clone(),
             log: req.log.clone(),
             networks: req.networks.clone(),

@@ -225,11 +225,18 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                 stream: "stderr",
                 pending: Vec::new(),
             };
+            // A terminal's output is all stdout, as Docker logs it.
+            let tty = p.record.tty;
+            let console = if tty {
+                Some(super::tty::ConsoleSocket::new()?)
+            } else {
+                None
+            };
             let streams = Streams {
-                stdout: Some(out_w),
-                stderr: Some(err_w),
-                stdin: Some(null),
-                console: None,
+                stdout: (!tty).then_some(out_w),
+                stderr: (!tty).then_some(err_w),
+                stdin: (!tty).then_some(null),
+                console: console.as_ref().map(super::tty::ConsoleSocket::path),
             };
             let health_dir = p.dir.clone();
             let health_cfg = p.record.health.clone();
@@ -253,7 +260,11 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                     Pid::from_raw(pid).ok_or_else(|| Error::Conflict("invalid pid".into()))?;
                 let pidfd = pidfd_open(pid, PidfdFlags::empty())
                     .map_err(|e| Error::Conflict(format!("pidfd_open: {e}")))?;
-                let (mut out_open, mut err_open) = (true, true);
+                let (mut out_open, mut err_open) = (!tty, !tty);
+                let mut hub = match &console {
+                    Some(c) => Some(super::attach::Hub::new(&health_dir, c.receive()?)?),
+                    None => None,
+                };
                 loop {
                     let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
                     if out_open {
@@ -264,6 +275,10 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                     }
                     if let Some(fd) = checker.as_ref().and_then(|c| c.pidfd()) {
                         fds.push(PollFd::new(fd, PollFlags::IN));
+                    }
+                    let hub_at = fds.len();
+                    if let Some(h) = &hub {
+                        fds.extend(h.poll_fds());
                     }
                     let timeout = checker.as_ref().map(|c| {
                         let t = c.timeout();
@@ -278,7 +293,16 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                         Err(e) => return Err(Error::Conflict(format!("poll: {e}"))),
                     }
                     let exited = !fds[0].revents().is_empty();
+                    let hub_ready = hub
+                        .as_ref()
+                        .map(|_| super::attach::Hub::ready(&fds[hub_at..]));
                     drop(fds);
+                    if let (Some(h), Some(ready)) = (hub.as_mut(), hub_ready.as_ref()) {
+                        let mut to_log = |b: &[u8]| {
+                            let _ = out_log.feed(b, &mut log);
+                        };
+                        h.service(ready, &mut to_log);
+                    }
                     if out_open {
                         out_open = pump(&out_r, &mut out_log, &mut log);
                     }
@@ -309,6 +333,12 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                                 break;
                             }
                         }
+                        if let Some(h) = hub.as_mut() {
+                            h.finish(&mut |b: &[u8]| {
+                                let _ = out_log.feed(b, &mut log);
+                            });
+                        }
+                        drop(hub.take());
                         let _ = out_log.flush(&mut log);
                         let _ = err_log.flush(&mut log);
                         return Ok(match status {

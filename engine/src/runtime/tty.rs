@@ -72,10 +72,10 @@ impl Drop for ConsoleSocket {
 }
 
 /// Puts the caller's terminal in raw mode, and back as it was on drop.
-struct RawMode(Option<rustix::termios::Termios>);
+pub(crate) struct RawMode(Option<rustix::termios::Termios>);
 
 impl RawMode {
-    fn enter() -> RawMode {
+    pub(crate) fn enter() -> RawMode {
         let stdin = std::io::stdin();
         let Ok(saved) = rustix::termios::tcgetattr(&stdin) else {
             return RawMode(None);
