@@ -820,6 +820,15 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
         Anonymous::Keep
     };
     execute(global, &project, &desired, &plan, anonymous)?;
+    // A table deleted or flushed from outside (a firewall reload) is put
+    // back by the next `up`, even one with nothing else to do.
+    if !plan
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, Op::CreateNetwork | Op::RemoveNetwork))
+    {
+        Networks::open(&global.root)?.sync_firewall()?;
+    }
     // Attaching may last for days: other commands on the project must not wait.
     drop(lock);
     if a.wait && !a.no_start {

@@ -113,6 +113,9 @@ struct Listener {
     subnet: Subnet,
     gateway: Ipv4Addr,
     network: String,
+    /// The network's id: a network removed and made again under the same
+    /// name (`down`, then `up`) may have another gateway.
+    network_id: String,
     /// `internal: true`: names outside the network are never forwarded
     /// (CVE-2024-29018: forwarding leaked data out of internal networks).
     internal: bool,
@@ -259,9 +262,9 @@ pub fn serve(root: &Path) -> crate::Result<()> {
                 continue;
             }
             zones = records.iter().map(|r| (r.name.clone(), zone(r))).collect();
-            listeners.retain(|l| records.iter().any(|r| r.name == l.network));
+            listeners.retain(|l| records.iter().any(|r| r.id == l.network_id));
             for r in &records {
-                if listeners.iter().any(|l| l.network == r.name) {
+                if listeners.iter().any(|l| l.network_id == r.id) {
                     continue;
                 }
                 let (Ok(gw), Ok(subnet)) =
@@ -275,6 +278,7 @@ pub fn serve(root: &Path) -> crate::Result<()> {
                         subnet,
                         gateway: gw,
                         network: r.name.clone(),
+                        network_id: r.id.clone(),
                         internal: r.internal,
                     }),
                     Err(_) => unbound = true,

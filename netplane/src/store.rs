@@ -148,7 +148,13 @@ impl Networks {
 
     /// Serialises changes to network records between berth processes.
     pub(crate) fn lock(&self) -> Result<std::fs::File> {
-        let p = self.dir.join(".lock");
+        self.lock_file(".lock")
+    }
+
+    /// An exclusive lock on the file `name` of the store, held until the
+    /// file is dropped.
+    fn lock_file(&self, name: &str) -> Result<std::fs::File> {
+        let p = self.dir.join(name);
         let f = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -181,8 +187,12 @@ impl Networks {
     }
 
     /// Re-applies the firewall table for every recorded network and
-    /// published port.
+    /// published port. Serialised by a lock of its own (taken after the
+    /// store's, never before it): every change of the records is followed
+    /// by a sync that reads them after the change, so the last table
+    /// applied is always the current one, however commands interleave.
     pub fn sync_firewall(&self) -> Result<()> {
+        let _lock = self.lock_file(".firewall.lock")?;
         let rules: Vec<NetRules> = self
             .list()?
             .into_iter()

@@ -678,3 +678,95 @@ networks:
     assert_eq!(fetch(&lan, "http://10.99.3.2:8080/index.html"), page);
     host.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn firewall_rules_come_back_after_an_outside_flush_and_racing_projects_leave_none() {
+    let d = Dir::new("fw-drift");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    ns.sh("ip link set lo up");
+    let project = |name: &str, port: u16| {
+        format!(
+            r#"
+name: {name}
+services:
+  web:
+    image: localhost/busybox-test:latest
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    init: true
+    ports:
+      - "{port}:8080"
+"#
+        )
+    };
+    d.write("stable/compose.yaml", &project("stable", 18500));
+    let stable = ["-f", "stable/compose.yaml"];
+    let with = |base: &[&'static str], more: &[&'static str]| -> Vec<&'static str> {
+        base.iter().chain(more).copied().collect()
+    };
+    ns.berth(&d, &root, &with(&stable, &["up", "-d"])).ok();
+    let fetch = || {
+        ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18500/index.html 2>/dev/null || echo unreachable")
+    };
+    let page = "hello from berth-busybox\n";
+    assert_eq!(fetch(), page);
+    // (a) A firewall reload wipes berth's table: the next `up`, with
+    // nothing else to do, puts it back.
+    ns.sh("nft delete table ip berth");
+    assert_eq!(fetch(), "unreachable\n");
+    ns.berth(&d, &root, &with(&stable, &["up", "-d"])).ok();
+    assert_eq!(fetch(), page);
+
+    // (b) 50 up/down runs of ten projects at once, while the table is
+    // flushed and re-applied in a loop: nothing of them is left.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                ns.sh("nft flush table ip berth");
+                ns.berth(&d, &root, &with(&stable, &["up", "-d"])).ok();
+            }
+        });
+        let workers: Vec<_> = (0..10u16)
+            .map(|i| {
+                let file = format!("p{i}/compose.yaml");
+                d.write(&file, &project(&format!("racer{i}"), 18600 + i));
+                let d = &d;
+                let ns = &ns;
+                let root = &root;
+                s.spawn(move || {
+                    for _ in 0..5 {
+                        ns.berth(d, root, &["-f", &file, "up", "-d"]).ok();
+                        ns.berth(d, root, &["-f", &file, "down"]).ok();
+                    }
+                })
+            })
+            .collect();
+        let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+        stop.store(true, Ordering::Relaxed);
+        for r in results {
+            if let Err(panic) = r {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+    ns.berth(&d, &root, &with(&stable, &["up", "-d"])).ok();
+    let table = ns.sh("nft list table ip berth");
+    assert!(!table.contains("186"), "a racer's port is left: {table}");
+    let bridges = ns.sh("ip -o link show type bridge");
+    assert_eq!(bridges.lines().count(), 1, "{bridges}");
+    let bridge = bridges.split(':').nth(1).unwrap().trim();
+    for line in table.lines().filter(|l| l.contains("\"br-")) {
+        assert!(
+            line.contains(bridge),
+            "a rule of a gone network: {line}\n{table}"
+        );
+    }
+    assert_eq!(fetch(), page);
+    ns.berth(&d, &root, &with(&stable, &["down"])).ok();
+    assert_eq!(
+        ns.sh("nft list tables"),
+        "",
+        "the table goes with the last network"
+    );
+}

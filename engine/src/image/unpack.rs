@@ -507,13 +507,19 @@ impl Unpacker<'_> {
 
 /// Removes a directory tree below `parent` without following symlinks.
 pub fn remove_tree(parent: &OwnedFd, name: &str) -> Result<()> {
-    let dir = rustix::fs::openat(
+    // What is gone already counts as removed: another berth process may be
+    // removing the same tree (one finishing what a killed one left).
+    let gone = |e: &rustix::io::Errno| *e == rustix::io::Errno::NOENT;
+    let dir = match rustix::fs::openat(
         parent,
         name,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
-    )
-    .map_err(|e| Error::Layer(format!("removing {name}: {e}")))?;
+    ) {
+        Ok(d) => d,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err(Error::Layer(format!("removing {name}: {e}"))),
+    };
     let mut names = Vec::new();
     {
         let iter = rustix::fs::Dir::read_from(&dir)
@@ -530,11 +536,14 @@ pub fn remove_tree(parent: &OwnedFd, name: &str) -> Result<()> {
         if is_dir {
             remove_tree(&dir, &n)?;
         } else {
-            rustix::fs::unlinkat(&dir, n.as_str(), AtFlags::empty())
-                .map_err(|e| Error::Layer(format!("removing {n}: {e}")))?;
+            match rustix::fs::unlinkat(&dir, n.as_str(), AtFlags::empty()) {
+                Err(e) if !gone(&e) => return Err(Error::Layer(format!("removing {n}: {e}"))),
+                _ => {}
+            }
         }
     }
-    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)
-        .map_err(|e| Error::Layer(format!("removing {name}: {e}")))?;
-    Ok(())
+    match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+        Err(e) if !gone(&e) => Err(Error::Layer(format!("removing {name}: {e}"))),
+        _ => Ok(()),
+    }
 }
