@@ -116,6 +116,42 @@ pub fn ruleset_with_ports(nets: &[NetRules], ports: &[crate::ports::PublishedPor
     s
 }
 
+/// Which program carries berth's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A table of berth's own, one `nft -f` per change (the default).
+    Nftables,
+    /// Chains of berth's own through `iptables-restore`, for hosts
+    /// without `nft`.
+    Iptables,
+}
+
+/// `BERTH_FIREWALL=nftables|iptables` if set, else nftables where the
+/// `nft` program is installed, else iptables.
+pub fn backend() -> Backend {
+    match std::env::var("BERTH_FIREWALL").as_deref() {
+        Ok("iptables") => Backend::Iptables,
+        Ok("nftables") => Backend::Nftables,
+        _ => {
+            let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin".into());
+            if std::env::split_paths(&path).any(|d| d.join("nft").exists()) {
+                Backend::Nftables
+            } else {
+                Backend::Iptables
+            }
+        }
+    }
+}
+
+/// Makes the host's rules berth's for these networks and published ports,
+/// through [`backend`].
+pub fn apply_rules(nets: &[NetRules], ports: &[crate::ports::PublishedPort]) -> Result<()> {
+    match backend() {
+        Backend::Nftables => apply(&ruleset_with_ports(nets, ports)),
+        Backend::Iptables => crate::iptables::apply(nets, ports),
+    }
+}
+
 /// Applies a ruleset with one `nft -f -` (an atomic transaction).
 pub fn apply(script: &str) -> Result<()> {
     let mut child = Command::new("nft")

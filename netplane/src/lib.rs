@@ -11,6 +11,7 @@ pub mod dns;
 pub mod error;
 pub mod firewall;
 pub mod ipam;
+pub mod iptables;
 pub mod link;
 pub mod ports;
 pub mod store;

@@ -217,7 +217,7 @@ impl Networks {
                 );
             }
         }
-        firewall::apply(&firewall::ruleset_with_ports(&rules, &ports))?;
+        firewall::apply_rules(&rules, &ports)?;
         let bridges: Vec<String> = rules.into_iter().map(|r| r.bridge).collect();
         firewall::sync_docker_user(&bridges)
     }

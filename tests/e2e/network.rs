@@ -770,3 +770,70 @@ services:
         "the table goes with the last network"
     );
 }
+
+#[test]
+fn the_iptables_backend_isolates_publishes_and_leaves_nothing() {
+    let d = Dir::new("iptables");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    ns.sh("ip link set lo up");
+    d.write(
+        "compose.yaml",
+        r#"
+name: ipt
+services:
+  web:
+    image: localhost/busybox-test:latest
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    init: true
+    networks: [front]
+    ports:
+      - "18700:8080"
+  other:
+    image: localhost/busybox-test:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    networks: [back]
+networks:
+  front:
+    ipam:
+      config:
+        - subnet: 10.95.1.0/24
+  back:
+    ipam:
+      config:
+        - subnet: 10.95.2.0/24
+"#,
+    );
+    let env = [("BERTH_FIREWALL", "iptables")];
+    let berth = |args: &[&str]| ns.berth_env(&d, &root, args, &env);
+    berth(&["up", "-d"]).ok();
+    let saved = ns.sh("iptables-save");
+    for chain in ["BERTH-GUARD", "BERTH-ISOLATE", "BERTH-DNAT", "BERTH-SNAT"] {
+        assert!(saved.contains(&format!("-j {chain}")), "{chain}: {saved}");
+    }
+    assert_eq!(ns.sh("nft list tables | grep -c 'ip berth'").trim(), "0");
+    let page = "hello from berth-busybox\n";
+    let host = ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18700/index.html 2>/dev/null || echo unreachable");
+    assert_eq!(host, page);
+    // The other network cannot reach the web container.
+    let direct = berth(&[
+        "exec",
+        "other",
+        "sh",
+        "-c",
+        "timeout 2 wget -qO- http://10.95.1.2:8080/index.html 2>/dev/null || echo isolated",
+    ])
+    .ok();
+    assert_eq!(direct, "isolated\n");
+    // Applying again changes nothing: one jump per chain.
+    berth(&["up", "-d"]).ok();
+    let saved = ns.sh("iptables-save");
+    assert_eq!(
+        saved.matches("-A FORWARD -j BERTH-ISOLATE").count(),
+        1,
+        "{saved}"
+    );
+    berth(&["down"]).ok();
+    let saved = ns.sh("iptables-save");
+    assert!(!saved.contains("BERTH"), "{saved}");
+}
