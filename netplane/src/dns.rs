@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::Path;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
@@ -130,6 +131,62 @@ pub fn not_found(query: &Message) -> Message {
     resp
 }
 
+/// Tells when the network records change: through inotify (every record
+/// is written by a rename into the directory), so that checking before each
+/// answer costs one `read` that finds nothing; by comparing the directory's
+/// listing where inotify is not available.
+struct Watcher {
+    inotify: Option<OwnedFd>,
+    dir: PathBuf,
+    seen: Option<Vec<(u64, i64, i64, u64)>>,
+}
+
+impl Watcher {
+    fn new(dir: &Path) -> Watcher {
+        use rustix::fs::inotify;
+        let inotify = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            .ok()
+            .filter(|fd| {
+                inotify::add_watch(
+                    fd,
+                    dir,
+                    inotify::WatchFlags::CREATE
+                        | inotify::WatchFlags::DELETE
+                        | inotify::WatchFlags::MOVED_TO
+                        | inotify::WatchFlags::MOVED_FROM
+                        | inotify::WatchFlags::CLOSE_WRITE,
+                )
+                .is_ok()
+            });
+        Watcher {
+            inotify,
+            dir: dir.to_path_buf(),
+            seen: None,
+        }
+    }
+
+    /// Whether the records changed since the last call (true the first time).
+    fn changed(&mut self) -> bool {
+        match &self.inotify {
+            Some(fd) => {
+                let mut any = self.seen.is_none();
+                self.seen = Some(Vec::new());
+                let mut buf = [0u8; 4096];
+                while rustix::io::read(fd, &mut buf).is_ok_and(|n| n > 0) {
+                    any = true;
+                }
+                any
+            }
+            None => {
+                let now = stamp(&self.dir);
+                let changed = now != self.seen || self.seen.is_none();
+                self.seen = now;
+                changed
+            }
+        }
+    }
+}
+
 /// What the records look like now. Modification times alone are too
 /// coarse (one kernel tick): two writes in one tick would look like one. Every
 /// record is replaced by a rename, so its inode changes with each write.
@@ -237,14 +294,14 @@ pub fn serve(root: &Path) -> crate::Result<()> {
     let upstream = upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     let mut listeners: Vec<Listener> = Vec::new();
     let mut zones: BTreeMap<String, Zone> = BTreeMap::new();
-    let mut seen = None;
+    let mut watcher = Watcher::new(&dir);
     let mut unbound = false;
+    let mut reload = true;
     loop {
-        let now = stamp(&dir);
         // A gateway whose address was not there yet (a network being
         // created, or completed by a later `up`) is tried again each tick.
-        if now != seen || listeners.is_empty() || unbound {
-            seen = now;
+        if watcher.changed() || reload || listeners.is_empty() || unbound {
+            reload = false;
             unbound = false;
             let records = nets.list()?;
             if records.is_empty() {
@@ -258,7 +315,7 @@ pub fn serve(root: &Path) -> crate::Result<()> {
                     }
                     return Ok(());
                 }
-                seen = None;
+                reload = true;
                 continue;
             }
             zones = records.iter().map(|r| (r.name.clone(), zone(r))).collect();
@@ -289,6 +346,10 @@ pub fn serve(root: &Path) -> crate::Result<()> {
             .iter()
             .map(|l| PollFd::new(&l.sock, PollFlags::IN))
             .collect();
+        // A change wakes the server at once, not at the next tick.
+        if let Some(fd) = &watcher.inotify {
+            fds.push(PollFd::new(fd, PollFlags::IN));
+        }
         let tick = rustix::fs::Timespec {
             tv_sec: 0,
             tv_nsec: 200_000_000,
@@ -302,7 +363,7 @@ pub fn serve(root: &Path) -> crate::Result<()> {
         let ready: Vec<usize> = fds
             .iter()
             .enumerate()
-            .filter(|(_, f)| !f.revents().is_empty())
+            .filter(|(i, f)| *i < listeners.len() && !f.revents().is_empty())
             .map(|(i, _)| i)
             .collect();
         drop(fds);
@@ -324,11 +385,10 @@ pub fn serve(root: &Path) -> crate::Result<()> {
             if query.metadata.message_type != MessageType::Query {
                 continue;
             }
-            // Names registered since the last tick must resolve at once: a
+            // Names registered since the last look must resolve at once: a
             // container just started may ask for its peer straight away.
-            let now = stamp(&dir);
-            if now != seen {
-                seen = now;
+            if watcher.changed() {
+                reload = true;
                 zones = nets
                     .list()?
                     .iter()
