@@ -81,7 +81,9 @@ impl LineLog {
 
 /// Reads whatever is available on `fd` (non-blocking); false at end of file.
 fn pump(fd: &OwnedFd, log: &mut LineLog, out: &mut impl Write) -> bool {
-    let mut buf = [0u8; 65536];
+    // Small: the supervisor's stack pages stay its own for its whole
+    // life; a busy stream just takes more turns of the loop.
+    let mut buf = [0u8; 8192];
     match rustix::io::read(fd, &mut buf) {
         Ok(0) => false,
         Ok(n) => {
