@@ -114,6 +114,8 @@ struct HostRuntime<'a> {
     anonymous: Anonymous,
     /// Containers the plan removes and creates again.
     recreating: BTreeSet<String>,
+    /// The live progress board, on a terminal.
+    board: Option<&'a crate::progress::Board>,
 }
 
 /// What becomes of the anonymous volumes of the containers a plan removes.
@@ -492,9 +494,30 @@ impl Runtime for HostRuntime<'_> {
                 "service {name} has no image, only `build`, and berth does not build images yet: build it elsewhere and `berth image load` it as {image}"
             ));
         }
-        crate::image_cmd::pull(&self.images, image, false)
+        let Some(board) = self.board else {
+            return crate::image_cmd::pull(self.global, &self.images, image, false)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"));
+        };
+        // On the board, the image's line shows all its layers' bytes.
+        let id = format!("image {image}");
+        let layers = std::sync::Mutex::new(BTreeMap::<String, (u64, u64)>::new());
+        let step = |s: &berth_engine::image::registry::Step<'_>| {
+            let Some(bytes) = s.bytes else { return };
+            let mut layers = layers.lock().unwrap_or_else(|e| e.into_inner());
+            layers.insert(s.id.to_string(), bytes);
+            let (done, total) = layers
+                .values()
+                .fold((0, 0), |(d, t), (ld, lt)| (d + ld, t + lt));
+            board.working(
+                &id,
+                &format!("Pulling {}", crate::progress::bar(done, total)),
+            );
+        };
+        let r = berth_engine::image::Reference::parse(image).map_err(err)?;
+        berth_engine::image::registry::pull(&self.images, &r, &step)
             .map(|_| ())
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| format!("pulling {r}: {e}"))
     }
 
     fn create_network(&self, key: &str, desired: &DesiredState) -> Result<(), String> {
@@ -655,6 +678,17 @@ fn throttles(b: Option<&berth_spec::model::BlkioConfig>) -> Vec<Throttle> {
     .collect()
 }
 
+/// What a node is doing, while it does it.
+fn working(n: &PlanNode) -> &'static str {
+    match n.op {
+        Op::PullImage => "Pulling",
+        Op::CreateNetwork | Op::CreateVolume | Op::CreateContainer => "Creating",
+        Op::StartContainer => "Starting",
+        Op::StopContainer => "Stopping",
+        Op::RemoveNetwork | Op::RemoveVolume | Op::RemoveContainer => "Removing",
+    }
+}
+
 fn verb(n: &PlanNode) -> &'static str {
     match n.op {
         Op::PullImage => "Pulled",
@@ -744,19 +778,33 @@ fn execute(
             .intersection(&names_of(Op::CreateContainer))
             .cloned()
             .collect(),
+        board: None,
+    };
+    let board = (crate::progress::live(global) && !plan.nodes.is_empty())
+        .then(|| crate::progress::Board::new("Running"));
+    let rt = HostRuntime {
+        board: board.as_ref(),
+        ..rt
     };
     // Not locked across the run: workers print too (pull progress).
     let err = std::io::stderr();
     let mut warnings = Vec::new();
-    berth_reconciler::apply(
-        plan,
-        desired,
-        &rt,
-        std::env::var("COMPOSE_PARALLEL_LIMIT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(PARALLELISM),
-        &mut |n| match global.progress.as_str() {
+    let parallelism = std::env::var("COMPOSE_PARALLEL_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PARALLELISM);
+    let mut report = |e: berth_reconciler::Event<'_>| {
+        use berth_reconciler::Event;
+        if let Some(b) = &board {
+            match e {
+                Event::Started(n) => b.working(&n.resource.to_string(), working(n)),
+                Event::Done(n) => b.done(&n.resource.to_string(), verb(n)),
+                Event::Failed(n, _) => b.failed(&n.resource.to_string(), "Error"),
+            }
+            return;
+        }
+        let Event::Done(n) = e else { return };
+        match global.progress.as_str() {
             "quiet" => {}
             "json" => {
                 let line = serde_json::json!({
@@ -769,9 +817,15 @@ fn execute(
             _ => {
                 let _ = writeln!(err.lock(), " ✔ {} {}", n.resource, verb(n));
             }
-        },
-        &mut |w| warnings.push(w.to_string()),
-    )?;
+        }
+    };
+    let mut warn = |w: &str| warnings.push(w.to_string());
+    let mut run =
+        || berth_reconciler::apply(plan, desired, &rt, parallelism, &mut report, &mut warn);
+    match &board {
+        Some(b) => b.show(run)?,
+        None => run()?,
+    }
     for w in warnings {
         eprintln!("warning: {w}");
     }
@@ -1320,7 +1374,7 @@ pub fn pull(global: &Global, a: &crate::cli::ComposePullArgs) -> anyhow::Result<
         }
     }
     for image in images {
-        match crate::image_cmd::pull(&store, &image, a.quiet) {
+        match crate::image_cmd::pull(global, &store, &image, a.quiet) {
             Ok(_) => {}
             Err(e) if a.ignore_pull_failures => eprintln!("warning: {e:#}"),
             Err(e) => return Err(e),
@@ -1716,6 +1770,7 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
         networks: Networks::open(&global.root)?,
         anonymous: Anonymous::Keep,
         recreating: BTreeSet::new(),
+        board: None,
     };
     let mut req = rt
         .request(&name, &with_oneoff)

@@ -749,7 +749,7 @@ fn launch_with_pull(
     let images = ImageStore::open(&global.root)?;
     let missing = images.resolve(&req.image).is_err();
     if a.pull == "always" || (a.pull == "missing" && missing) {
-        crate::image_cmd::pull(&images, &req.image, false)?;
+        crate::image_cmd::pull(global, &images, &req.image, false)?;
     }
     launch(global, req, how)
 }

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use berth_engine::image::registry::Step;
 use berth_engine::image::{ImageStore, Reference, archive};
 
 use crate::cli::{Global, ImageCommand, ListFormat};
@@ -27,20 +28,58 @@ pub(crate) fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Pulls `reference`, printing progress on stderr unless `quiet`.
-pub fn pull(store: &ImageStore, reference: &str, quiet: bool) -> anyhow::Result<Reference> {
+/// Pulls `reference`, showing progress on stderr unless `quiet`: a bar
+/// per layer on a terminal, Docker's plain lines elsewhere.
+pub fn pull(
+    global: &Global,
+    store: &ImageStore,
+    reference: &str,
+    quiet: bool,
+) -> anyhow::Result<Reference> {
     let r = Reference::parse(reference)?;
-    let progress = |line: &str| {
-        if !quiet {
-            eprintln!("{line}");
-        }
+    let rec = if quiet {
+        pull_with(store, &r, &|_| {})?
+    } else if crate::progress::live(global) {
+        let board = crate::progress::Board::new(&format!("Pulling {r}"));
+        board.show(|| pull_with(store, &r, &|step| show_step(&board, step)))?
+    } else {
+        pull_with(store, &r, &plain_step)?
     };
-    let rec = berth_engine::image::registry::pull(store, &r, &progress)
-        .with_context(|| format!("pulling {r}"))?;
     if !quiet {
         eprintln!("{r}: pulled, image {}", rec.id);
     }
     Ok(r)
+}
+
+fn pull_with(
+    store: &ImageStore,
+    r: &Reference,
+    progress: &(dyn Fn(&Step<'_>) + Sync),
+) -> anyhow::Result<berth_engine::image::store::ImageRecord> {
+    berth_engine::image::registry::pull(store, r, progress).with_context(|| format!("pulling {r}"))
+}
+
+/// A step as a plain line; transfers in between are not worth one.
+pub fn plain_step(step: &Step<'_>) {
+    if step.bytes.is_none() {
+        eprintln!("{step}");
+    }
+}
+
+/// A layer's step on its line of the board.
+pub fn show_step(board: &crate::progress::Board, step: &Step<'_>) {
+    let id = step.id;
+    match (step.bytes, step.status) {
+        (Some((done, total)), _) => board.working(id, &crate::progress::bar(done, total)),
+        (None, "already exists" | "layer already exists") => board.done(id, "Already exists"),
+        (None, "pull complete") => board.done(id, "Pull complete"),
+        (None, "pushed") => board.done(id, "Pushed"),
+        (None, "download complete") => board.working(id, "Extracting"),
+        (None, s) if s.starts_with("pulling fs layer") => board.working(id, "Waiting"),
+        (None, s) if s.starts_with("pushing") => board.working(id, "Pushing"),
+        // The manifest: the heading names the image already.
+        _ => {}
+    }
 }
 
 /// `berth login`.
@@ -145,19 +184,23 @@ pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
             Ok(berth_engine::image::save::save(&store, &args.images, w)?)
         })?,
         ImageCommand::Pull(args) => {
-            let r = pull(&store, &args.reference, args.quiet)?;
+            let r = pull(global, &store, &args.reference, args.quiet)?;
             writeln!(out, "{r}")?;
         }
         ImageCommand::Push(args) => {
             let target = Reference::parse(args.target.as_deref().unwrap_or(&args.name))?;
-            let quiet = args.quiet;
-            let progress = |line: &str| {
-                if !quiet {
-                    eprintln!("{line}");
-                }
+            let push = |progress: &(dyn Fn(&Step<'_>) + Sync)| {
+                berth_engine::image::registry::push(&store, &args.name, &target, progress)
+                    .with_context(|| format!("pushing {target}"))
             };
-            let url = berth_engine::image::registry::push(&store, &args.name, &target, &progress)
-                .with_context(|| format!("pushing {target}"))?;
+            let url = if args.quiet {
+                push(&|_| {})?
+            } else if crate::progress::live(global) {
+                let board = crate::progress::Board::new(&format!("Pushing {target}"));
+                board.show(|| push(&|step| show_step(&board, step)))?
+            } else {
+                push(&plain_step)?
+            };
             writeln!(out, "{url}")?;
         }
         ImageCommand::Load(args) => {

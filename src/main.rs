@@ -10,6 +10,7 @@ mod config_cmd;
 mod container_cmd;
 mod image_cmd;
 mod network_cmd;
+mod progress;
 mod project_lock;
 mod volume_cmd;
 

@@ -308,13 +308,18 @@ pub fn serve(root: &Path) -> crate::Result<()> {
                 // Leave only under the lock `berth` takes to decide whether a
                 // server runs: one that found this process alive must not
                 // see it go away afterwards.
-                let _lock = lock(root)?;
+                let held = lock(root)?;
                 if nets.list()?.is_empty() {
                     if live_server(root) == Some(me) {
                         let _ = std::fs::remove_file(dir.join("dns.pid"));
                     }
+                    // Held until this process is gone (the kernel closes
+                    // the file at exit): a `down` that waits for the lock
+                    // finds no server left, not even one still exiting.
+                    std::mem::forget(held);
                     return Ok(());
                 }
+                drop(held);
                 reload = true;
                 continue;
             }

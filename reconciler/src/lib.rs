@@ -117,8 +117,20 @@ fn run_node(
     (result, warnings)
 }
 
+/// What [`apply`] reports as it goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A node's work began.
+    Started(&'a PlanNode),
+    /// A node's work is done.
+    Done(&'a PlanNode),
+    /// A node's work failed with this message (the plan stops).
+    Failed(&'a PlanNode, &'a str),
+}
+
 /// Executes `plan` with at most `parallelism` nodes at once (1 runs the
-/// nodes in plan order); `progress` hears about every node once it is done,
+/// nodes in plan order); `progress` hears of every node as it starts and
+/// as it ends,
 /// `warn` about what failed without failing the run. Both are called on the
 /// calling thread.
 pub fn apply(
@@ -126,7 +138,7 @@ pub fn apply(
     desired: &DesiredState,
     rt: &dyn Runtime,
     parallelism: usize,
-    progress: &mut dyn FnMut(&PlanNode),
+    progress: &mut dyn FnMut(Event<'_>),
     warn: &mut dyn FnMut(&str),
 ) -> Result<(), ReconcileError> {
     #[derive(Clone, Copy, PartialEq)]
@@ -154,6 +166,7 @@ pub fn apply(
                     }
                     state[node.id] = State::Running;
                     running += 1;
+                    progress(Event::Started(node));
                     let tx = tx.clone();
                     scope.spawn(move || {
                         let (result, warnings) =
@@ -180,9 +193,10 @@ pub fn apply(
             match result {
                 Ok(()) => {
                     state[id] = State::Done;
-                    progress(node);
+                    progress(Event::Done(node));
                 }
                 Err(message) => {
+                    progress(Event::Failed(node, &message));
                     first_error.get_or_insert(ReconcileError {
                         node: Box::new(node.clone()),
                         message,
@@ -286,7 +300,11 @@ mod tests {
             &DesiredState::default(),
             &rt,
             1,
-            &mut |n| done.push(n.id),
+            &mut |e| {
+                if let Event::Done(n) = e {
+                    done.push(n.id)
+                }
+            },
             &mut |_| {},
         )
         .unwrap();
@@ -432,7 +450,11 @@ mod tests {
             &DesiredState::default(),
             &rt,
             4,
-            &mut |n| done.push(n.id),
+            &mut |e| {
+                if let Event::Done(n) = e {
+                    done.push(n.id)
+                }
+            },
             &mut |_| {},
         )
         .unwrap();

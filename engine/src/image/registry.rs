@@ -246,11 +246,39 @@ pub fn pin(reference: &Reference) -> Result<Reference> {
     })
 }
 
-/// Pulls `reference` into `store`; `progress` hears one line per step.
+/// One step of a pull or a push, for whoever shows progress.
+#[derive(Clone, Copy, Debug)]
+pub struct Step<'a> {
+    /// What it is about: a layer's short digest, or the image reference.
+    pub id: &'a str,
+    /// Docker's words for the step (`pulling fs layer`, `pull complete` …).
+    pub status: &'a str,
+    /// How far a transfer is, in bytes (done, total); `None` for a step
+    /// worth a line of its own.
+    pub bytes: Option<(u64, u64)>,
+}
+
+impl Step<'_> {
+    fn milestone<'a>(id: &'a str, status: &'a str) -> Step<'a> {
+        Step {
+            id,
+            status,
+            bytes: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Step<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.id, self.status)
+    }
+}
+
+/// Pulls `reference` into `store`; `progress` hears of every step.
 pub fn pull(
     store: &ImageStore,
     reference: &Reference,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(&Step<'_>) + Sync),
 ) -> Result<ImageRecord> {
     let domain = reference.domain.clone();
     let err = registry_error(&domain);
@@ -262,7 +290,8 @@ pub fn pull(
             .pull_image_manifest(&image, &auth)
             .await
             .map_err(&err)?;
-        progress(&format!("{reference}: manifest {digest}"));
+        let what = reference.to_string();
+        progress(&Step::milestone(&what, &format!("manifest {digest}")));
         let mut config = Vec::new();
         client
             .pull_blob(&image, &manifest.config, &mut config)
@@ -288,33 +317,60 @@ async fn fetch_layer(
     client: &Client,
     image: &oci_client::Reference,
     layer: &OciDescriptor,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(&Step<'_>) + Sync),
 ) -> Result<()> {
     let digest = Digest::parse(&layer.digest)?;
     let id = short(&layer.digest);
     if store.blob_path(&digest).is_file() {
-        progress(&format!("{id}: already exists"));
+        progress(&Step::milestone(id, "already exists"));
         return Ok(());
     }
-    progress(&format!("{id}: pulling fs layer ({} bytes)", layer.size));
+    let total = u64::try_from(layer.size).unwrap_or(0);
+    progress(&Step::milestone(
+        id,
+        &format!("pulling fs layer ({total} bytes)"),
+    ));
     let tmp = store.temp_path("download");
-    let file = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|e| Error::io(&tmp, e))?;
-    let mut out = tokio::io::BufWriter::new(file);
-    let fetched = client.pull_blob(image, layer, &mut out).await;
+    let fetched = async {
+        use tokio::io::AsyncWriteExt as _;
+        let failed = |msg: String| Error::Registry {
+            registry: image.resolve_registry().to_string(),
+            msg: format!("layer {digest}: {msg}"),
+        };
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Error::io(&tmp, e))?;
+        let mut out = tokio::io::BufWriter::new(file);
+        let mut blob = client
+            .pull_blob_stream(image, layer)
+            .await
+            .map_err(|e| failed(chain(&e)))?;
+        let mut done = 0u64;
+        let mut told = std::time::Instant::now();
+        while let Some(chunk) = blob.stream.next().await {
+            let chunk = chunk.map_err(|e| failed(e.to_string()))?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(&tmp, e))?;
+            done += chunk.len() as u64;
+            if told.elapsed() > std::time::Duration::from_millis(100) {
+                told = std::time::Instant::now();
+                progress(&Step {
+                    id,
+                    status: "downloading",
+                    bytes: Some((done, total)),
+                });
+            }
+        }
+        out.flush().await.map_err(|e| Error::io(&tmp, e))
+    }
+    .await;
     if let Err(e) = fetched {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Registry {
-            registry: image.resolve_registry().to_string(),
-            msg: format!("layer {digest}: {}", chain(&e)),
-        });
+        return Err(e);
     }
-    use tokio::io::AsyncWriteExt as _;
-    out.flush().await.map_err(|e| Error::io(&tmp, e))?;
-    drop(out);
     store.adopt_blob(&tmp, &digest, &format!("layer {digest}"))?;
-    progress(&format!("{id}: download complete"));
+    progress(&Step::milestone(id, "download complete"));
     Ok(())
 }
 
@@ -324,7 +380,7 @@ fn finish(
     reference: &Reference,
     manifest: &OciImageManifest,
     config: &[u8],
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(&Step<'_>) + Sync),
 ) -> Result<ImageRecord> {
     let cfg = super::config::ImageConfig::parse(config, "image configuration")?;
     let diff_ids = cfg.diff_ids()?;
@@ -341,7 +397,7 @@ fn finish(
         let path = store.blob_path(&digest);
         let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
         store.put_layer(f, Some(diff_id), &format!("layer {digest}"))?;
-        progress(&format!("{}: pull complete", short(&layer.digest)));
+        progress(&Step::milestone(short(&layer.digest), "pull complete"));
         layers.push(Descriptor {
             media_type: layer.media_type.clone(),
             digest: digest.to_string(),
@@ -359,7 +415,7 @@ pub fn push(
     store: &ImageStore,
     name: &str,
     target: &Reference,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(&Step<'_>) + Sync),
 ) -> Result<String> {
     let rec = store.resolve(name)?;
     let manifest = store.manifest(&rec)?;
@@ -384,17 +440,20 @@ pub fn push(
                 .await
                 .map_err(&err)?
             {
-                progress(&format!("{id}: layer already exists"));
+                progress(&Step::milestone(id, "layer already exists"));
                 continue;
             }
             let path = store.blob_path(&Digest::parse(&blob.digest)?);
-            progress(&format!("{id}: pushing ({} bytes)", blob.size));
+            progress(&Step::milestone(
+                id,
+                &format!("pushing ({} bytes)", blob.size),
+            ));
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
             client
                 .push_blob_stream(&image, file_chunks(file), &blob.digest, Some(blob.size))
                 .await
                 .map_err(&err)?;
-            progress(&format!("{id}: pushed"));
+            progress(&Step::milestone(id, "pushed"));
         }
         let descriptor = |d: &Descriptor| OciDescriptor {
             media_type: d.media_type.clone(),
