@@ -172,6 +172,9 @@ pub struct NetworkConnectArgs {
     /// Its address on the network
     #[arg(long = "ip", value_name = "IPv4")]
     pub ip: Option<std::net::Ipv4Addr>,
+    /// Its IPv6 address on the network
+    #[arg(long = "ip6", value_name = "IPv6")]
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// A name it answers to on this network (repeatable)
     #[arg(long = "alias", value_name = "NAME")]
     pub aliases: Vec<String>,
@@ -198,12 +201,16 @@ pub struct NetworkCreateArgs {
     /// Driver (only `bridge`)
     #[arg(short, long, default_value = "bridge")]
     pub driver: String,
-    /// Subnet in CIDR form (default: allocated)
+    /// Subnet in CIDR form, one per family (default: allocated; IPv6: a
+    /// random unique local /64)
     #[arg(long)]
-    pub subnet: Option<String>,
-    /// Gateway address (default: the subnet's first host)
+    pub subnet: Vec<String>,
+    /// Gateway address, one per family (default: the subnet's first host)
     #[arg(long)]
-    pub gateway: Option<String>,
+    pub gateway: Vec<String>,
+    /// IPv6 too
+    #[arg(long)]
+    pub ipv6: bool,
     /// No access to or from outside the network
     #[arg(long)]
     pub internal: bool,
@@ -549,6 +556,9 @@ pub struct ContainerRunArgs {
     /// The container's address on its (first) network
     #[arg(long = "ip", value_name = "IPv4")]
     pub ip: Option<std::net::Ipv4Addr>,
+    /// The container's IPv6 address on its (first) network
+    #[arg(long = "ip6", value_name = "IPv6")]
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// The MAC address of its interface on its (first) network
     #[arg(long = "mac-address", value_name = "MAC", value_parser = mac_address)]
     pub mac_address: Option<String>,

@@ -384,8 +384,15 @@ impl HostRuntime<'_> {
                         "" => None,
                         m => Some(self.mac(&d.service, &format!("networks.{key}.mac_address"), m)?),
                     };
+                    let ipv6_address = match n.ipv6_address.as_str() {
+                        "" => None,
+                        a => Some(a.parse().map_err(|_| {
+                            format!("service {}: networks.{key}.ipv6_address: {a:?} is not an IPv6 address", d.service)
+                        })?),
+                    };
                     let opts = berth_engine::runtime::run::NetworkOpts {
                         ipv4_address,
+                        ipv6_address,
                         aliases: n.aliases.clone(),
                         mac_address,
                     };
@@ -527,13 +534,18 @@ impl Runtime for HostRuntime<'_> {
         l.insert(labels::PROJECT.into(), self.project.name.clone());
         l.insert(labels::NETWORK.into(), key.to_string());
         l.insert(labels::CONFIG_HASH.into(), d.hash.clone());
-        let pool = net.ipam.config.first();
+        // One pool per family: an IPv6 subnet is the one with colons.
+        let pool = net.ipam.config.iter().find(|p| !p.subnet.contains(':'));
+        let pool6 = net.ipam.config.iter().find(|p| p.subnet.contains(':'));
         let rec = self
             .networks
             .ensure(&NetworkRequest {
                 name: d.name.clone(),
                 subnet: pool.map(|p| p.subnet.clone()).filter(|s| !s.is_empty()),
                 gateway: pool.map(|p| p.gateway.clone()).filter(|g| !g.is_empty()),
+                ipv6: net.enable_ipv6.unwrap_or(false),
+                subnet6: pool6.map(|p| p.subnet.clone()),
+                gateway6: pool6.map(|p| p.gateway.clone()).filter(|g| !g.is_empty()),
                 internal: net.internal,
                 labels: l,
                 bridge: net

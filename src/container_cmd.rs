@@ -181,6 +181,7 @@ impl Network for NetplaneHook {
                         default_route: i == 0,
                         names: &names,
                         ip: opts.ipv4_address,
+                        ip6: opts.ipv6_address,
                         mac: opts
                             .mac_address
                             .as_deref()
@@ -522,6 +523,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             .map(|n| {
                 let opts = berth_engine::runtime::run::NetworkOpts {
                     ipv4_address: a.ip,
+                    ipv6_address: a.ip6,
                     aliases: a.aliases.clone(),
                     mac_address: a.mac_address.clone(),
                 };

@@ -31,10 +31,20 @@ pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("invalid MTU {m:?}"))
                 })
                 .transpose()?;
+            // As `docker network create`: a --subnet and --gateway per
+            // family, IPv6 ones with --ipv6.
+            let family =
+                |v: &[String], six: bool| v.iter().find(|s| s.contains(':') == six).cloned();
+            if !a.ipv6 && family(&a.subnet, true).is_some() {
+                bail!("an IPv6 --subnet needs --ipv6");
+            }
             let rec = nets.create(&NetworkRequest {
                 name: a.name.clone(),
-                subnet: a.subnet.clone(),
-                gateway: a.gateway.clone(),
+                subnet: family(&a.subnet, false),
+                gateway: family(&a.gateway, false),
+                ipv6: a.ipv6,
+                subnet6: family(&a.subnet, true),
+                gateway6: family(&a.gateway, true),
                 internal: a.internal,
                 labels: crate::args::key_values(&a.labels, "label")?,
                 bridge: opts.get("com.docker.network.bridge.name").cloned(),
@@ -135,6 +145,7 @@ fn connect(global: &Global, nets: &Networks, a: &NetworkConnectArgs) -> anyhow::
     }
     let opts = run::NetworkOpts {
         ipv4_address: a.ip,
+        ipv6_address: a.ip6,
         aliases: a.aliases.clone(),
         mac_address: None,
     };
@@ -152,6 +163,7 @@ fn connect(global: &Global, nets: &Networks, a: &NetworkConnectArgs) -> anyhow::
                 default_route: rec.networks.is_empty(),
                 names: &names,
                 ip: opts.ipv4_address,
+                ip6: opts.ipv6_address,
                 mac: None,
             },
         )?;

@@ -28,6 +28,7 @@ fn main() {
             bridge: format!("br-bench{i}"),
             subnet: format!("10.200.{i}.0/24"),
             internal: i == 9,
+            subnet6: None,
         })
         .collect();
     let ports: Vec<PublishedPort> = (0..30u16)

@@ -2,7 +2,7 @@
 //! subnet (a lease kept in the network's record), a veth pair with one end
 //! on the bridge and the other in the container's namespace as `ethN`.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,8 @@ pub struct Attachment {
     pub ifname: String,
     /// The container's address.
     pub ip: Ipv4Addr,
+    /// Its IPv6 address, on a network with IPv6.
+    pub ip6: Option<Ipv6Addr>,
     /// The subnet's prefix length.
     pub prefix: u8,
     /// The gateway.
@@ -41,6 +43,8 @@ pub struct Join<'a> {
     pub ip: Option<Ipv4Addr>,
     /// A fixed MAC address (see [`parse_mac`]), else the kernel's random one.
     pub mac: Option<[u8; 6]>,
+    /// A fixed IPv6 address, on a network with IPv6, else the next free one.
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// A MAC address as `02:42:ac:11:00:02` (or with `-`); a multicast
@@ -111,6 +115,52 @@ impl Networks {
         Ok(ip)
     }
 
+    /// Leases an IPv6 address for `container` on `network` (`ip` if given
+    /// and free), on a network with IPv6; `None` on one without.
+    pub fn lease6(
+        &self,
+        network: &str,
+        container: &str,
+        ip: Option<Ipv6Addr>,
+    ) -> Result<Option<Ipv6Addr>> {
+        let _lock = self.lock()?;
+        let mut rec = self.inspect(network)?;
+        let Some((subnet, gateway)) = rec.ipv6() else {
+            return match ip {
+                Some(ip) => Err(Error::Invalid(format!(
+                    "address {ip}: network {network} has no IPv6 (enable_ipv6)"
+                ))),
+                None => Ok(None),
+            };
+        };
+        if let Some(existing) = rec.leases6.get(container).copied() {
+            return Ok(Some(existing));
+        }
+        let mut taken: Vec<Ipv6Addr> = rec.leases6.values().copied().collect();
+        taken.push(gateway);
+        let ip = match ip {
+            Some(ip) => {
+                if !subnet.contains(ip) || ip == subnet.addr {
+                    return Err(Error::Invalid(format!(
+                        "address {ip} is not a host address of {subnet}"
+                    )));
+                }
+                if taken.contains(&ip) {
+                    return Err(Error::Invalid(format!(
+                        "address {ip} is already in use on network {network}"
+                    )));
+                }
+                ip
+            }
+            None => ipam::allocate_ip6(&subnet, &taken).ok_or_else(|| {
+                Error::Invalid(format!("no free IPv6 address left on network {network}"))
+            })?,
+        };
+        rec.leases6.insert(container.to_string(), ip);
+        self.save(&rec)?;
+        Ok(Some(ip))
+    }
+
     /// Gives a container's address back and removes the host end of its
     /// veth (gone already when its namespace died).
     pub fn disconnect(&self, network: &str, container: &str, ifname: &str) -> Result<()> {
@@ -147,7 +197,8 @@ impl Networks {
         let Ok(mut rec) = self.inspect(network) else {
             return Ok(());
         };
-        let had_lease = rec.leases.remove(container).is_some();
+        let had_lease =
+            rec.leases.remove(container).is_some() | rec.leases6.remove(container).is_some();
         let had_names = rec.names.remove(container).is_some();
         if had_lease || had_names {
             self.save(&rec)?;
@@ -167,6 +218,8 @@ impl Networks {
         let (ifname, default_route) = (join.ifname, join.default_route);
         let rec = self.inspect(network)?;
         let ip = self.lease(network, container, join.ip, join.names)?;
+        let ip6 = self.lease6(network, container, join.ip6)?;
+        let v6 = rec.ipv6();
         let subnet: Subnet = rec.subnet.parse().map_err(Error::Invalid)?;
         let gateway: Ipv4Addr = rec
             .gateway
@@ -193,6 +246,11 @@ impl Networks {
         let (peer2, ifname2) = (peer.clone(), ifname.to_string());
         let gw = default_route.then_some(gateway);
         let mac = join.mac;
+        let inside6 = ip6.zip(v6).map(|(ip, (subnet6, gateway6))| link::Inside6 {
+            ip,
+            prefix: subnet6.prefix,
+            gateway: default_route.then_some(gateway6),
+        });
         let inside = std::thread::spawn(move || -> Result<()> {
             rustix::thread::move_into_link_name_space(
                 ns.as_fd_ref(),
@@ -201,13 +259,26 @@ impl Networks {
             .map_err(|e| {
                 Error::Netlink(format!("entering the container's network namespace: {e}"))
             })?;
-            link::with_netlink(async |h| {
-                link::configure_inside(&h, &peer2, &ifname2, ip, subnet.prefix, gw, mac).await
-            })?;
             // IPv4-only networks: no link-local or autoconfigured IPv6 that
-            // would reach around the IPv4 rules (CVE-2024-32473). /proc/sys/net
+            // would reach around the IPv4 rules (CVE-2024-32473); on an IPv6
+            // network, IPv6 without router advertisements. Set on the peer's
+            // name before it becomes `ifname`; never through `all`, which
+            // would reach the container's other interfaces. /proc/sys/net
             // is this thread's namespace's.
-            disable_ipv6(&["all", "default", &ifname2]);
+            let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/accept_ra", "0");
+            match inside6 {
+                Some(_) => enable_ipv6(&[&peer2, "lo"]),
+                None => {
+                    disable_ipv6(&["default", &peer2]);
+                    if !any_ipv6_interface() {
+                        disable_ipv6(&["lo"]);
+                    }
+                }
+            }
+            link::with_netlink(async |h| {
+                link::configure_inside(&h, &peer2, &ifname2, ip, subnet.prefix, gw, mac, inside6)
+                    .await
+            })?;
             Ok(())
         })
         .join()
@@ -220,10 +291,33 @@ impl Networks {
             network: network.to_string(),
             ifname: ifname.to_string(),
             ip,
+            ip6,
             prefix: subnet.prefix,
             gateway,
             host_veth,
         })
+    }
+}
+
+/// Whether an interface of the current thread's network namespace other
+/// than `lo` has IPv6 on (a container on an IPv6 network too).
+fn any_ipv6_interface() -> bool {
+    std::fs::read_dir("/proc/sys/net/ipv6/conf")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !matches!(e.file_name().to_str(), Some("all" | "default" | "lo")))
+        .any(|e| {
+            std::fs::read_to_string(e.path().join("disable_ipv6")).is_ok_and(|v| v.trim() == "0")
+        })
+}
+
+/// Turns IPv6 on, router advertisements still off, on these interfaces of
+/// the current thread's network namespace (networks with `enable_ipv6`).
+pub(crate) fn enable_ipv6(interfaces: &[&str]) {
+    for i in interfaces {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{i}/accept_ra"), "0");
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{i}/disable_ipv6"), "0");
     }
 }
 

@@ -14,24 +14,30 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 use rustix::event::{PollFd, PollFlags, poll};
 
 use crate::ipam::Subnet;
 use crate::store::{NetworkRecord, Networks};
 
-/// The names of one network: lower-case name → addresses.
-pub type Zone = BTreeMap<String, Vec<Ipv4Addr>>;
+/// The names of one network: lower-case name → addresses (IPv4 and, on
+/// a network with IPv6, IPv6).
+pub type Zone = BTreeMap<String, Vec<IpAddr>>;
 
 /// The zone of a network, from its leases and their names.
 pub fn zone(net: &NetworkRecord) -> Zone {
     let mut z: Zone = BTreeMap::new();
-    for (container, ip) in &net.leases {
+    let leases = net
+        .leases
+        .iter()
+        .map(|(c, ip)| (c, IpAddr::V4(*ip)))
+        .chain(net.leases6.iter().map(|(c, ip)| (c, IpAddr::V6(*ip))));
+    for (container, ip) in leases {
         for name in net.names.get(container).into_iter().flatten() {
             let e = z.entry(name.to_ascii_lowercase()).or_default();
-            if !e.contains(ip) {
-                e.push(*ip);
+            if !e.contains(&ip) {
+                e.push(ip);
             }
         }
     }
@@ -56,12 +62,18 @@ pub fn answer(query: &Message, zone: &Zone) -> Option<Message> {
     resp.metadata.recursion_available = true;
     resp.metadata.authoritative = true;
     resp.add_query(q.clone());
-    if q.query_type() == RecordType::A || q.query_type() == RecordType::ANY {
-        for ip in ips {
-            resp.add_answer(Record::from_rdata(q.name().clone(), 0, RData::A(A(*ip))));
-        }
+    let t = q.query_type();
+    for ip in ips {
+        let rdata = match ip {
+            IpAddr::V4(v4) if matches!(t, RecordType::A | RecordType::ANY) => RData::A(A(*v4)),
+            IpAddr::V6(v6) if matches!(t, RecordType::AAAA | RecordType::ANY) => {
+                RData::AAAA(AAAA(*v6))
+            }
+            _ => continue,
+        };
+        resp.add_answer(Record::from_rdata(q.name().clone(), 0, rdata));
     }
-    // AAAA and other types of our names: no data, but the name exists.
+    // Other types of our names: no data, but the name exists.
     Some(resp)
 }
 
@@ -111,8 +123,11 @@ fn forward(query: &[u8], id: u16, upstreams: &[SocketAddr]) -> Vec<u8> {
 /// One listening socket and the network it serves.
 struct Listener {
     sock: UdpSocket,
+    /// Who may ask: the network's containers, on this family's subnet.
     subnet: Subnet,
-    gateway: Ipv4Addr,
+    subnet6: Option<crate::ipam::Subnet6>,
+    /// The address it listens on (never an asker: that is the host).
+    gateway: IpAddr,
     network: String,
     /// The network's id: a network removed and made again under the same
     /// name (`down`, then `up`) may have another gateway.
@@ -326,24 +341,33 @@ pub fn serve(root: &Path) -> crate::Result<()> {
             zones = records.iter().map(|r| (r.name.clone(), zone(r))).collect();
             listeners.retain(|l| records.iter().any(|r| r.id == l.network_id));
             for r in &records {
-                if listeners.iter().any(|l| l.network_id == r.id) {
-                    continue;
-                }
-                let (Ok(gw), Ok(subnet)) =
+                let (Ok(gw4), Ok(subnet)) =
                     (r.gateway.parse::<Ipv4Addr>(), r.subnet.parse::<Subnet>())
                 else {
                     continue;
                 };
-                match UdpSocket::bind(SocketAddr::new(IpAddr::V4(gw), 53)) {
-                    Ok(sock) => listeners.push(Listener {
-                        sock,
-                        subnet,
-                        gateway: gw,
-                        network: r.name.clone(),
-                        network_id: r.id.clone(),
-                        internal: r.internal,
-                    }),
-                    Err(_) => unbound = true,
+                let v6 = r.ipv6();
+                let gateways =
+                    std::iter::once(IpAddr::V4(gw4)).chain(v6.map(|(_, g)| IpAddr::V6(g)));
+                for gw in gateways {
+                    if listeners
+                        .iter()
+                        .any(|l| l.network_id == r.id && l.gateway == gw)
+                    {
+                        continue;
+                    }
+                    match UdpSocket::bind(SocketAddr::new(gw, 53)) {
+                        Ok(sock) => listeners.push(Listener {
+                            sock,
+                            subnet,
+                            subnet6: v6.map(|(s, _)| s),
+                            gateway: gw,
+                            network: r.name.clone(),
+                            network_id: r.id.clone(),
+                            internal: r.internal,
+                        }),
+                        Err(_) => unbound = true,
+                    }
                 }
             }
         }
@@ -380,8 +404,12 @@ pub fn serve(root: &Path) -> crate::Result<()> {
             };
             // Only containers of this network get answers: not the host
             // (whose address there is the gateway), not other networks.
-            let IpAddr::V4(src) = from.ip() else { continue };
-            if !l.subnet.contains(src) || src == l.gateway {
+            let src = from.ip();
+            let ours = match src {
+                IpAddr::V4(v4) => l.subnet.contains(v4),
+                IpAddr::V6(v6) => l.subnet6.is_some_and(|s| s.contains(v6)),
+            };
+            if !ours || src == l.gateway {
                 continue;
             }
             let Ok(query) = Message::from_vec(&buf[..n]) else {
@@ -431,13 +459,26 @@ mod tests {
         let mut z = Zone::new();
         z.insert(
             "api".into(),
-            vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)],
+            vec![
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)),
+            ],
+        );
+        z.insert(
+            "db".into(),
+            vec![
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 4)),
+                IpAddr::V6("fd00::4".parse().unwrap()),
+            ],
         );
         let r = answer(&query("API.", RecordType::A), &z).unwrap();
         assert_eq!(r.metadata.id, 7);
         assert_eq!(r.answers.len(), 2, "every replica");
         let r = answer(&query("api.", RecordType::AAAA), &z).unwrap();
-        assert!(r.answers.is_empty());
+        assert!(r.answers.is_empty(), "an IPv4-only name: no data");
+        let r = answer(&query("db.", RecordType::AAAA), &z).unwrap();
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(r.answers[0].record_type(), RecordType::AAAA);
         assert!(answer(&query("example.com.", RecordType::A), &z).is_none());
         assert_eq!(
             upstreams("nameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch x\n"),

@@ -17,6 +17,8 @@ pub struct NetRules {
     pub subnet: String,
     /// `internal: true`: no traffic to or from outside the network.
     pub internal: bool,
+    /// Its IPv6 subnet, on a network with IPv6.
+    pub subnet6: Option<String>,
 }
 
 /// The whole `ip berth` table for these networks, as an `nft` script that
@@ -25,14 +27,54 @@ pub fn ruleset(nets: &[NetRules]) -> String {
     ruleset_with_ports(nets, &[])
 }
 
-/// [`ruleset`] plus DNAT for published ports.
+/// [`ruleset`] plus DNAT for published ports, and the `ip6 berth` table
+/// of the networks with IPv6.
 pub fn ruleset_with_ports(nets: &[NetRules], ports: &[crate::ports::PublishedPort]) -> String {
-    let mut s = String::from("add table ip berth\ndelete table ip berth\n");
-    if nets.is_empty() {
+    let mut s = ruleset4(nets, ports);
+    s.push_str(&ruleset6(nets));
+    s
+}
+
+/// The `ip6 berth` table: the same isolation, guard and egress NAT for the
+/// networks' IPv6 subnets (published ports are IPv4's).
+fn ruleset6(nets: &[NetRules]) -> String {
+    let mut s = String::from("add table ip6 berth\ndelete table ip6 berth\n");
+    if !nets.iter().any(|n| n.subnet6.is_some()) {
         return s;
     }
-    s.push_str("table ip berth {\n");
-    s.push_str("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n");
+    s.push_str("table ip6 berth {\n");
+    s.push_str(&forward_chain(nets));
+    s.push_str("\tchain guard {\n\t\ttype filter hook prerouting priority raw; policy accept;\n");
+    for n in nets {
+        if let Some(sn) = &n.subnet6 {
+            s.push_str(&format!(
+                "\t\tip6 daddr {sn} iifname != \"{b}\" iifname != \"lo\" iifname != \"vb*\" drop comment \"no direct routing\"\n",
+                b = n.bridge
+            ));
+        }
+    }
+    s.push_str("\t}\n");
+    s.push_str(
+        "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
+    );
+    for n in nets.iter().filter(|n| !n.internal) {
+        if let Some(sn) = &n.subnet6 {
+            s.push_str(&format!(
+                "\t\tip6 saddr {sn} oifname != \"{}\" masquerade comment \"egress NAT\"\n",
+                n.bridge
+            ));
+        }
+    }
+    s.push_str("\t}\n}\n");
+    s
+}
+
+/// The forward chain: no traffic between two networks, none in or out of
+/// an internal one. By interface, so the same for both families.
+fn forward_chain(nets: &[NetRules]) -> String {
+    let mut s = String::from(
+        "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n",
+    );
     for a in nets {
         for b in nets {
             if a.bridge != b.bridge {
@@ -50,6 +92,17 @@ pub fn ruleset_with_ports(nets: &[NetRules], ports: &[crate::ports::PublishedPor
         ));
     }
     s.push_str("\t}\n");
+    s
+}
+
+/// The `ip berth` table.
+fn ruleset4(nets: &[NetRules], ports: &[crate::ports::PublishedPort]) -> String {
+    let mut s = String::from("add table ip berth\ndelete table ip berth\n");
+    if nets.is_empty() {
+        return s;
+    }
+    s.push_str("table ip berth {\n");
+    s.push_str(&forward_chain(nets));
     // Before any address translation: what is addressed to a network's
     // subnet (its containers, its gateway) comes from its bridge, or not at
     // all. Neighbours that route to the host reach containers through
@@ -271,11 +324,13 @@ mod tests {
                 bridge: "br-a".into(),
                 subnet: "10.1.0.0/24".into(),
                 internal: false,
+                subnet6: None,
             },
             NetRules {
                 bridge: "br-b".into(),
                 subnet: "10.2.0.0/24".into(),
                 internal: true,
+                subnet6: None,
             },
         ];
         let want = "add table ip berth
@@ -299,7 +354,23 @@ table ip berth {
 \t}
 }
 ";
-        assert_eq!(ruleset(&nets), want);
-        assert_eq!(ruleset(&[]), "add table ip berth\ndelete table ip berth\n");
+        let none6 = "add table ip6 berth\ndelete table ip6 berth\n";
+        assert_eq!(ruleset(&nets), format!("{want}{none6}"));
+        assert_eq!(
+            ruleset(&[]),
+            format!("add table ip berth\ndelete table ip berth\n{none6}")
+        );
+        let mut with6 = nets.to_vec();
+        with6[0].subnet6 = Some("fd00:1::/64".into());
+        let six = ruleset(&with6);
+        assert!(six.contains("table ip6 berth {"), "{six}");
+        assert!(
+            six.contains("ip6 saddr fd00:1::/64 oifname != \"br-a\" masquerade"),
+            "{six}"
+        );
+        assert!(
+            six.contains("ip6 daddr fd00:1::/64 iifname != \"br-a\""),
+            "{six}"
+        );
     }
 }

@@ -178,3 +178,121 @@ eth0\t0000000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
         );
     }
 }
+
+/// An IPv6 subnet (`fd00:db8:1::/64`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subnet6 {
+    /// The network address (host bits zero).
+    pub addr: std::net::Ipv6Addr,
+    /// The prefix length.
+    pub prefix: u8,
+}
+
+impl Subnet6 {
+    fn mask(prefix: u8) -> u128 {
+        if prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(prefix.min(128)))
+        }
+    }
+
+    /// Whether `ip` lies in this subnet.
+    pub fn contains(&self, ip: std::net::Ipv6Addr) -> bool {
+        u128::from(ip) & Self::mask(self.prefix) == u128::from(self.addr)
+    }
+
+    /// Whether the two subnets share any address.
+    pub fn overlaps(&self, other: &Subnet6) -> bool {
+        let m = Self::mask(self.prefix) & Self::mask(other.prefix);
+        u128::from(self.addr) & m == u128::from(other.addr) & m
+    }
+
+    /// Host number `n` of the subnet (`::1` is Docker's default gateway).
+    pub fn host(&self, n: u128) -> std::net::Ipv6Addr {
+        std::net::Ipv6Addr::from(u128::from(self.addr) | (n & !Self::mask(self.prefix)))
+    }
+
+    /// A random unique local /64 (RFC 4193), for `enable_ipv6` without a
+    /// subnet: 40 random bits make a clash with another site unlikely.
+    pub fn random_ula() -> Option<Subnet6> {
+        let mut bytes = [0u8; 16];
+        use std::io::Read as _;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes[1..6]))
+            .ok()?;
+        bytes[0] = 0xfd;
+        Some(Subnet6 {
+            addr: std::net::Ipv6Addr::from(bytes),
+            prefix: 64,
+        })
+    }
+}
+
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Subnet6 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Subnet6, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("invalid subnet {s:?}: expected an IPv6 address/prefix"))?;
+        let addr: std::net::Ipv6Addr = a
+            .parse()
+            .map_err(|_| format!("invalid subnet {s:?}: bad address"))?;
+        // At most /120: room for a gateway and containers.
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| (1..=120).contains(p))
+            .ok_or_else(|| format!("invalid subnet {s:?}: bad prefix (1 to 120)"))?;
+        let subnet = Subnet6 {
+            addr: std::net::Ipv6Addr::from(u128::from(addr) & Subnet6::mask(prefix)),
+            prefix,
+        };
+        if subnet.addr != addr {
+            return Err(format!(
+                "invalid subnet {s:?}: host bits set (did you mean {subnet}?)"
+            ));
+        }
+        Ok(subnet)
+    }
+}
+
+/// The lowest free host address of `subnet` from `::2` (`::1` being the
+/// gateway), skipping `taken`.
+pub fn allocate_ip6(subnet: &Subnet6, taken: &[std::net::Ipv6Addr]) -> Option<std::net::Ipv6Addr> {
+    let hosts = if subnet.prefix >= 112 {
+        (1u128 << (128 - u32::from(subnet.prefix))) - 1
+    } else {
+        1 << 16
+    };
+    (2..hosts)
+        .map(|n| subnet.host(n))
+        .find(|ip| !taken.contains(ip))
+}
+
+#[cfg(test)]
+mod v6_tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_subnets_parse_contain_and_allocate() {
+        let s: Subnet6 = "fd00:db8:1::/64".parse().unwrap();
+        assert_eq!(s.host(1).to_string(), "fd00:db8:1::1");
+        assert!(s.contains("fd00:db8:1::abcd".parse().unwrap()));
+        assert!(!s.contains("fd00:db8:2::1".parse().unwrap()));
+        assert!(s.overlaps(&"fd00:db8::/32".parse().unwrap()));
+        assert!(!s.overlaps(&"fd00:db8::/48".parse().unwrap()));
+        assert!("fd00:db8:1::1/64".parse::<Subnet6>().is_err(), "host bits");
+        let taken = [s.host(1), s.host(2)];
+        assert_eq!(allocate_ip6(&s, &taken), Some(s.host(3)));
+        let ula = Subnet6::random_ula().unwrap();
+        assert_eq!(ula.addr.octets()[0], 0xfd);
+        assert_eq!(ula.prefix, 64);
+    }
+}

@@ -182,6 +182,11 @@ fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<String> {
 
 /// Applies the rules for `nets` and `ports`.
 pub fn apply(nets: &[NetRules], ports: &[PublishedPort]) -> Result<()> {
+    if nets.iter().any(|n| n.subnet6.is_some()) {
+        return Err(Error::Firewall(
+            "networks with IPv6 need nftables (`nft`): the iptables backend is IPv4 only".into(),
+        ));
+    }
     let saved = run("iptables-save", &[], None)?;
     let script = script(nets, ports, &parse_jumps(&saved));
     run("iptables-restore", &["-w", "--noflush"], Some(&script)).map(|_| ())
@@ -197,11 +202,13 @@ mod tests {
                 bridge: "br-a".into(),
                 subnet: "10.1.0.0/24".into(),
                 internal: false,
+                subnet6: None,
             },
             NetRules {
                 bridge: "br-b".into(),
                 subnet: "10.2.0.0/24".into(),
                 internal: true,
+                subnet6: None,
             },
         ]
     }

@@ -1,6 +1,6 @@
 //! Bridges over netlink (rtnetlink), not by running `ip`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
@@ -132,6 +132,20 @@ pub async fn ensure_bridge(
     Ok(index)
 }
 
+/// Adds an IPv6 address to interface `index` without duplicate address
+/// detection, so it is usable at once (the DNS server binds the gateway's,
+/// containers route through it); an address already there counts as done.
+pub async fn add_address6(h: &Handle, index: u32, ip: Ipv6Addr, prefix: u8) -> Result<()> {
+    use rtnetlink::packet_route::address::AddressHeaderFlags;
+    let mut req = h.address().add(index, IpAddr::V6(ip), prefix);
+    req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => Ok(()),
+        Err(e) => Err(Error::Netlink(format!("adding {ip}/{prefix}: {e}"))),
+    }
+}
+
 /// Deletes a link; a missing link counts as done.
 pub async fn delete_link(h: &Handle, name: &str) -> Result<()> {
     if let Some(i) = index_of(h, name).await? {
@@ -196,8 +210,22 @@ pub async fn veth_into(
     Ok(())
 }
 
+/// A container interface's IPv6 side: its address, the prefix, and the
+/// gateway to route through when it is the default route's interface.
+#[derive(Clone, Copy, Debug)]
+pub struct Inside6 {
+    /// The container's address.
+    pub ip: Ipv6Addr,
+    /// The subnet's prefix length.
+    pub prefix: u8,
+    /// The default route's gateway, if this interface carries it.
+    pub gateway: Option<Ipv6Addr>,
+}
+
 /// Inside a container's namespace: renames `peer` to `ifname`, gives it its
-/// address, brings it and `lo` up, and routes by default via `gateway`.
+/// addresses, brings it and `lo` up, and routes by default via `gateway`
+/// (and the IPv6 gateway).
+#[allow(clippy::too_many_arguments)] // one interface's whole configuration
 pub async fn configure_inside(
     h: &Handle,
     peer: &str,
@@ -206,6 +234,7 @@ pub async fn configure_inside(
     prefix: u8,
     gateway: Option<Ipv4Addr>,
     mac: Option<[u8; 6]>,
+    ipv6: Option<Inside6>,
 ) -> Result<()> {
     let index = index_of(h, peer)
         .await?
@@ -245,6 +274,17 @@ pub async fn configure_inside(
             .execute()
             .await
             .map_err(|e| Error::Netlink(format!("adding the default route via {gw}: {e}")))?;
+    }
+    if let Some(v6) = ipv6 {
+        add_address6(h, index, v6.ip, v6.prefix).await?;
+        if let Some(gw) = v6.gateway {
+            let route = rtnetlink::RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .build();
+            h.route().add(route).execute().await.map_err(|e| {
+                Error::Netlink(format!("adding the IPv6 default route via {gw}: {e}"))
+            })?;
+        }
     }
     Ok(())
 }

@@ -30,6 +30,12 @@ pub struct NetworkRequest {
     pub bridge: Option<String>,
     /// MTU of the bridge.
     pub mtu: Option<u32>,
+    /// `enable_ipv6` / `--ipv6`: an IPv6 subnet too.
+    pub ipv6: bool,
+    /// The IPv6 subnet (default: a random unique local /64).
+    pub subnet6: Option<String>,
+    /// The IPv6 gateway (default: the subnet's `::1`).
+    pub gateway6: Option<String>,
 }
 
 /// A network's record.
@@ -65,6 +71,29 @@ pub struct NetworkRecord {
     /// The DNS names of each leased container (name, service, aliases).
     #[serde(rename = "Names", default)]
     pub names: BTreeMap<String, Vec<String>>,
+    /// The IPv6 subnet, on a network with IPv6.
+    #[serde(rename = "Subnet6", default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    /// The IPv6 gateway.
+    #[serde(rename = "Gateway6", default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<String>,
+    /// IPv6 addresses leased to containers, by container id.
+    #[serde(
+        rename = "Leases6",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub leases6: BTreeMap<String, std::net::Ipv6Addr>,
+}
+
+impl NetworkRecord {
+    /// The IPv6 subnet and gateway, on a network with IPv6.
+    pub fn ipv6(&self) -> Option<(crate::ipam::Subnet6, std::net::Ipv6Addr)> {
+        Some((
+            self.subnet6.as_ref()?.parse().ok()?,
+            self.gateway6.as_ref()?.parse().ok()?,
+        ))
+    }
 }
 
 /// The networks of one state root.
@@ -197,6 +226,7 @@ impl Networks {
             .list()?
             .into_iter()
             .map(|r| NetRules {
+                subnet6: r.subnet6,
                 bridge: r.bridge,
                 subnet: r.subnet,
                 internal: r.internal,
@@ -275,6 +305,11 @@ impl Networks {
                 "gateway {gateway} is not in subnet {subnet}"
             )));
         }
+        let ipv6 = if req.ipv6 {
+            Some(self.ipv6_for(req)?)
+        } else {
+            None
+        };
         let id = random_id()?;
         let bridge = req
             .bridge
@@ -296,6 +331,9 @@ impl Networks {
             labels: req.labels.clone(),
             leases: BTreeMap::new(),
             names: BTreeMap::new(),
+            subnet6: ipv6.map(|(s, _)| s.to_string()),
+            gateway6: ipv6.map(|(_, g)| g.to_string()),
+            leases6: BTreeMap::new(),
         };
         self.save(&record)?;
         if let Err(e) = self.bring_up(&record, req.mtu) {
@@ -307,6 +345,45 @@ impl Networks {
         Ok(record)
     }
 
+    /// The IPv6 subnet and gateway of a network being created: as asked,
+    /// or a random unique local /64; never one another network has.
+    fn ipv6_for(&self, req: &NetworkRequest) -> Result<(crate::ipam::Subnet6, std::net::Ipv6Addr)> {
+        use crate::ipam::Subnet6;
+        let others: Vec<Subnet6> = self
+            .list()?
+            .iter()
+            .filter_map(|r| Some(r.ipv6()?.0))
+            .collect();
+        let subnet = match &req.subnet6 {
+            Some(s) => {
+                let s: Subnet6 = s.parse().map_err(Error::Invalid)?;
+                if let Some(o) = others.iter().find(|o| o.overlaps(&s)) {
+                    return Err(Error::Invalid(format!(
+                        "subnet {s} overlaps {o}, used by another network"
+                    )));
+                }
+                s
+            }
+            None => std::iter::repeat_with(Subnet6::random_ula)
+                .take(8)
+                .flatten()
+                .find(|s| !others.iter().any(|o| o.overlaps(s)))
+                .ok_or_else(|| Error::Invalid("no free IPv6 subnet could be drawn".into()))?,
+        };
+        let gateway = match &req.gateway6 {
+            Some(g) => g
+                .parse()
+                .map_err(|_| Error::Invalid(format!("invalid IPv6 gateway {g:?}")))?,
+            None => subnet.host(1),
+        };
+        if !subnet.contains(gateway) {
+            return Err(Error::Invalid(format!(
+                "gateway {gateway} is not in subnet {subnet}"
+            )));
+        }
+        Ok((subnet, gateway))
+    }
+
     /// The kernel side of a network: its bridge with the gateway address,
     /// forwarding, the firewall rules. Idempotent.
     fn bring_up(&self, record: &NetworkRecord, mtu: Option<u32>) -> Result<()> {
@@ -315,12 +392,28 @@ impl Networks {
             .gateway
             .parse()
             .map_err(|_| Error::Invalid(format!("invalid gateway {:?}", record.gateway)))?;
-        link::with_netlink(async |h| {
+        let v6 = record.ipv6();
+        let index = link::with_netlink(async |h| {
             link::ensure_bridge(&h, &record.bridge, gateway, subnet.prefix, mtu).await
         })?;
-        // No IPv6 on an IPv4 network: the host takes no router
-        // advertisements from containers through it (CVE-2020-13401).
-        crate::attach::disable_ipv6(&[&record.bridge]);
+        // The host takes no router advertisements from containers through
+        // a bridge (CVE-2020-13401); an IPv4 network has no IPv6 at all.
+        // Set once the bridge exists: its settings appear with it.
+        match v6 {
+            Some(_) => crate::attach::enable_ipv6(&[&record.bridge]),
+            None => crate::attach::disable_ipv6(&[&record.bridge]),
+        }
+        if let Some((subnet6, gateway6)) = v6 {
+            link::with_netlink(async |h| {
+                link::add_address6(&h, index, gateway6, subnet6.prefix).await
+            })?;
+            std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1").map_err(|e| {
+                Error::Io {
+                    path: "/proc/sys/net/ipv6/conf/all/forwarding".into(),
+                    cause: e,
+                }
+            })?;
+        }
         // Forwarding must be on for bridged containers to reach out.
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| Error::Io {
             path: "/proc/sys/net/ipv4/ip_forward".into(),

@@ -837,3 +837,72 @@ networks:
     let saved = ns.sh("iptables-save");
     assert!(!saved.contains("BERTH"), "{saved}");
 }
+
+#[test]
+fn ipv6_networks_give_addresses_names_and_isolation() {
+    let d = Dir::new("ipv6");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    let idle = r#"["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]"#;
+    d.write(
+        "compose.yaml",
+        &format!(
+            r#"
+name: six
+services:
+  a:
+    image: localhost/busybox-test:latest
+    command: {idle}
+    networks: [dual]
+  b:
+    image: localhost/busybox-test:latest
+    command: {idle}
+    networks:
+      dual:
+        ipv6_address: fd00:db8:97::50
+  c:
+    image: localhost/busybox-test:latest
+    command: {idle}
+    networks: [other]
+networks:
+  dual:
+    enable_ipv6: true
+    ipam:
+      config:
+        - subnet: 10.97.6.0/24
+        - subnet: fd00:db8:97::/64
+  other:
+    enable_ipv6: true
+"#
+        ),
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let exec = |svc: &str, cmd: &str| ns.berth(&d, &root, &["exec", svc, "sh", "-c", cmd]);
+    let addrs = exec("b", "ip -6 -o addr show dev eth0").ok();
+    assert!(addrs.contains("fd00:db8:97::50/64"), "{addrs}");
+    // Names resolve to both families; the IPv6 path works, gateway included.
+    let aaaa = exec("a", "nslookup -type=AAAA b").ok();
+    assert!(aaaa.contains("fd00:db8:97::50"), "{aaaa}");
+    exec("a", "ping -6 -c1 -W2 fd00:db8:97::50").ok();
+    exec("a", "ping -6 -c1 -W2 fd00:db8:97::1").ok();
+    let route = exec("a", "ip -6 route show default").ok();
+    assert!(route.contains("via fd00:db8:97::1"), "{route}");
+    // A network with IPv6 and no subnet gets a unique local one.
+    let other = exec("c", "ip -6 -o addr show dev eth0 scope global").ok();
+    assert!(other.contains(" fd"), "{other}");
+    // Isolation holds over IPv6 too (NET-05, NET-14).
+    let crossed = exec(
+        "c",
+        "ping -6 -c1 -W1 fd00:db8:97::50 >/dev/null 2>&1 && echo leaked || echo isolated",
+    )
+    .ok();
+    assert_eq!(crossed, "isolated\n");
+    let table = ns.sh("nft list table ip6 berth");
+    assert!(table.contains("fd00:db8:97::/64"), "{table}");
+    ns.berth(&d, &root, &["down"]).ok();
+    assert_eq!(ns.sh("nft list tables"), "");
+    assert!(
+        !ns.sh("ip -6 -o addr").contains("fd00:db8:97"),
+        "the bridge's address goes"
+    );
+}

@@ -201,6 +201,9 @@ pub struct NetworkOpts {
     /// `ipv4_address`.
     #[serde(default)]
     pub ipv4_address: Option<std::net::Ipv4Addr>,
+    /// `ipv6_address`.
+    #[serde(default)]
+    pub ipv6_address: Option<std::net::Ipv6Addr>,
     /// `aliases`: names on this network only.
     #[serde(default)]
     pub aliases: Vec<String>,
