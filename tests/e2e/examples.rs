@@ -89,9 +89,17 @@ fn healthy_deps_start_the_app_after_a_healthy_db_and_a_finished_migration() {
     assert_eq!(status("healthy-deps-db-1"), "running (healthy)", "{ps}");
     assert_eq!(status("healthy-deps-migrate-1"), "exited (0)", "{ps}");
     assert_eq!(status("healthy-deps-app-1"), "running", "{ps}");
-    let logs = ns
-        .berth(&d, &root, &["logs", "--no-log-prefix", "app"])
-        .ok();
+    // Running is not yet written: the app's first line may take a moment.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = ns
+            .berth(&d, &root, &["logs", "--no-log-prefix", "app"])
+            .ok();
+        if !logs.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(logs, "app started, schema: schema-v1\n");
     ns.berth(&d, &root, &["down", "-v"]).ok();
 
