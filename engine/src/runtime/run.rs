@@ -398,10 +398,15 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     private_dir(&dir)?;
     // Held until the record exists: a directory without a record whose lock
     // is free belongs to a command that was killed (see `collect_orphans`).
-    let creating = std::fs::File::create(dir.join(CREATING_LOCK))
-        .map_err(|e| Error::io(dir.join(CREATING_LOCK), e))?;
+    // Locked before it takes its name: a `collect_orphans` that finds the
+    // lock unlocked (between its creation and its locking) would take the
+    // directory for a killed command's and remove it under us.
+    let unnamed = dir.join(format!("{CREATING_LOCK}.new"));
+    let creating = std::fs::File::create(&unnamed).map_err(|e| Error::io(&unnamed, e))?;
     rustix::fs::flock(&creating, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::io(dir.join(CREATING_LOCK), e.into()))?;
+        .map_err(|e| Error::io(&unnamed, e.into()))?;
+    std::fs::rename(&unnamed, dir.join(CREATING_LOCK))
+        .map_err(|e| Error::io(dir.join(CREATING_LOCK), e))?;
     let fs = ContainerFs::create(&dir.join("fs"))?;
     let mut anonymous = Vec::new();
     let mut created = Vec::new();
