@@ -68,6 +68,29 @@ pub fn parse_mac(s: &str) -> std::result::Result<[u8; 6], String> {
     Ok(mac)
 }
 
+/// The address a container gets on `network`: `wanted` if it is a host
+/// address of the subnet and not `taken`, else the next free one.
+fn pick<A: Copy + PartialEq + std::fmt::Display>(
+    network: &str,
+    subnet: &dyn std::fmt::Display,
+    wanted: Option<A>,
+    taken: &[A],
+    is_host: impl Fn(A) -> bool,
+    next_free: impl FnOnce() -> Option<A>,
+) -> Result<A> {
+    match wanted {
+        Some(ip) if !is_host(ip) => Err(Error::Invalid(format!(
+            "address {ip} is not a host address of {subnet}"
+        ))),
+        Some(ip) if taken.contains(&ip) => Err(Error::Invalid(format!(
+            "address {ip} is already in use on network {network}"
+        ))),
+        Some(ip) => Ok(ip),
+        None => next_free()
+            .ok_or_else(|| Error::Invalid(format!("no free address left on network {network}"))),
+    }
+}
+
 impl Networks {
     /// Leases an address for `container` on `network` (`ip` if given and
     /// free). A container keeps its lease until [`Networks::release`].
@@ -92,24 +115,14 @@ impl Networks {
             .map_err(|_| Error::Invalid("bad gateway".into()))?;
         let mut taken: Vec<Ipv4Addr> = rec.leases.values().copied().collect();
         taken.push(gateway);
-        let ip = match ip {
-            Some(ip) => {
-                if !subnet.contains(ip) || ip == subnet.addr || ip == subnet.broadcast() {
-                    return Err(Error::Invalid(format!(
-                        "address {ip} is not a host address of {subnet}"
-                    )));
-                }
-                if taken.contains(&ip) {
-                    return Err(Error::Invalid(format!(
-                        "address {ip} is already in use on network {network}"
-                    )));
-                }
-                ip
-            }
-            None => ipam::allocate_ip(&subnet, &taken).ok_or_else(|| {
-                Error::Invalid(format!("no free address left on network {network}"))
-            })?,
-        };
+        let ip = pick(
+            network,
+            &subnet,
+            ip,
+            &taken,
+            |ip| subnet.contains(ip) && ip != subnet.addr && ip != subnet.broadcast(),
+            || ipam::allocate_ip(&subnet, &taken),
+        )?;
         rec.leases.insert(container.to_string(), ip);
         self.save(&rec)?;
         Ok(ip)
@@ -138,24 +151,14 @@ impl Networks {
         }
         let mut taken: Vec<Ipv6Addr> = rec.leases6.values().copied().collect();
         taken.push(gateway);
-        let ip = match ip {
-            Some(ip) => {
-                if !subnet.contains(ip) || ip == subnet.addr {
-                    return Err(Error::Invalid(format!(
-                        "address {ip} is not a host address of {subnet}"
-                    )));
-                }
-                if taken.contains(&ip) {
-                    return Err(Error::Invalid(format!(
-                        "address {ip} is already in use on network {network}"
-                    )));
-                }
-                ip
-            }
-            None => ipam::allocate_ip6(&subnet, &taken).ok_or_else(|| {
-                Error::Invalid(format!("no free IPv6 address left on network {network}"))
-            })?,
-        };
+        let ip = pick(
+            network,
+            &subnet,
+            ip,
+            &taken,
+            |ip| subnet.contains(ip) && ip != subnet.addr,
+            || ipam::allocate_ip6(&subnet, &taken),
+        )?;
         rec.leases6.insert(container.to_string(), ip);
         self.save(&rec)?;
         Ok(Some(ip))

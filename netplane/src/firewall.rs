@@ -207,32 +207,38 @@ pub fn apply_rules(nets: &[NetRules], ports: &[crate::ports::PublishedPort]) -> 
 
 /// Applies a ruleset with one `nft -f -` (an atomic transaction).
 pub fn apply(script: &str) -> Result<()> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+    run_tool("nft", &["-f", "-"], Some(script)).map(|_| ())
+}
+
+/// Runs a firewall program with `input` on its standard input; its
+/// standard output, or an error with what it said on its standard error.
+pub(crate) fn run_tool(program: &str, args: &[&str], input: Option<&str>) -> Result<String> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            Error::Firewall(format!(
-                "running nft (is the nftables package installed?): {e}"
-            ))
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
+        .map_err(|e| Error::Firewall(format!("running {program} (is it installed?): {e}")))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
         stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| Error::Firewall(format!("writing to nft: {e}")))?;
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::Firewall(format!("writing to {program}: {e}")))?;
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| Error::Firewall(format!("waiting for nft: {e}")))?;
+        .map_err(|e| Error::Firewall(format!("waiting for {program}: {e}")))?;
     if !out.status.success() {
         return Err(Error::Firewall(format!(
-            "nft refused the ruleset: {}",
+            "{program} refused berth's rules: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The chain of berth's own that Docker's `DOCKER-USER` jumps to.
@@ -281,27 +287,7 @@ pub fn sync_docker_user(bridges: &[String]) -> Result<()> {
         ));
     }
     batch.push_str("COMMIT\n");
-    let mut child = Command::new("iptables-restore")
-        .args(["-w", "--noflush"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Firewall(format!("running iptables-restore: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(batch.as_bytes())
-            .map_err(|e| Error::Firewall(format!("writing to iptables-restore: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Firewall(format!("waiting for iptables-restore: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Firewall(format!(
-            "iptables-restore refused berth's DOCKER-USER rules: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    run_tool("iptables-restore", &["-w", "--noflush"], Some(&batch))?;
     if !jumps {
         let added = iptables(&["-I", "DOCKER-USER", "-j", DOCKER_USER_CHAIN]);
         if !added.is_some_and(|o| o.status.success()) {

@@ -5,11 +5,8 @@
 //! chain in a restore empties it, so the new rules replace the old ones in
 //! one step). One `iptables-save` first tells which jumps exist.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use crate::error::{Error, Result};
-use crate::firewall::NetRules;
+use crate::firewall::{NetRules, run_tool};
 use crate::ports::PublishedPort;
 
 /// berth's chains, the table each is in, and the built-in chains that jump
@@ -151,35 +148,6 @@ fn parse_jumps(saved: &str) -> Vec<(String, String, String)> {
     out
 }
 
-fn run(program: &str, args: &[&str], input: Option<&str>) -> Result<String> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::Firewall(format!("running {program}: {e}")))?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(text.as_bytes())
-            .map_err(|e| Error::Firewall(format!("writing to {program}: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Error::Firewall(format!("waiting for {program}: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Firewall(format!(
-            "{program} refused berth's rules: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Applies the rules for `nets` and `ports`.
 pub fn apply(nets: &[NetRules], ports: &[PublishedPort]) -> Result<()> {
     if nets.iter().any(|n| n.subnet6.is_some()) {
@@ -187,9 +155,9 @@ pub fn apply(nets: &[NetRules], ports: &[PublishedPort]) -> Result<()> {
             "networks with IPv6 need nftables (`nft`): the iptables backend is IPv4 only".into(),
         ));
     }
-    let saved = run("iptables-save", &[], None)?;
+    let saved = run_tool("iptables-save", &[], None)?;
     let script = script(nets, ports, &parse_jumps(&saved));
-    run("iptables-restore", &["-w", "--noflush"], Some(&script)).map(|_| ())
+    run_tool("iptables-restore", &["-w", "--noflush"], Some(&script)).map(|_| ())
 }
 
 #[cfg(test)]
