@@ -300,12 +300,12 @@ pub fn sync_docker_user(bridges: &[String]) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn golden_ruleset() {
-        let nets = [
+    /// Two networks, the second internal: the rule sets' test fixture.
+    pub(crate) fn two_networks() -> Vec<NetRules> {
+        vec![
             NetRules {
                 bridge: "br-a".into(),
                 subnet: "10.1.0.0/24".into(),
@@ -318,7 +318,12 @@ mod tests {
                 internal: true,
                 subnet6: None,
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn golden_ruleset() {
+        let nets = two_networks();
         let want = "add table ip berth
 delete table ip berth
 table ip berth {
@@ -346,7 +351,7 @@ table ip berth {
             ruleset(&[]),
             format!("add table ip berth\ndelete table ip berth\n{none6}")
         );
-        let mut with6 = nets.to_vec();
+        let mut with6 = nets.clone();
         with6[0].subnet6 = Some("fd00:1::/64".into());
         let six = ruleset(&with6);
         assert!(six.contains("table ip6 berth {"), "{six}");

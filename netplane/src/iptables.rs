@@ -165,20 +165,7 @@ mod tests {
     use super::*;
 
     fn nets() -> Vec<NetRules> {
-        vec![
-            NetRules {
-                bridge: "br-a".into(),
-                subnet: "10.1.0.0/24".into(),
-                internal: false,
-                subnet6: None,
-            },
-            NetRules {
-                bridge: "br-b".into(),
-                subnet: "10.2.0.0/24".into(),
-                internal: true,
-                subnet6: None,
-            },
-        ]
+        crate::firewall::tests::two_networks()
     }
 
     #[test]
