@@ -155,6 +155,9 @@ impl Networks {
         let path = self.ports_dir().join(format!("{owner}.json"));
         if path.exists() {
             std::fs::remove_file(&path).map_err(|e| Error::Io { path, cause: e })?;
+            // The last publication takes the directory with it (under the
+            // lock that publishing takes too): nothing of it is left.
+            let _ = std::fs::remove_dir(self.ports_dir());
             self.sync_firewall()?;
         }
         Ok(())
