@@ -291,7 +291,7 @@ pub enum ContainerCommand {
     /// Show a container's output
     Logs(ContainerLogsArgs),
     /// Show containers' records as JSON
-    Inspect(ContainerNamesArgs),
+    Inspect(ContainerInspectArgs),
     /// Wait for containers to exit and print their exit codes
     Wait(ContainerNamesArgs),
     /// Run a command in a running container
@@ -447,6 +447,18 @@ pub struct ContainerLogsArgs {
     pub tail: Option<usize>,
     /// The container
     pub name: String,
+}
+
+/// `berth container inspect`
+#[derive(Debug, Args)]
+pub struct ContainerInspectArgs {
+    /// Print each container through a template (`{{.State.Status}}`,
+    /// `{{json .Config.Labels}}`)
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Containers
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 /// Commands that take container names.

@@ -1024,12 +1024,20 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
         }
         ContainerCommand::Inspect(a) => {
-            let recs = a
+            let all = a
                 .names
                 .iter()
-                .map(|n| find(root, n).map(|(_, r)| r))
+                .map(|n| find(root, n).map(|(dir, r)| crate::inspect::container(root, &dir, &r)))
                 .collect::<Result<Vec<_>, _>>()?;
-            writeln!(out, "{}", serde_json::to_string_pretty(&recs)?)?;
+            match &a.format {
+                Some(t) => {
+                    for v in &all {
+                        let line = crate::inspect::format(t, v).map_err(anyhow::Error::msg)?;
+                        writeln!(out, "{line}")?;
+                    }
+                }
+                None => writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Wait(a) => {

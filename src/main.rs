@@ -9,6 +9,7 @@ mod compose_cmd;
 mod config_cmd;
 mod container_cmd;
 mod image_cmd;
+mod inspect;
 mod network_cmd;
 mod progress;
 mod project_lock;

@@ -582,7 +582,7 @@ fn resource_limits_are_enforced_by_cgroups() {
     let rec = d
         .berth_with(&["container", "inspect", "hungry"], &env, None)
         .json();
-    assert_eq!(rec[0]["oom_killed"], true, "{rec}");
+    assert_eq!(rec[0]["State"]["OOMKilled"], true, "{rec}");
     d.berth_with(&["container", "rm", "hungry"], &env, None)
         .ok();
 }
@@ -728,9 +728,9 @@ fn a_killed_supervisor_leaves_nothing_that_rm_cannot_clean() {
     let rec = d
         .berth_with(&["container", "inspect", "orphan"], &env, None)
         .json();
-    let shim = rec[0]["shim_pid"].as_i64().unwrap() as i32;
-    let id = rec[0]["id"].as_str().unwrap().to_string();
-    let pid = rec[0]["pid"].as_i64().unwrap() as i32;
+    let shim = rec[0]["Berth"]["shim_pid"].as_i64().unwrap() as i32;
+    let id = rec[0]["Id"].as_str().unwrap().to_string();
+    let pid = rec[0]["State"]["Pid"].as_i64().unwrap() as i32;
     // kill -9 the supervisor: the container keeps running, orphaned.
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(shim).unwrap(),
@@ -1014,7 +1014,7 @@ fn berth_runs_sealed_so_no_container_can_overwrite_it() {
     let rec = d
         .berth_with(&["container", "inspect", "hostile"], &env, None)
         .json();
-    let shim = rec[0]["shim_pid"]
+    let shim = rec[0]["Berth"]["shim_pid"]
         .as_i64()
         .expect("a supervisor")
         .to_string();

@@ -396,6 +396,21 @@ networks:
         .berth(&d, &root, &["exec", "client", "ip", "-o", "link"])
         .ok();
     assert!(links.contains("link/ether 02:42:0a:61:01:77"), "{links}");
+    // docker inspect's shape and --format templates.
+    let shown = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "container",
+                "inspect",
+                "-f",
+                "{{.Name}} {{.State.Status}} {{.NetworkSettings.Networks.fixed_back.IPAddress}} {{json .NetworkSettings.Networks.fixed_front.MacAddress}}",
+                "fixed-api-1",
+            ],
+        )
+        .ok();
+    assert_eq!(shown, "/fixed-api-1 running 10.97.1.50 \"02:42:ac:11:00:99\"\n");
     // The alias is a name on `back` only.
     let missing = lookup("outsider", "backend");
     assert!(!missing.contains("10.97.1.50"), "{missing}");
