@@ -410,7 +410,10 @@ networks:
             ],
         )
         .ok();
-    assert_eq!(shown, "/fixed-api-1 running 10.97.1.50 \"02:42:ac:11:00:99\"\n");
+    assert_eq!(
+        shown,
+        "/fixed-api-1 running 10.97.1.50 \"02:42:ac:11:00:99\"\n"
+    );
     // The alias is a name on `back` only.
     let missing = lookup("outsider", "backend");
     assert!(!missing.contains("10.97.1.50"), "{missing}");

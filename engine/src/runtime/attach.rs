@@ -84,6 +84,10 @@ impl Hub {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io(&socket, e))?;
+        // Root's alone, as the directory it is in (ST-11).
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(&socket, e))?;
         Ok(Hub {
             master: master.into(),
             listener,

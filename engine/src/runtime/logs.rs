@@ -64,9 +64,34 @@ impl LogConfig {
     }
 }
 
-/// `10m`, `1g`, `500k`, `1024` (Docker's units for max-size: powers of 1024).
+/// Where `logging` sets no size: three files of 10 MiB at most, so that a
+/// chatty container never fills the disk (Docker's json-file keeps
+/// everything unless told; `max-size: -1` asks berth for that too).
+const DEFAULT_MAX_SIZE: u64 = 10 << 20;
+const DEFAULT_MAX_FILE: u32 = 3;
+
+impl LogConfig {
+    /// The limits the writer applies: berth's defaults where none were set.
+    fn with_defaults(mut self) -> LogConfig {
+        match self.max_size {
+            None => {
+                self.max_size = Some(DEFAULT_MAX_SIZE);
+                self.max_file.get_or_insert(DEFAULT_MAX_FILE);
+            }
+            Some(u64::MAX) => self.max_size = None,
+            Some(_) => {}
+        }
+        self
+    }
+}
+
+/// `10m`, `1g`, `500k`, `1024` (Docker's units for max-size: powers of
+/// 1024); `-1` for no limit.
 fn parse_size(v: &str) -> Result<u64, String> {
     let v = v.trim().to_ascii_lowercase();
+    if v == "-1" {
+        return Ok(u64::MAX);
+    }
     let digits = v.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &v[digits.len()..];
     let n: u64 = digits
@@ -95,6 +120,7 @@ pub struct LogWriter {
 impl LogWriter {
     /// Opens (appending to) the log of the container in `dir`.
     pub fn open(dir: &Path, config: LogConfig) -> std::io::Result<LogWriter> {
+        let config = config.with_defaults();
         let file = if config.driver == "none" {
             None
         } else {
@@ -331,6 +357,30 @@ mod tests {
                 assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "{n:?}");
             }
         });
+    }
+
+    #[test]
+    fn without_limits_a_log_keeps_three_files_of_ten_mebibytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(dir.path(), LogConfig::default()).unwrap();
+        let line = vec![b'x'; 1 << 20];
+        for _ in 0..45 {
+            w.write_all(&line).unwrap();
+            w.write_all(b"\n").unwrap();
+        }
+        let total: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(total <= 3 * ((10 << 20) + (1 << 20) + 1), "{total}");
+        assert!(rotated(dir.path(), 2).exists() && !rotated(dir.path(), 3).exists());
+        let unlimited = LogConfig::from_options(
+            "json-file",
+            &[("max-size".to_string(), "-1".to_string())].into(),
+        )
+        .unwrap()
+        .with_defaults();
+        assert_eq!(unlimited.max_size, None);
     }
 
     #[test]
