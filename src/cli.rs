@@ -211,6 +211,12 @@ pub struct NetworkCreateArgs {
     /// IPv6 too
     #[arg(long)]
     pub ipv6: bool,
+    /// Give containers addresses from this part of the subnet only
+    #[arg(long)]
+    pub ip_range: Option<String>,
+    /// An address the network never gives out, `HOST=IPv4` (repeatable)
+    #[arg(long = "aux-address", value_name = "HOST=IPv4")]
+    pub aux_addresses: Vec<String>,
     /// No access to or from outside the network
     #[arg(long)]
     pub internal: bool,

@@ -543,6 +543,18 @@ impl Runtime for HostRuntime<'_> {
                 name: d.name.clone(),
                 subnet: pool.map(|p| p.subnet.clone()).filter(|s| !s.is_empty()),
                 gateway: pool.map(|p| p.gateway.clone()).filter(|g| !g.is_empty()),
+                ip_range: pool.map(|p| p.ip_range.clone()).filter(|r| !r.is_empty()),
+                aux_addresses: pool
+                    .iter()
+                    .flat_map(|p| &p.aux_addresses)
+                    .map(|(host, a)| {
+                        a.parse().map_err(|_| {
+                            format!(
+                                "network {key}: aux_addresses.{host}: {a:?} is not an IPv4 address"
+                            )
+                        })
+                    })
+                    .collect::<Result<_, String>>()?,
                 ipv6: net.enable_ipv6.unwrap_or(false),
                 subnet6: pool6.map(|p| p.subnet.clone()),
                 gateway6: pool6.map(|p| p.gateway.clone()).filter(|g| !g.is_empty()),

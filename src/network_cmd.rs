@@ -42,6 +42,16 @@ pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
                 name: a.name.clone(),
                 subnet: family(&a.subnet, false),
                 gateway: family(&a.gateway, false),
+                ip_range: a.ip_range.clone(),
+                aux_addresses: a
+                    .aux_addresses
+                    .iter()
+                    .map(|x| {
+                        let ip = x.split_once('=').map_or(x.as_str(), |(_, ip)| ip);
+                        ip.parse()
+                            .with_context(|| format!("--aux-address {x:?}: not HOST=IPv4"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
                 ipv6: a.ipv6,
                 subnet6: family(&a.subnet, true),
                 gateway6: family(&a.gateway, true),

@@ -115,13 +115,23 @@ impl Networks {
             .map_err(|_| Error::Invalid("bad gateway".into()))?;
         let mut taken: Vec<Ipv4Addr> = rec.leases.values().copied().collect();
         taken.push(gateway);
+        taken.extend(rec.aux_addresses.iter().copied());
+        // Automatic addresses come from the ip range, fixed ones from
+        // anywhere in the subnet (as Docker's).
+        let pool = match &rec.ip_range {
+            Some(r) => r.parse::<Subnet>().map_err(Error::Invalid)?,
+            None => subnet,
+        };
         let ip = pick(
             network,
             &subnet,
             ip,
             &taken,
             |ip| subnet.contains(ip) && ip != subnet.addr && ip != subnet.broadcast(),
-            || ipam::allocate_ip(&subnet, &taken),
+            || {
+                ipam::allocate_ip(&pool, &taken)
+                    .filter(|ip| *ip != subnet.addr && *ip != subnet.broadcast())
+            },
         )?;
         rec.leases.insert(container.to_string(), ip);
         self.save(&rec)?;

@@ -30,6 +30,11 @@ pub struct NetworkRequest {
     pub bridge: Option<String>,
     /// MTU of the bridge.
     pub mtu: Option<u32>,
+    /// `ip_range` / `--ip-range`: where containers' addresses are drawn
+    /// from (a part of the subnet).
+    pub ip_range: Option<String>,
+    /// `aux_addresses` / `--aux-address`: addresses never given out.
+    pub aux_addresses: Vec<Ipv4Addr>,
     /// `enable_ipv6` / `--ipv6`: an IPv6 subnet too.
     pub ipv6: bool,
     /// The IPv6 subnet (default: a random unique local /64).
@@ -84,6 +89,16 @@ pub struct NetworkRecord {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub leases6: BTreeMap<String, std::net::Ipv6Addr>,
+    /// Where automatic addresses come from, when not the whole subnet.
+    #[serde(rename = "IPRange", default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    /// Addresses reserved for other hosts on the network.
+    #[serde(
+        rename = "AuxAddresses",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub aux_addresses: Vec<Ipv4Addr>,
 }
 
 impl NetworkRecord {
@@ -305,6 +320,27 @@ impl Networks {
                 "gateway {gateway} is not in subnet {subnet}"
             )));
         }
+        let ip_range = match &req.ip_range {
+            Some(r) => {
+                let r: Subnet = r.parse().map_err(Error::Invalid)?;
+                if !subnet.contains(r.addr) || r.prefix < subnet.prefix {
+                    return Err(Error::Invalid(format!(
+                        "ip range {r} is not inside subnet {subnet}"
+                    )));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        if let Some(a) = req
+            .aux_addresses
+            .iter()
+            .find(|a| !subnet.contains(**a) || **a == gateway)
+        {
+            return Err(Error::Invalid(format!(
+                "auxiliary address {a} is not a free host address of subnet {subnet}"
+            )));
+        }
         let ipv6 = if req.ipv6 {
             Some(self.ipv6_for(req)?)
         } else {
@@ -334,6 +370,8 @@ impl Networks {
             subnet6: ipv6.map(|(s, _)| s.to_string()),
             gateway6: ipv6.map(|(_, g)| g.to_string()),
             leases6: BTreeMap::new(),
+            ip_range: ip_range.map(|r| r.to_string()),
+            aux_addresses: req.aux_addresses.clone(),
         };
         self.save(&record)?;
         if let Err(e) = self.bring_up(&record, req.mtu) {

@@ -373,6 +373,9 @@ networks:
     ipam:
       config:
         - subnet: 10.97.1.0/24
+          ip_range: 10.97.1.128/25
+          aux_addresses:
+            router: 10.97.1.129
   front: {}
 "#,
     );
@@ -387,6 +390,11 @@ networks:
         .berth(&d, &root, &["exec", "api", "ip", "-o", "-4", "addr"])
         .ok();
     assert!(addrs.contains("10.97.1.50/24"), "{addrs}");
+    // Automatic addresses come from the ip range, past the reserved one.
+    let addrs = ns
+        .berth(&d, &root, &["exec", "client", "ip", "-o", "-4", "addr"])
+        .ok();
+    assert!(addrs.contains("10.97.1.130/24"), "{addrs}");
     // MAC addresses: per network, and the service's own on its network.
     let links = ns
         .berth(&d, &root, &["exec", "api", "ip", "-o", "link"])
