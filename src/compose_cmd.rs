@@ -450,15 +450,23 @@ impl HostRuntime<'_> {
                 .ports
                 .iter()
                 .map(|p| {
-                    let host_port = if p.published.is_empty() {
-                        None
-                    } else {
-                        Some(p.published.parse::<u16>().map_err(|_| {
+                    let host_port = match p.published.split_once('-') {
+                        _ if p.published.is_empty() => None,
+                        // A range for one container port: its first free
+                        // port, as Docker picks.
+                        Some((first, last)) => Some(self.free_port_in(
+                            &d.service,
+                            &p.host_ip,
+                            &p.protocol,
+                            first,
+                            last,
+                        )?),
+                        None => Some(p.published.parse::<u16>().map_err(|_| {
                             format!(
-                                "service {}: published port {:?} is not a single port",
+                                "service {}: published port {:?} is not a port",
                                 d.service, p.published
                             )
-                        })?)
+                        })?),
                     };
                     Ok(run::PortBinding {
                         host_ip: p.host_ip.clone(),
@@ -480,6 +488,37 @@ impl HostRuntime<'_> {
             opts.mac_address.get_or_insert(mac);
         }
         Ok(req)
+    }
+
+    /// The first port from `first` to `last` that nothing holds.
+    fn free_port_in(
+        &self,
+        service: &str,
+        host_ip: &str,
+        protocol: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<u16, String> {
+        let bad = || {
+            format!(
+                "service {service}: published port range {first}-{last} is not a range of ports"
+            )
+        };
+        let (a, b): (u16, u16) = (
+            first.parse().map_err(|_| bad())?,
+            last.parse().map_err(|_| bad())?,
+        );
+        (a..=b)
+            .find(|port| {
+                let req = berth_netplane::PortRequest {
+                    host_ip: host_ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                    host_port: Some(*port),
+                    container_port: 0,
+                    protocol: protocol.to_string(),
+                };
+                self.networks.check_ports(&[req], &[]).is_ok()
+            })
+            .ok_or_else(|| format!("service {service}: no free port in {first}-{last}"))
     }
 
     /// A checked `mac_address`.

@@ -932,3 +932,46 @@ networks:
         "the bridge's address goes"
     );
 }
+
+#[test]
+fn a_published_range_takes_its_first_free_port() {
+    let d = Dir::new("port-range");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    ns.sh("ip link set lo up");
+    // Something else holds the range's first port.
+    let mut holder = ns.spawn_cmd(&["busybox", "nc", "-l", "-p", "18180"]);
+    d.write(
+        "compose.yaml",
+        r#"
+name: ranged
+services:
+  web:
+    image: localhost/busybox-test:latest
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    init: true
+    ports:
+      - "18180-18182:8080"
+"#,
+    );
+    let mut up = ns.berth(&d, &root, &["up", "-d"]);
+    for _ in 0..20 {
+        // nc may not listen yet: then the first port is free, and taken.
+        if ns.berth(&d, &root, &["port", "web", "8080"]).ok() == "0.0.0.0:18181\n" {
+            break;
+        }
+        ns.berth(&d, &root, &["down"]).ok();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        up = ns.berth(&d, &root, &["up", "-d"]);
+    }
+    up.ok();
+    assert_eq!(
+        ns.berth(&d, &root, &["port", "web", "8080"]).ok(),
+        "0.0.0.0:18181\n"
+    );
+    let page = ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18181/index.html 2>/dev/null || echo unreachable");
+    assert_eq!(page, "hello from berth-busybox\n");
+    ns.berth(&d, &root, &["down"]).ok();
+    let _ = holder.kill();
+    let _ = holder.wait();
+}
