@@ -8,6 +8,18 @@ use crate::error::{Error, Result};
 
 /// Replaces `path` with `bytes` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, true)
+}
+
+/// Replaces `path` with `bytes` atomically (readers see the old content or
+/// the new, never a part), not durably: for files derived from durable ones
+/// (a container's `/etc/hosts`, its health), where an fsync per write
+/// would cost every `up` and every healthcheck a disk flush.
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| Error::io(path, std::io::Error::other("no parent directory")))?;
@@ -20,10 +32,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    if durable {
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    }
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    sync_dir(dir)
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// fsyncs a directory so that renames into it survive a crash.

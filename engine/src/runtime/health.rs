@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::exec::{ExecRequest, spawn};
 use super::run::ContainerRecord;
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 
 /// A container's healthcheck, with Docker's defaults filled in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,7 +148,7 @@ impl Checker {
 
     fn save(&self) {
         if let Ok(text) = serde_json::to_vec(&self.state) {
-            let _ = write_atomic(&self.dir.join(STATE_FILE), &text);
+            let _ = write_replace(&self.dir.join(STATE_FILE), &text);
         }
     }
 

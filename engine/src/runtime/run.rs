@@ -25,7 +25,7 @@ use super::mounts::MountRequest;
 use super::spec::{self, Bind, ProcessRequest};
 use super::user;
 use crate::error::{Error, Result};
-use crate::fsutil::{private_dir, write_atomic};
+use crate::fsutil::{private_dir, write_atomic, write_replace};
 use crate::image::ImageStore;
 use crate::image::archive::rfc3339;
 use crate::image::store::remove_dir;
@@ -444,7 +444,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             (None, None) => id[..12].to_string(),
         };
         if joined.is_none() {
-            write_atomic(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
+            write_replace(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
             let mut hosts = if host_network {
                 std::fs::read_to_string("/etc/hosts").unwrap_or_default()
             } else {
@@ -455,8 +455,8 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             for (name, addr) in &req.extra_hosts {
                 hosts.push_str(&format!("{addr}\t{name}\n"));
             }
-            write_atomic(&dir.join("hosts"), hosts.as_bytes())?;
-            write_atomic(&dir.join("resolv.conf"), resolv_conf(&req.dns).as_bytes())?;
+            write_replace(&dir.join("hosts"), hosts.as_bytes())?;
+            write_replace(&dir.join("resolv.conf"), resolv_conf(&req.dns).as_bytes())?;
         }
         let mut binds = vec![
             Bind {
