@@ -975,3 +975,46 @@ services:
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+#[test]
+fn a_neighbour_cannot_route_to_containers_over_ipv6() {
+    // NET-02 over IPv6 (NET-14): `lan` routes the project's IPv6 subnet
+    // through the host (the test's namespace).
+    let d = Dir::new("neighbour6");
+    let host = Netns::new();
+    let lan = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    host.sh(&format!(
+        "ip link add berth-lan6h type veth peer name berth-lan6p netns {lan} && ip -6 addr add fd00:77::1/64 dev berth-lan6h nodad && ip link set berth-lan6h up && ip link set lo up",
+        lan = lan.name()
+    ));
+    lan.sh("ip -6 addr add fd00:77::2/64 dev berth-lan6p nodad && ip link set berth-lan6p up && ip link set lo up && ip -6 route add fd00:db8:99::/64 via fd00:77::1");
+    d.write(
+        "compose.yaml",
+        r#"
+name: six-guarded
+services:
+  web:
+    image: localhost/busybox-test:latest
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    init: true
+networks:
+  default:
+    enable_ipv6: true
+    ipam:
+      config:
+        - subnet: 10.99.6.0/24
+        - subnet: fd00:db8:99::/64
+"#,
+    );
+    host.berth(&d, &root, &["up", "-d"]).ok();
+    let probe =
+        "busybox ping -6 -c1 -W1 fd00:db8:99::2 >/dev/null 2>&1 && echo reached || echo dropped";
+    assert_eq!(lan.sh(probe), "dropped\n");
+    let fetch = "timeout 2 busybox wget -qO- 'http://[fd00:db8:99::2]:8080/index.html' 2>/dev/null || echo unreachable";
+    assert_eq!(lan.sh(fetch), "unreachable\n");
+    // It is berth's guard that stops them.
+    host.sh("nft flush chain ip6 berth guard");
+    assert_eq!(lan.sh(probe), "reached\n");
+    host.berth(&d, &root, &["down"]).ok();
+}
