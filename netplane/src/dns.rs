@@ -137,6 +137,56 @@ struct Listener {
     internal: bool,
 }
 
+/// What one UDP answer of ours may weigh: more (a name with many replicas,
+/// an ANY query) is sent truncated, so the client asks again over TCP and
+/// no answer amplifies a query (NET-08).
+const UDP_ANSWER_MAX: usize = 512;
+
+/// `m` encoded to fit [`UDP_ANSWER_MAX`]: whole, or with as many answers
+/// as fit and the truncation bit set (resolvers that do not retry over TCP
+/// still get addresses to use).
+fn fit_udp(mut m: Message) -> Vec<u8> {
+    let mut wire = m.to_vec().unwrap_or_default();
+    while wire.len() > UDP_ANSWER_MAX && !m.answers.is_empty() {
+        m.answers.pop();
+        m.metadata.truncation = true;
+        wire = m.to_vec().unwrap_or_default();
+    }
+    wire
+}
+
+/// Queries per second each container may ask, and how many at once: a
+/// resolver loop in one container does not starve the others.
+const QUERIES_PER_SECOND: f64 = 2000.0;
+const QUERY_BURST: f64 = 4000.0;
+
+/// A token bucket per asking address.
+#[derive(Default)]
+struct RateLimiter {
+    buckets: BTreeMap<IpAddr, (f64, std::time::Instant)>,
+}
+
+impl RateLimiter {
+    /// Whether `src` may be answered now; takes a token if so.
+    fn allow(&mut self, src: IpAddr, now: std::time::Instant) -> bool {
+        if self.buckets.len() > 4096 {
+            // Addresses quiet for a while start afresh.
+            self.buckets
+                .retain(|_, (_, last)| now.duration_since(*last).as_secs() < 10);
+        }
+        let (tokens, last) = self.buckets.entry(src).or_insert((QUERY_BURST, now));
+        let refill = now.duration_since(*last).as_secs_f64() * QUERIES_PER_SECOND;
+        *tokens = (*tokens + refill).min(QUERY_BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// The answer for a name the network does not know, on an internal network.
 pub fn not_found(query: &Message) -> Message {
     let mut resp = Message::error_msg(query.metadata.id, OpCode::Query, ResponseCode::NXDomain);
@@ -312,6 +362,7 @@ pub fn serve(root: &Path) -> crate::Result<()> {
     let mut watcher = Watcher::new(&dir);
     let mut unbound = false;
     let mut reload = true;
+    let mut limiter = RateLimiter::default();
     loop {
         // A gateway whose address was not there yet (a network being
         // created, or completed by a later `up`) is tried again each tick.
@@ -409,7 +460,7 @@ pub fn serve(root: &Path) -> crate::Result<()> {
                 IpAddr::V4(v4) => l.subnet.contains(v4),
                 IpAddr::V6(v6) => l.subnet6.is_some_and(|s| s.contains(v6)),
             };
-            if !ours || src == l.gateway {
+            if !ours || src == l.gateway || !limiter.allow(src, std::time::Instant::now()) {
                 continue;
             }
             let Ok(query) = Message::from_vec(&buf[..n]) else {
@@ -431,7 +482,7 @@ pub fn serve(root: &Path) -> crate::Result<()> {
             let empty = Zone::new();
             let zone = zones.get(&l.network).unwrap_or(&empty);
             let reply = match answer(&query, zone) {
-                Some(m) => m.to_vec().unwrap_or_default(),
+                Some(m) => fit_udp(m),
                 None if l.internal => not_found(&query).to_vec().unwrap_or_default(),
                 None => forward(&buf[..n], query.metadata.id, &upstream),
             };
@@ -452,6 +503,39 @@ mod tests {
         m.metadata.id = 7;
         m.add_query(Query::query(Name::from_str(name).unwrap(), t));
         m
+    }
+
+    #[test]
+    fn big_answers_are_truncated_and_each_source_is_rate_limited() {
+        let mut z = Zone::new();
+        z.insert(
+            "many".into(),
+            (1..=60)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)))
+                .collect(),
+        );
+        let q = query("many.", RecordType::ANY);
+        let wire = fit_udp(answer(&q, &z).unwrap());
+        assert!(wire.len() <= UDP_ANSWER_MAX, "{}", wire.len());
+        let m = Message::from_vec(&wire).unwrap();
+        assert!(m.metadata.truncation && !m.answers.is_empty() && m.answers.len() < 60);
+        let small = Message::from_vec(&fit_udp(
+            answer(&query("many.", RecordType::AAAA), &z).unwrap(),
+        ))
+        .unwrap();
+        assert!(!small.metadata.truncation);
+
+        let mut limiter = RateLimiter::default();
+        let t0 = std::time::Instant::now();
+        let a: IpAddr = "10.0.0.2".parse().unwrap();
+        let b: IpAddr = "10.0.0.3".parse().unwrap();
+        let allowed = (0..10_000).filter(|_| limiter.allow(a, t0)).count();
+        assert_eq!(allowed, QUERY_BURST as usize, "a burst, then nothing");
+        assert!(limiter.allow(b, t0), "another container is not starved");
+        assert!(
+            limiter.allow(a, t0 + std::time::Duration::from_millis(50)),
+            "tokens come back"
+        );
     }
 
     #[test]

@@ -203,7 +203,7 @@ fn containers_on_a_network_reach_each_other_and_no_one_else() {
     .ok();
     let a = ns.berth(&d, &root, &["network", "inspect", "front"]).json();
     let ids = ns.berth(&d, &root, &["container", "inspect", "a"]).json();
-    let a_ip = a[0]["Leases"][ids[0]["id"].as_str().unwrap()]
+    let a_ip = a[0]["Leases"][ids[0]["Id"].as_str().unwrap()]
         .as_str()
         .unwrap()
         .to_string();
