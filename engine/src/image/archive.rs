@@ -508,10 +508,8 @@ pub fn import(
     reference: Option<&Reference>,
     changes: &[String],
 ) -> Result<ImageRecord> {
-    let (blob, size) = store.put_blob(reader, None, "imported archive")?;
+    let (blob, size, diff_id) = store.put_blob_and_layer(reader, "imported archive")?;
     let path = store.blob_path(&blob);
-    let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
-    let diff_id = store.put_layer(f, None, "imported archive")?;
     let mut run = RunConfig::default();
     for c in changes {
         apply_change(&mut run, c)?;

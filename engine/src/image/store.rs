@@ -132,7 +132,55 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Reads from `inner`, copying what it reads to `out`: one pass over an
+/// imported archive both stores and unpacks it.
+struct Tee<R, W> {
+    inner: R,
+    out: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 impl ImageStore {
+    /// Stores `reader` as a blob and unpacks it as a layer in the same
+    /// pass (an archive read once, not written then read back). Returns
+    /// the blob's digest and size, and the layer's diff ID.
+    pub fn put_blob_and_layer(
+        &self,
+        reader: impl Read,
+        what: &str,
+    ) -> Result<(Digest, u64, Digest)> {
+        let tmp = self.temp_path("blob");
+        let result = (|| {
+            let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let mut tee = Tee {
+                inner: reader,
+                out: HashingWriter::new(std::io::BufWriter::new(file)),
+            };
+            let diff_id = self.put_layer(&mut tee, None, what)?;
+            // Whatever follows the layer's end (compression trailers).
+            std::io::copy(&mut tee, &mut std::io::sink()).map_err(Error::Read)?;
+            let mut w = tee.out;
+            w.flush().map_err(|e| Error::io(&tmp, e))?;
+            w.inner
+                .get_ref()
+                .sync_all()
+                .map_err(|e| Error::io(&tmp, e))?;
+            let (digest, size) = self.settle(&tmp, w.finish()?, None, what)?;
+            Ok((digest, size, diff_id))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
     /// Opens (creating) the store below `root` (the state root).
     pub fn open(root: &Path) -> Result<ImageStore> {
         let dir = root.join("images");
