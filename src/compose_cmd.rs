@@ -135,7 +135,27 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-impl HostRuntime<'_> {
+impl<'a> HostRuntime<'a> {
+    /// The runtime over the stores of `global`'s state root.
+    fn open(
+        global: &'a Global,
+        project: &'a Project,
+        anonymous: Anonymous,
+        recreating: BTreeSet<String>,
+        board: Option<&'a crate::progress::Board>,
+    ) -> anyhow::Result<HostRuntime<'a>> {
+        Ok(HostRuntime {
+            global,
+            project,
+            images: ImageStore::open(&global.root)?,
+            volumes: VolumeStore::open(&global.root)?,
+            networks: Networks::open(&global.root)?,
+            anonymous,
+            recreating,
+            board,
+        })
+    }
+
     /// Stops one container with its service's stop signal and grace period.
     fn stop_one(&self, name: &str, service: &str) -> Result<(), String> {
         stop_container(self.global, self.project, name, service).map_err(|e| format!("{e:#}"))
@@ -382,7 +402,7 @@ impl HostRuntime<'_> {
                     };
                     let mac_address = match n.mac_address.as_str() {
                         "" => None,
-                        m => Some(self.mac(&d.service, &format!("networks.{key}.mac_address"), m)?),
+                        m => Some(checked_mac(&d.service, &format!("networks.{key}.mac_address"), m)?),
                     };
                     let ipv6_address = match n.ipv6_address.as_str() {
                         "" => None,
@@ -483,7 +503,7 @@ impl HostRuntime<'_> {
         if !svc.mac_address.is_empty()
             && let Some(first) = req.networks.first()
         {
-            let mac = self.mac(&d.service, "mac_address", &svc.mac_address)?;
+            let mac = checked_mac(&d.service, "mac_address", &svc.mac_address)?;
             let opts = req.network_opts.entry(first.clone()).or_default();
             opts.mac_address.get_or_insert(mac);
         }
@@ -520,13 +540,13 @@ impl HostRuntime<'_> {
             })
             .ok_or_else(|| format!("service {service}: no free port in {first}-{last}"))
     }
+}
 
-    /// A checked `mac_address`.
-    fn mac(&self, service: &str, field: &str, mac: &str) -> Result<String, String> {
-        berth_netplane::attach::parse_mac(mac)
-            .map(|_| mac.to_string())
-            .map_err(|e| format!("service {service}: {field}: {e}"))
-    }
+/// A checked `mac_address`.
+fn checked_mac(service: &str, field: &str, mac: &str) -> Result<String, String> {
+    berth_netplane::attach::parse_mac(mac)
+        .map(|_| mac.to_string())
+        .map_err(|e| format!("service {service}: {field}: {e}"))
 }
 
 impl Runtime for HostRuntime<'_> {
@@ -830,25 +850,13 @@ fn execute(
             })
             .collect()
     };
-    let rt = HostRuntime {
-        global,
-        project,
-        images: ImageStore::open(&global.root)?,
-        volumes: VolumeStore::open(&global.root)?,
-        networks: Networks::open(&global.root)?,
-        anonymous,
-        recreating: names_of(Op::RemoveContainer)
-            .intersection(&names_of(Op::CreateContainer))
-            .cloned()
-            .collect(),
-        board: None,
-    };
     let board = (crate::progress::live(global) && !plan.nodes.is_empty())
         .then(|| crate::progress::Board::new("Running"));
-    let rt = HostRuntime {
-        board: board.as_ref(),
-        ..rt
-    };
+    let recreating = names_of(Op::RemoveContainer)
+        .intersection(&names_of(Op::CreateContainer))
+        .cloned()
+        .collect();
+    let rt = HostRuntime::open(global, project, anonymous, recreating, board.as_ref())?;
     // Not locked across the run: workers print too (pull progress).
     let err = std::io::stderr();
     let mut warnings = Vec::new();
@@ -1101,9 +1109,9 @@ pub fn down(global: &Global, a: &DownArgs) -> anyhow::Result<ExitCode> {
     execute(global, &project, &desired, &plan, anonymous)?;
     // What a recreation killed between removal and creation left for a
     // successor that `down` means never to create.
+    let volumes = VolumeStore::open(&global.root)?;
     for name in desired.containers.keys() {
         if a.volumes {
-            let volumes = VolumeStore::open(&global.root)?;
             for v in succession::inheritance(&global.root, name).values() {
                 let _ = volumes.remove(v, &|_| false);
             }
@@ -1825,16 +1833,7 @@ pub fn run_oneoff(global: &Global, a: &ComposeRunArgs) -> anyhow::Result<ExitCod
     oneoff.labels.insert(labels::ONEOFF.into(), "True".into());
     let mut with_oneoff = desired.clone();
     with_oneoff.containers.insert(name.clone(), oneoff);
-    let rt = HostRuntime {
-        global,
-        project: &project,
-        images: ImageStore::open(&global.root)?,
-        volumes: VolumeStore::open(&global.root)?,
-        networks: Networks::open(&global.root)?,
-        anonymous: Anonymous::Keep,
-        recreating: BTreeSet::new(),
-        board: None,
-    };
+    let rt = HostRuntime::open(global, &project, Anonymous::Keep, BTreeSet::new(), None)?;
     let mut req = rt
         .request(&name, &with_oneoff)
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -1407,16 +1407,8 @@ services:
     // Input is typed at the container's terminal; ctrl-p ctrl-q detaches
     // and leaves it running.
     let attach = |service: &str, typed: &[&[u8]]| {
-        let mut child = std::process::Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", ns.name()))
-            .args([
-                env!("CARGO_BIN_EXE_berth"),
-                "--root",
-                &root,
-                "attach",
-                service,
-            ])
-            .current_dir(d.path())
+        let mut child = ns
+            .command(&d, &root, &["attach", service])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -1448,17 +1440,8 @@ services:
     assert_eq!(out.status.code(), Some(7), "{out:?}");
 
     // Without a terminal, attach follows the output until the exit.
-    let mut follow = std::process::Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", ns.name()))
-        .args([
-            env!("CARGO_BIN_EXE_berth"),
-            "--root",
-            &root,
-            "attach",
-            "--no-stdin",
-            "plain",
-        ])
-        .current_dir(d.path())
+    let mut follow = ns
+        .command(&d, &root, &["attach", "--no-stdin", "plain"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -38,25 +38,29 @@ impl Netns {
 
     /// As [`Netns::berth`], with these environment variables set.
     pub fn berth_env(&self, d: &Dir, root: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.0))
-            .args([env!("CARGO_BIN_EXE_berth"), "--root", root])
-            .args(args)
+        let out = self
+            .command(d, root, args)
             .envs(env.iter().copied())
-            .current_dir(d.path())
             .output()
             .expect("run berth in the namespace");
         Run(out)
     }
 
-    /// Starts berth in the namespace without waiting; output is piped.
-    pub fn spawn(&self, d: &Dir, root: &str, args: &[&str]) -> std::process::Child {
-        // nsenter with only --net execs berth itself: signals reach berth.
-        Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.0))
+    /// The command that runs berth in the namespace, in `d`, on state
+    /// root `root`; nsenter with only --net execs berth itself, so signals
+    /// reach berth.
+    pub fn command(&self, d: &Dir, root: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.0))
             .args([env!("CARGO_BIN_EXE_berth"), "--root", root])
             .args(args)
-            .current_dir(d.path())
+            .current_dir(d.path());
+        cmd
+    }
+
+    /// Starts berth in the namespace without waiting; output is piped.
+    pub fn spawn(&self, d: &Dir, root: &str, args: &[&str]) -> std::process::Child {
+        self.command(d, root, args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
