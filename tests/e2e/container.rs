@@ -867,6 +867,11 @@ fn the_default_seccomp_profile_binds_init_and_exec_alike() {
             .ok();
         assert_eq!(out, refused, "as {user}");
     }
+    // Compiled once, then loaded ready-made by every container and exec.
+    let compiled = std::fs::read_dir(std::path::Path::new(&root).join("seccomp"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(compiled, 1, "one compiled filter kept under the root");
 
     let status = "grep -E '^(Seccomp|NoNewPrivs|CapBnd):' /proc/self/status";
     for (opt, seccomp, nnp) in [

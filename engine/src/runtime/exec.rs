@@ -84,6 +84,9 @@ fn start(
             None => (kv.clone(), String::new()),
         })
         .collect();
+    if let Some(root) = dir.parent().and_then(Path::parent) {
+        super::seccomp::cache::use_root(root);
+    }
     let mut builder = ContainerBuilder::new(record.id.clone(), SyscallType::Linux)
         .with_root_path(dir.join("state"))
         .map_err(lc)?

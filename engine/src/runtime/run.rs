@@ -670,6 +670,9 @@ pub fn execute(
         oci.save(&config)
             .map_err(|e| Error::Conflict(format!("writing the runtime spec: {e}")))?;
     }
+    if let Some(root) = p.dir.parent().and_then(Path::parent) {
+        super::seccomp::cache::use_root(root);
+    }
     let mut builder = ContainerBuilder::new(p.record.id.clone(), SyscallType::Linux)
         .with_root_path(&state)
         .map_err(lc)?

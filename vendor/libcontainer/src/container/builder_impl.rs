@@ -192,6 +192,9 @@ impl ContainerBuilderImpl {
             pid_file: self.pid_file.to_owned(),
         };
 
+        // berth: the filter is compiled once here, not in every child.
+        #[cfg(feature = "libseccomp")]
+        crate::seccomp::precompile(linux.seccomp().as_ref());
         let init_pid = process::container_main_process::container_main_process(&container_args)
             .map_err(|err| {
                 tracing::error!("failed to run container process {}", err);
