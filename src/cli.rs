@@ -610,6 +610,10 @@ pub struct ContainerRunArgs {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
+    /// User namespace: `host` (default) or `private` (container root is an
+    /// unprivileged host uid)
+    #[arg(long, value_name = "MODE", default_value = "host")]
+    pub userns: String,
     /// Add a Linux capability
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,

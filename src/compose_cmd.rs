@@ -316,6 +316,8 @@ impl<'a> HostRuntime<'a> {
             user: (!svc.user.is_empty()).then(|| svc.user.clone()),
             hostname: (!svc.hostname.is_empty()).then(|| svc.hostname.clone()),
             read_only: svc.read_only,
+            userns: berth_engine::runtime::userns::parse_mode(&svc.userns_mode)
+                .map_err(|e| format!("service {}: {e}", d.service))?,
             remove: false,
             mounts,
             resources: Resources {

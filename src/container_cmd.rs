@@ -458,6 +458,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         user: a.user.clone(),
         hostname: a.hostname.clone(),
         read_only: a.read_only,
+        userns: berth_engine::runtime::userns::parse_mode(&a.userns)?,
         remove: a.rm,
         mounts: a
             .volumes

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::os::fd::AsFd;
+
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, UnmountFlags, fsconfig_create,
     fsconfig_set_string, fsmount, fsopen, move_mount,
@@ -14,6 +16,7 @@ use rustix::mount::{
 
 use crate::error::{Error, Result};
 use crate::fsutil::private_dir;
+use crate::runtime::userns::{self, IdRange};
 
 /// The directories of one container's root filesystem.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,8 +49,28 @@ impl ContainerFs {
         Ok(fs)
     }
 
-    /// Mounts the overlay of `layers` (bottom first) at `merged`.
-    pub fn mount(&self, layers: &[PathBuf]) -> Result<()> {
+    /// Mounts the overlay of `layers` (bottom first) at `merged`; with
+    /// `userns`, every layer and the upper directory through idmapped
+    /// mounts (see [`crate::runtime::userns`]).
+    pub fn mount(&self, layers: &[PathBuf], userns: Option<&IdRange>) -> Result<()> {
+        match userns {
+            None => self.mount_overlay(layers, None),
+            // overlayfs works in its upper directory with its creator's
+            // credentials, which the idmapped upper must map: those of the
+            // remapped root (host root maps to nothing there). Credentials
+            // are per thread: a thread of its own takes them.
+            Some(range) => std::thread::scope(|s| {
+                s.spawn(|| {
+                    userns::act_as_root_of(range)?;
+                    self.mount_overlay(layers, Some(range))
+                })
+                .join()
+                .unwrap_or_else(|_| Err(Error::Conflict("mounting the root panicked".into())))
+            }),
+        }
+    }
+
+    fn mount_overlay(&self, layers: &[PathBuf], userns: Option<&IdRange>) -> Result<()> {
         let err = |what: &str, e: rustix::io::Errno| {
             Error::io(
                 &self.merged,
@@ -55,18 +78,73 @@ impl ContainerFs {
             )
         };
         let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| err("fsopen", e))?;
-        // lowerdir+ takes the topmost layer first.
-        for l in layers.iter().rev() {
-            fsconfig_set_string(&fs, "lowerdir+", l.as_path())
-                .map_err(|e| err(&format!("lowerdir {}", l.display()), e))?;
-        }
         if layers.is_empty() {
             return Err(Error::Layer("an image needs at least one layer".into()));
         }
-        fsconfig_set_string(&fs, "upperdir", self.upper.as_path())
-            .map_err(|e| err("upperdir", e))?;
-        fsconfig_set_string(&fs, "workdir", self.work.as_path()).map_err(|e| err("workdir", e))?;
-        fsconfig_create(&fs).map_err(|e| err("create", e))?;
+        match userns {
+            None => {
+                // lowerdir+ takes the topmost layer first.
+                for l in layers.iter().rev() {
+                    fsconfig_set_string(&fs, "lowerdir+", l.as_path())
+                        .map_err(|e| err(&format!("lowerdir {}", l.display()), e))?;
+                }
+                fsconfig_set_string(&fs, "upperdir", self.upper.as_path())
+                    .map_err(|e| err("upperdir", e))?;
+                fsconfig_set_string(&fs, "workdir", self.work.as_path())
+                    .map_err(|e| err("workdir", e))?;
+            }
+            Some(range) => {
+                // overlayfs takes layers from mounts in its namespace (a
+                // detached one is refused): each idmapped copy is attached
+                // below the container's directory while the overlay is
+                // created, then detached again; the overlay keeps its own.
+                let ns = userns::namespace(range)?;
+                let dir = self.upper.parent().unwrap_or(Path::new("/"));
+                let lower = dir.join("lower");
+                let mut attached = Vec::new();
+                let created = (|| {
+                    for (i, l) in layers.iter().rev().enumerate() {
+                        let at = lower.join(i.to_string());
+                        private_dir(&at)?;
+                        let tree = userns::idmapped(l, ns.as_fd())?;
+                        move_mount(
+                            &tree,
+                            "",
+                            rustix::fs::CWD,
+                            &at,
+                            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                        )
+                        .map_err(|e| err("idmapped layer", e))?;
+                        attached.push(at.clone());
+                        fsconfig_set_string(&fs, "lowerdir+", &at)
+                            .map_err(|e| err(&format!("lowerdir {}", l.display()), e))?;
+                    }
+                    // Upper and work directories must be on one mount.
+                    let tree = userns::idmapped(dir, ns.as_fd())?;
+                    move_mount(
+                        &tree,
+                        "",
+                        rustix::fs::CWD,
+                        dir,
+                        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                    )
+                    .map_err(|e| err("idmapped upper", e))?;
+                    attached.push(dir.to_path_buf());
+                    fsconfig_set_string(&fs, "upperdir", self.upper.as_path())
+                        .map_err(|e| err("upperdir", e))?;
+                    fsconfig_set_string(&fs, "workdir", self.work.as_path())
+                        .map_err(|e| err("workdir", e))?;
+                    fsconfig_create(&fs).map_err(|e| err("create", e))
+                })();
+                for at in attached.iter().rev() {
+                    let _ = rustix::mount::unmount(at.as_path(), UnmountFlags::DETACH);
+                }
+                created?;
+            }
+        }
+        if userns.is_none() {
+            fsconfig_create(&fs).map_err(|e| err("create", e))?;
+        }
         let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
             .map_err(|e| err("fsmount", e))?;
         move_mount(

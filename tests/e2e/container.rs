@@ -1290,3 +1290,135 @@ fn runc_runs_the_bundle_berth_generates_as_berth_does() {
     d.berth_with(&["container", "rm", "bundled"], &env, None)
         .ok();
 }
+
+#[test]
+fn userns_private_maps_container_root_to_an_unprivileged_host_uid() {
+    use std::os::unix::fs::MetadataExt;
+    let d = Dir::new("userns");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let compose = |mode: &str| {
+        format!(
+            r#"
+name: un
+services:
+  app:
+    image: localhost/busybox-test:latest
+    network_mode: none
+    userns_mode: {mode}
+    volumes: ["data:/data"]
+    command: ["sh", "-c", "echo kept > /data/f; echo up > /upfile; trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+volumes:
+  data: {{}}
+"#
+        )
+    };
+    d.write("compose.yaml", &compose("keep-id"));
+    let err = d.berth_with(&["up", "-d"], &env, None).fails();
+    assert!(
+        err.contains("userns_mode") && err.contains("keep-id"),
+        "{err}"
+    );
+    d.write("compose.yaml", &compose("private"));
+    d.berth_with(&["up", "-d"], &env, None).ok();
+    let exec = |cmd: &str| {
+        d.berth_with(&["exec", "app", "sh", "-c", cmd], &env, None)
+            .ok()
+    };
+    for _ in 0..50 {
+        if exec("cat /data/f 2>/dev/null") == "kept\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Root inside, an unprivileged range outside; exec joins the same.
+    let map = exec("id -u; cat /proc/self/uid_map; cat /proc/1/uid_map");
+    let fields: Vec<&str> = map.split_whitespace().collect();
+    assert_eq!(fields.len(), 7, "{map}");
+    let base: u32 = fields[2].parse().unwrap();
+    assert_eq!(
+        (fields[0], fields[1], fields[3]),
+        ("0", "0", "65536"),
+        "{map}"
+    );
+    assert_eq!(
+        &fields[1..4],
+        &fields[4..7],
+        "exec and init share the namespace"
+    );
+    assert!(base >= 100_000, "{map}");
+    let pid = d
+        .berth_with(
+            &["container", "inspect", "-f", "{{.State.Pid}}", "un-app-1"],
+            &env,
+            None,
+        )
+        .ok();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    assert!(
+        status.contains(&format!("\nUid:\t{base}\t{base}\t{base}\t{base}\n")),
+        "{status}"
+    );
+    // The container sees its files as root's; on the host the image's and
+    // its layer's keep their owners, its volume is the range's root's.
+    assert_eq!(
+        exec("ls -n /data/f /upfile /bin/busybox | awk '{print $3 $4}'"),
+        "00\n00\n00\n"
+    );
+    let volume = std::path::Path::new(&root).join("volumes/un_data/_data/f");
+    assert_eq!(std::fs::metadata(&volume).unwrap().uid(), base);
+    let id = d
+        .berth_with(
+            &["container", "inspect", "-f", "{{.Id}}", "un-app-1"],
+            &env,
+            None,
+        )
+        .ok();
+    let upper = std::path::Path::new(&root)
+        .join("containers")
+        .join(id.trim())
+        .join("fs/upper/upfile");
+    assert_eq!(std::fs::metadata(&upper).unwrap().uid(), 0);
+    let cp_in = d.path().join("cp-in");
+    std::fs::write(&cp_in, "copied\n").unwrap();
+    d.berth_with(&["cp", cp_in.to_str().unwrap(), "app:/cp-in"], &env, None)
+        .ok();
+    assert_eq!(
+        exec("ls -n /cp-in | awk '{print $3 $4}'; cat /cp-in"),
+        "00\ncopied\n"
+    );
+    let tar = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["container", "export", "un-app-1"])
+        .env("BERTH_ROOT", &root)
+        .output()
+        .unwrap();
+    let mut archive = tar::Archive::new(&tar.stdout[..]);
+    let owner = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().as_os_str() == "upfile")
+        .map(|e| (e.header().uid().unwrap(), e.header().gid().unwrap()));
+    assert_eq!(owner, Some((0, 0)), "export shows the container's owners");
+
+    // RT-20: the range's root can write nothing of the state root but
+    // the volume it owns.
+    let writable = std::process::Command::new("setpriv")
+        .args([
+            &format!("--reuid={base}"),
+            &format!("--regid={base}"),
+            "--clear-groups",
+            "find",
+            &root,
+            "-writable",
+        ])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&writable.stdout).into_owned();
+    let volume_dir = format!("{root}/volumes/un_data/_data");
+    assert!(
+        listed.lines().all(|l| l.starts_with(&volume_dir)),
+        "writable by the remapped root: {listed}"
+    );
+    d.berth_with(&["down", "-v"], &env, None).ok();
+}

@@ -10,6 +10,7 @@ use crate::rootfs::ContainerFs;
 use crate::{Error, Result};
 
 use super::run::find;
+use super::userns::IdRange;
 
 /// One change: `A`dded, `C`hanged or `D`eleted, and the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,14 +92,18 @@ pub fn export(root: &Path, name: &str, out: impl Write) -> Result<()> {
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
     let mounted = dev(&fs.merged) != fs.merged.parent().and_then(dev);
     if !mounted {
-        fs.mount(&record.layers)?;
+        fs.mount(&record.layers, record.userns.as_ref())?;
     }
     let result = (|| {
         let mut b = tar::Builder::new(out);
         // Links inside the container stay links: nothing is followed out.
         b.follow_symlinks(false);
-        b.append_dir_all(".", &fs.merged)
-            .map_err(|e| Error::Archive(format!("exporting {name}: {e}")))?;
+        match &record.userns {
+            None => b
+                .append_dir_all(".", &fs.merged)
+                .map_err(|e| Error::Archive(format!("exporting {name}: {e}")))?,
+            Some(range) => shifted_entries(&mut b, &fs.merged, Path::new(""), 0, range)?,
+        }
         b.into_inner()
             .map_err(|e| Error::Archive(format!("exporting {name}: {e}")))?
             .flush()
@@ -108,6 +113,64 @@ pub fn export(root: &Path, name: &str, out: impl Write) -> Result<()> {
         fs.unmount()?;
     }
     result
+}
+
+/// Appends `top/rel` to a tarball with the owners a remapped container
+/// sees (the merged root shows host ids in its range).
+fn shifted_entries<W: Write>(
+    b: &mut tar::Builder<W>,
+    top: &Path,
+    rel: &Path,
+    depth: usize,
+    range: &IdRange,
+) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let tar_err = |e: std::io::Error| Error::Archive(format!("exporting: {e}"));
+    if depth > 256 {
+        return Err(Error::Conflict(
+            "export: directories nest too deeply".into(),
+        ));
+    }
+    let unshift = |id: u32, base: u32| {
+        if (base..base.saturating_add(range.size)).contains(&id) {
+            u64::from(id - base)
+        } else {
+            65534
+        }
+    };
+    for e in sorted_entries(&top.join(rel))? {
+        let name = rel.join(e.file_name());
+        let path = e.path();
+        let m = std::fs::symlink_metadata(&path).map_err(|err| Error::io(&path, err))?;
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&m, tar::HeaderMode::Complete);
+        h.set_uid(unshift(m.uid(), range.uid));
+        h.set_gid(unshift(m.gid(), range.gid));
+        if m.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).map_err(|err| Error::io(&path, err))?;
+            b.append_link(&mut h, &name, target).map_err(tar_err)?;
+        } else if m.is_file() {
+            // Never through a link swapped in since the look above.
+            let f = rustix::fs::open(
+                &path,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|err| Error::io(&path, err.into()))?;
+            b.append_data(&mut h, &name, std::fs::File::from(f))
+                .map_err(tar_err)?;
+        } else {
+            h.set_size(0);
+            b.append_data(&mut h, &name, std::io::empty())
+                .map_err(tar_err)?;
+        }
+        if m.is_dir() {
+            shifted_entries(b, top, &name, depth + 1, range)?;
+        }
+    }
+    Ok(())
 }
 
 /// Appends the upper directory `upper/rel` to a layer tarball: overlayfs

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
-use super::run::find;
+use super::run::{ContainerRecord, find};
 use crate::{Error, Result};
 
 /// The container's root as its init sees it.
-fn container_root(root: &Path, name: &str) -> Result<(OwnedFd, String)> {
+fn container_root(root: &Path, name: &str) -> Result<(OwnedFd, ContainerRecord)> {
     let (_, record) = find(root, name)?;
     let pid = record
         .pid
@@ -27,7 +27,7 @@ fn container_root(root: &Path, name: &str) -> Result<(OwnedFd, String)> {
         Mode::empty(),
     )
     .map_err(|e| Error::io(&path, e.into()))?;
-    Ok((fd, record.name))
+    Ok((fd, record))
 }
 
 fn in_root(root: &OwnedFd, path: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
@@ -119,8 +119,8 @@ fn destination(
 
 /// `cp CONTAINER:SRC DEST`.
 pub fn copy_out(root: &Path, name: &str, src: &str, dest: &Path) -> Result<()> {
-    let (croot, cname) = container_root(root, name)?;
-    let shown = PathBuf::from(format!("{cname}:{src}"));
+    let (croot, record) = container_root(root, name)?;
+    let shown = PathBuf::from(format!("{}:{src}", record.name));
     let from = in_root(
         &croot,
         src,
@@ -140,8 +140,8 @@ pub fn copy_out(root: &Path, name: &str, src: &str, dest: &Path) -> Result<()> {
 
 /// `cp SRC CONTAINER:DEST`.
 pub fn copy_in(root: &Path, src: &Path, name: &str, dest: &str) -> Result<()> {
-    let (croot, cname) = container_root(root, name)?;
-    let shown = PathBuf::from(format!("{cname}:{dest}"));
+    let (croot, record) = container_root(root, name)?;
+    let shown = PathBuf::from(format!("{}:{dest}", record.name));
     let from = rustix::fs::open(
         src,
         OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
@@ -150,5 +150,17 @@ pub fn copy_in(root: &Path, src: &Path, name: &str, dest: &str) -> Result<()> {
     .map_err(|e| Error::io(src, e.into()))?;
     let open_dir = |p: &str| in_root(&croot, p, OFlags::RDONLY | OFlags::DIRECTORY);
     let (dir, leaf) = destination(open_dir, dest, &src.to_string_lossy())?;
-    copy_any(from, &dir, &leaf, &shown)
+    match &record.userns {
+        None => copy_any(from, &dir, &leaf, &shown),
+        // Written as the container's root, the owner its root filesystem
+        // and volumes can hold (host root maps to nothing there).
+        Some(range) => std::thread::scope(|s| {
+            s.spawn(|| {
+                super::userns::act_as_root_of(range)?;
+                copy_any(from, &dir, &leaf, &shown)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(Error::Conflict("cp panicked".into())))
+        }),
+    }
 }

@@ -24,5 +24,6 @@ pub mod stats;
 pub mod succession;
 pub mod tty;
 pub mod user;
+pub mod userns;
 
 pub use run::{RunRequest, run_foreground};

@@ -168,6 +168,7 @@ pub fn prepare(
     requests: &[MountRequest],
     rootfs: &Path,
     inherit: &BTreeMap<String, String>,
+    userns: Option<&super::userns::IdRange>,
 ) -> Result<Prepared> {
     let mut out = Prepared::default();
     for r in requests {
@@ -230,6 +231,19 @@ pub fn prepare(
                 let empty = std::fs::read_dir(&data)
                     .map(|mut d| d.next().is_none())
                     .unwrap_or(false);
+                if let Some(range) = userns {
+                    // Container root owns a new volume, as in Docker's
+                    // remapped daemon; what the copy brings keeps the
+                    // owners the remapped root sees (host ids in range).
+                    if fresh || empty {
+                        rustix::fs::chown(&data, Some(uid(range.uid)), Some(gid(range.gid)))
+                            .map_err(|e| Error::io(&data, e.into()))?;
+                    }
+                    // `<root>/volumes/<name>/_data`: both directories above.
+                    for dir in data.ancestors().skip(1).take(2) {
+                        super::userns::traversable(dir)?;
+                    }
+                }
                 if (fresh || empty) && !nocopy {
                     copy_up(rootfs, target, &data)?;
                 }
@@ -362,6 +376,14 @@ pub(crate) fn copy_dir(src: &OwnedFd, dst: &OwnedFd, shown: &Path, depth: usize)
         }
     }
     Ok(())
+}
+
+fn uid(id: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(id)
+}
+
+fn gid(id: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(id)
 }
 
 #[cfg(test)]

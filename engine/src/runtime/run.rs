@@ -47,6 +47,9 @@ pub struct RunRequest {
     pub hostname: Option<String>,
     /// `--read-only` root filesystem.
     pub read_only: bool,
+    /// A user namespace of its own (`userns_mode: private`): container
+    /// root is the state root's unprivileged host uid.
+    pub userns: bool,
     /// `--rm`: remove the container (and its anonymous volumes) when it exits.
     pub remove: bool,
     /// `-v` mounts.
@@ -153,6 +156,9 @@ pub struct ContainerRecord {
     /// Image layers, bottom first, for remounting the root.
     #[serde(default)]
     pub layers: Vec<PathBuf>,
+    /// The ids its user namespace maps, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<super::userns::IdRange>,
     /// Set by `stop`/`kill`: the exit was asked for.
     #[serde(default)]
     pub stopped_by_user: bool,
@@ -394,8 +400,27 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             req.network_mode
         )));
     }
+    let userns = if req.userns {
+        if host_network || joined.is_some() {
+            return Err(Error::Conflict(
+                "userns_mode private cannot share another namespace's network \
+                 (network_mode host or container:)"
+                    .into(),
+            ));
+        }
+        Some(super::userns::host_range(root)?)
+    } else {
+        None
+    };
     let dir = containers_dir(root).join(&id);
     private_dir(&dir)?;
+    if userns.is_some() {
+        // The runtime reaches the root and bind sources by path from
+        // inside the namespace, as the remapped root.
+        for d in [root, &containers_dir(root), &dir] {
+            super::userns::traversable(d)?;
+        }
+    }
     // Held until the record exists: a directory without a record whose lock
     // is free belongs to a command that was killed (see `collect_orphans`).
     // Locked before it takes its name: a `collect_orphans` that finds the
@@ -412,7 +437,10 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     let mut created = Vec::new();
     let mut resolved = Vec::new();
     let result = (|| {
-        fs.mount(&layers)?;
+        if userns.is_some() {
+            super::userns::traversable(&dir.join("fs"))?;
+        }
+        fs.mount(&layers, userns.as_ref())?;
         let mut process = req.process.clone();
         process.user = user::resolve(
             &fs.merged,
@@ -422,8 +450,13 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
                 .unwrap_or(""),
         )?;
         let requests = mount_requests(root, req, config.config.volumes.as_ref())?;
-        let prepared =
-            super::mounts::prepare(&volumes, &requests, &fs.merged, &req.inherit_anonymous)?;
+        let prepared = super::mounts::prepare(
+            &volumes,
+            &requests,
+            &fs.merged,
+            &req.inherit_anonymous,
+            userns.as_ref(),
+        )?;
         anonymous = prepared.anonymous.clone();
         created = prepared.created.clone();
         resolved = prepared.resolved.clone();
@@ -488,6 +521,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             resources: &req.resources,
             host_network,
             tmpfs: &prepared.tmpfs,
+            userns: userns.as_ref(),
         })?;
         let bundle = dir.join("bundle");
         private_dir(&bundle)?;
@@ -525,6 +559,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             anonymous_volumes: anonymous.clone(),
             mounts: resolved.clone(),
             layers: layers.clone(),
+            userns,
             ..ContainerRecord::default()
         };
         save_record(&dir, &record)?;

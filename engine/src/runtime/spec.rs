@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    Capability, LinuxBlockIoBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
-    LinuxNamespaceType, LinuxPidsBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec,
-    UserBuilder,
+    Capability, LinuxBlockIoBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
 
 use crate::error::{Error, Result};
@@ -501,6 +501,8 @@ pub struct SpecRequest<'a> {
     pub host_network: bool,
     /// tmpfs mounts.
     pub tmpfs: &'a [Tmpfs],
+    /// A user namespace with these ids.
+    pub userns: Option<&'a super::userns::IdRange>,
 }
 
 /// Points the spec's network namespace at `path` (another container's, for
@@ -781,6 +783,26 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
             ));
         }
         linux.set_seccomp(seccomp);
+        if let Some(range) = r.userns {
+            let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+            namespaces.push(
+                LinuxNamespaceBuilder::default()
+                    .typ(LinuxNamespaceType::User)
+                    .build()
+                    .map_err(oci)?,
+            );
+            linux.set_namespaces(Some(namespaces));
+            let map = |host: u32| {
+                LinuxIdMappingBuilder::default()
+                    .container_id(0u32)
+                    .host_id(host)
+                    .size(range.size)
+                    .build()
+                    .map_err(oci)
+            };
+            linux.set_uid_mappings(Some(vec![map(range.uid)?]));
+            linux.set_gid_mappings(Some(vec![map(range.gid)?]));
+        }
         for key in req.sysctls.keys() {
             check_sysctl(key, r.host_network)?;
         }

@@ -112,7 +112,10 @@ impl ContainerBuilderImpl {
 
         let cgroup_config = libcgroups::common::CgroupConfig {
             cgroup_path: final_cgroups_path,
-            systemd_cgroup: self.use_systemd || self.user_ns_config.is_some(),
+            // berth: only a rootless container needs systemd to delegate
+            // its cgroup; root manages cgroups itself, user namespace or not.
+            systemd_cgroup: self.use_systemd
+                || self.user_ns_config.as_ref().is_some_and(|c| !c.privileged),
             container_name: self.container_id.to_owned(),
         };
         let process = self
@@ -232,7 +235,9 @@ impl ContainerBuilderImpl {
         let cmanager =
             libcgroups::common::create_cgroup_manager(libcgroups::common::CgroupConfig {
                 cgroup_path: cgroups_path,
-                systemd_cgroup: self.use_systemd || self.user_ns_config.is_some(),
+                // berth: as above.
+                systemd_cgroup: self.use_systemd
+                    || self.user_ns_config.as_ref().is_some_and(|c| !c.privileged),
                 container_name: self.container_id.to_string(),
             })?;
 
