@@ -318,6 +318,7 @@ impl<'a> HostRuntime<'a> {
             read_only: svc.read_only,
             userns: berth_engine::runtime::userns::parse_mode(&svc.userns_mode)
                 .map_err(|e| format!("service {}: {e}", d.service))?,
+            stdin_open: svc.stdin_open,
             remove: false,
             mounts,
             resources: Resources {

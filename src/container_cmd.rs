@@ -459,6 +459,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         hostname: a.hostname.clone(),
         read_only: a.read_only,
         userns: berth_engine::runtime::userns::parse_mode(&a.userns)?,
+        stdin_open: a.interactive,
         remove: a.rm,
         mounts: a
             .volumes
@@ -704,6 +705,11 @@ pub fn attach(
     let ended = if rec.tty && term::has_terminal(dir) {
         term::attach(dir, !o.no_stdin, &keys)?
     } else {
+        if rec.stdin_open && !o.no_stdin && term::has_terminal(dir) {
+            // Input goes by the supervisor's pipe, output by the log.
+            let input = term::stdin_sender(dir)?;
+            std::thread::spawn(input);
+        }
         follow_output(dir)?;
         term::Ended::Exited
     };

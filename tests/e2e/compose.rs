@@ -1401,6 +1401,10 @@ services:
   plain:
     image: localhost/busybox-test:latest
     command: ["sh", "-c", "trap 'exit 4' TERM; while true; do echo tick; sleep 0.2; done"]
+  reader:
+    image: localhost/busybox-test:latest
+    stdin_open: true
+    command: ["sh", "-c", "read a; echo got-$$a; read b; echo got-$$b >&2; exit 5"]
 "#,
     );
     ns.berth(&d, &root, &["up", "-d"]).ok();
@@ -1458,5 +1462,12 @@ services:
         .unwrap();
     assert!(text.starts_with("tick\n"), "{text}");
     assert_eq!(out.code(), Some(4));
+
+    // stdin_open without a terminal: input by the supervisor's pipe,
+    // output (stdout and stderr apart) by the log, the exit code at the end.
+    let out = attach("reader", &[b"one\n", b"two\n"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-one\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "got-two\n");
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
     ns.berth(&d, &root, &["down"]).ok();
 }

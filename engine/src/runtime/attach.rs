@@ -67,6 +67,9 @@ pub struct Hub {
     input: Vec<u8>,
     /// The terminal is still open (a closed one polls as hung up forever).
     open: bool,
+    /// `master` is the write end of a container's stdin pipe, not a
+    /// terminal: nothing to read from it (its output goes by the logs).
+    input_only: bool,
 }
 
 /// What a [`Hub`] needs polled, in the order [`Hub::poll_fds`] gives them.
@@ -75,6 +78,16 @@ pub struct Ready(Vec<PollFlags>);
 impl Hub {
     /// Serves `master` on the socket in container directory `dir`.
     pub fn new(dir: &Path, master: OwnedFd) -> Result<Hub> {
+        Hub::serve(dir, master, false)
+    }
+
+    /// Serves the write end of the stdin pipe of a container without a
+    /// terminal (`stdin_open`): clients send input only.
+    pub fn for_stdin(dir: &Path, pipe: OwnedFd) -> Result<Hub> {
+        Hub::serve(dir, pipe, true)
+    }
+
+    fn serve(dir: &Path, master: OwnedFd, input_only: bool) -> Result<Hub> {
         nonblocking(&master)?;
         let socket = dir.join(SOCKET);
         let _ = std::fs::remove_file(&socket);
@@ -95,6 +108,7 @@ impl Hub {
             clients: Vec::new(),
             input: Vec::new(),
             open: true,
+            input_only,
         })
     }
 
@@ -109,14 +123,21 @@ impl Hub {
             }
             fds.push(PollFd::new(&c.stream, f));
         }
-        if self.open {
-            let mut master = PollFlags::IN;
+        if self.polls_master() {
+            let mut master = PollFlags::empty();
+            if !self.input_only {
+                master |= PollFlags::IN;
+            }
             if !self.input.is_empty() {
                 master |= PollFlags::OUT;
             }
             fds.push(PollFd::new(&self.master, master));
         }
         fds
+    }
+
+    fn polls_master(&self) -> bool {
+        self.open && (!self.input_only || !self.input.is_empty())
     }
 
     /// What a poll over [`Hub::poll_fds`] reported.
@@ -127,7 +148,8 @@ impl Hub {
     /// Moves data: terminal output to `output` (the log) and the clients,
     /// client input to the terminal.
     pub fn service(&mut self, ready: &Ready, output: &mut dyn FnMut(&[u8])) {
-        let master_ready = self.open
+        let master_ready = self.polls_master()
+            && !self.input_only
             && ready
                 .0
                 .get(1 + self.clients.len())
@@ -178,7 +200,13 @@ impl Hub {
                     self.input.drain(..n);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => self.input.clear(),
+                Err(_) => {
+                    // The container closed its stdin: nobody will read more.
+                    self.input.clear();
+                    if self.input_only {
+                        self.open = false;
+                    }
+                }
             }
         }
     }
@@ -206,7 +234,7 @@ impl Hub {
 
     /// Everything the terminal still has, once the container has exited.
     pub fn finish(&mut self, output: &mut dyn FnMut(&[u8])) {
-        if self.open {
+        if self.open && !self.input_only {
             self.drain(output);
         }
         for c in &mut self.clients {
@@ -269,6 +297,24 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&u16::try_from(body.len()).unwrap_or(u16::MAX).to_be_bytes());
     out.extend_from_slice(&body[..body.len().min(usize::from(u16::MAX))]);
     out
+}
+
+/// For a container with `stdin_open` and no terminal: a task that sends
+/// the caller's standard input to it until that ends (connected now, so
+/// that a refusal is reported here).
+pub fn stdin_sender(dir: &Path) -> Result<impl FnOnce() + Send + 'static> {
+    let dir_fd = open_dir(dir)?;
+    let mut stream = UnixStream::connect(via_fd(&dir_fd, SOCKET))
+        .map_err(|e| Error::Conflict(format!("attaching to {}: {e}", dir.display())))?;
+    Ok(move || {
+        let mut input = std::io::stdin().lock();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = input.read(&mut buf) {
+            if n == 0 || stream.write_all(&frame(INPUT, &buf[..n])).is_err() {
+                break;
+            }
+        }
+    })
 }
 
 /// Whether container directory `dir` has a terminal to attach to.

@@ -50,6 +50,9 @@ pub struct RunRequest {
     /// A user namespace of its own (`userns_mode: private`): container
     /// root is the state root's unprivileged host uid.
     pub userns: bool,
+    /// Standard input kept open (`stdin_open`, `-i`) without a terminal:
+    /// the supervisor holds a pipe that `attach` writes to.
+    pub stdin_open: bool,
     /// `--rm`: remove the container (and its anonymous volumes) when it exits.
     pub remove: bool,
     /// `-v` mounts.
@@ -150,6 +153,9 @@ pub struct ContainerRecord {
     /// Runs on a terminal its supervisor keeps (`tty: true`, `-t`).
     #[serde(default)]
     pub tty: bool,
+    /// Its standard input is a pipe the supervisor serves to `attach`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_open: bool,
     /// Anonymous volumes created for it.
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
@@ -537,6 +543,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             status: "created".into(),
             auto_remove: req.remove,
             tty: req.process.tty,
+            stdin_open: req.stdin_open && !req.process.tty,
             restart: req.restart.clone(),
             log: req.log.clone(),
             networks: req.networks.clone(),

@@ -234,10 +234,19 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
             } else {
                 None
             };
+            // `stdin_open` without a terminal: a pipe whose write end the
+            // hub below serves to `attach` clients.
+            let (stdin, mut stdin_w) = if p.record.stdin_open && !tty {
+                let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                    .map_err(|e| Error::Conflict(format!("pipe: {e}")))?;
+                (r, Some(w))
+            } else {
+                (null, None)
+            };
             let streams = Streams {
                 stdout: (!tty).then_some(out_w),
                 stderr: (!tty).then_some(err_w),
-                stdin: (!tty).then_some(null),
+                stdin: (!tty).then_some(stdin),
                 console: console.as_ref().map(super::tty::ConsoleSocket::path),
             };
             let health_dir = p.dir.clone();
@@ -263,9 +272,10 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                 let pidfd = pidfd_open(pid, PidfdFlags::empty())
                     .map_err(|e| Error::Conflict(format!("pidfd_open: {e}")))?;
                 let (mut out_open, mut err_open) = (!tty, !tty);
-                let mut hub = match &console {
-                    Some(c) => Some(super::attach::Hub::new(&health_dir, c.receive()?)?),
-                    None => None,
+                let mut hub = match (&console, stdin_w.take()) {
+                    (Some(c), _) => Some(super::attach::Hub::new(&health_dir, c.receive()?)?),
+                    (None, Some(w)) => Some(super::attach::Hub::for_stdin(&health_dir, w)?),
+                    (None, None) => None,
                 };
                 loop {
                     let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
