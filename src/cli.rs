@@ -610,6 +610,10 @@ pub struct ContainerRunArgs {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     pub read_only: bool,
+    /// The keys that detach from a foreground `-it` run, leaving the
+    /// container running
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
     /// User namespace: `host` (default) or `private` (container root is an
     /// unprivileged host uid)
     #[arg(long, value_name = "MODE", default_value = "host")]

@@ -319,6 +319,7 @@ impl<'a> HostRuntime<'a> {
             userns: berth_engine::runtime::userns::parse_mode(&svc.userns_mode)
                 .map_err(|e| format!("service {}: {e}", d.service))?,
             stdin_open: svc.stdin_open,
+            awaits_attach: false,
             remove: false,
             mounts,
             resources: Resources {

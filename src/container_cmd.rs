@@ -1,6 +1,6 @@
 //! `berth container …`: containers from the command line.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::os::fd::OwnedFd;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
@@ -460,6 +460,7 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         read_only: a.read_only,
         userns: berth_engine::runtime::userns::parse_mode(&a.userns)?,
         stdin_open: a.interactive,
+        awaits_attach: false,
         remove: a.rm,
         mounts: a
             .volumes
@@ -643,7 +644,18 @@ pub enum Launch {
     Created,
 }
 
-pub fn launch(global: &Global, mut req: RunRequest, how: Launch) -> anyhow::Result<ExitCode> {
+pub fn launch(global: &Global, req: RunRequest, how: Launch) -> anyhow::Result<ExitCode> {
+    launch_with_keys(global, req, how, "ctrl-p,ctrl-q")
+}
+
+/// [`launch`], with the keys that detach from a foreground run on a
+/// terminal.
+pub fn launch_with_keys(
+    global: &Global,
+    mut req: RunRequest,
+    how: Launch,
+    detach_keys: &str,
+) -> anyhow::Result<ExitCode> {
     let root = &global.root;
     let images = ImageStore::open(root)
         .with_context(|| format!("opening the image store in {}", root.display()))?;
@@ -666,6 +678,34 @@ pub fn launch(global: &Global, mut req: RunRequest, how: Launch) -> anyhow::Resu
         .map(port_request)
         .collect::<anyhow::Result<Vec<_>>>()?;
     net.nets.check_ports(&reqs, &[])?;
+    // `run -it` on a terminal: under a supervisor, attached at once, so
+    // that the detach keys leave it running as Docker's do.
+    let keys = berth_engine::runtime::attach::parse_detach_keys(detach_keys)?;
+    let attached = how == Launch::Foreground
+        && req.process.tty
+        && std::io::stdin().is_terminal()
+        && std::io::stdout().is_terminal();
+    if attached {
+        req.awaits_attach = true;
+        let since = berth_engine::events::now();
+        let p = run::prepare(root, &images, &req)?;
+        let (dir, id, name) = (p.dir.clone(), p.record.id.clone(), p.record.name.clone());
+        drop(p);
+        if let Err(e) = start_supervisor(global, &id) {
+            if let Ok((dir, rec)) = find(root, &id) {
+                let _ = run::remove(root, &dir, &rec, true);
+            }
+            return Err(e);
+        }
+        if berth_engine::runtime::attach::attach(&dir, true, &keys)?
+            == berth_engine::runtime::attach::Ended::Detached
+        {
+            eprintln!("\r\ndetached from {name}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let code = exit_code_of(root, &id, &since).unwrap_or(0);
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)));
+    }
     if how != Launch::Foreground {
         let p = run::prepare(root, &images, &req)?;
         let id = p.record.id.clone();
@@ -685,6 +725,22 @@ pub fn launch(global: &Global, mut req: RunRequest, how: Launch) -> anyhow::Resu
     }
     let code = run_foreground(root, &images, &req, &mut net)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// The exit code of container `id`'s run that began after `since`: from
+/// its `die` event, which a `--rm` container leaves behind it.
+fn exit_code_of(root: &std::path::Path, id: &str, since: &str) -> Option<i32> {
+    for _ in 0..100 {
+        let code = berth_engine::events::read(root, Some(since), None)
+            .into_iter()
+            .find(|e| e.id == id && e.action == "die")
+            .and_then(|e| e.attributes.get("exitCode")?.parse().ok());
+        if code.is_some() {
+            return code;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
 }
 
 /// Joins the caller to a running container: its terminal, or (without
@@ -760,7 +816,7 @@ fn launch_with_pull(
     if a.pull == "always" || (a.pull == "missing" && missing) {
         crate::image_cmd::pull(global, &images, &req.image, false)?;
     }
-    launch(global, req, how)
+    launch_with_keys(global, req, how, &a.detach_keys)
 }
 
 /// Runs one `berth container` command.
@@ -968,12 +1024,18 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                             "cannot remove container {n}: it is running (stop it first, or use --force)"
                         );
                     }
-                    shim::stop(
+                    let stopped = shim::stop(
                         root,
                         n,
                         rustix::process::Signal::KILL,
                         Duration::from_secs(0),
-                    )?;
+                    );
+                    if rec.auto_remove && !dir.exists() {
+                        // Its supervisor removed it (`--rm`) as it ended.
+                        writeln!(out, "{n}")?;
+                        continue;
+                    }
+                    stopped?;
                 }
                 run::remove(root, &dir, &rec, a.volumes)?;
                 writeln!(out, "{n}")?;

@@ -1422,3 +1422,58 @@ volumes:
     );
     d.berth_with(&["down", "-v"], &env, None).ok();
 }
+
+#[test]
+fn a_foreground_run_on_a_terminal_detaches_and_returns_its_exit_code() {
+    let d = Dir::new("run-it");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    // `script` gives the run a terminal of its own.
+    let run = |name: &str, typed: &[&[u8]]| {
+        let line = format!(
+            "{} container run -it --rm --name {name} localhost/busybox-test sh",
+            env!("CARGO_BIN_EXE_berth")
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("BERTH_ROOT", &root)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        for t in typed {
+            use std::io::Write;
+            std::thread::sleep(std::time::Duration::from_millis(800));
+            stdin.write_all(t).unwrap();
+            stdin.flush().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code(),
+        )
+    };
+    // What the shell wrote before the attachment (its banner) is there too.
+    let (text, code) = run("fg", &[b"echo hi-$((40+2))\n", b"exit 3\n"]);
+    assert!(text.contains("BusyBox") && text.contains("hi-42"), "{text}");
+    assert_eq!(code, Some(3), "{text}");
+    let all = d.berth_with(&["container", "ls", "-aq"], &env, None).ok();
+    assert_eq!(all, "", "--rm removed it");
+
+    let (text, code) = run("fg2", &[b"echo before\n", b"\x10\x11"]);
+    assert!(text.contains("detached from fg2"), "{text}");
+    assert_eq!(code, Some(0));
+    let running = d
+        .berth_with(
+            &["container", "inspect", "-f", "{{.State.Status}}", "fg2"],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(running, "running\n", "it runs on after the detach");
+    d.berth_with(&["container", "rm", "-f", "fg2"], &env, None)
+        .ok();
+}

@@ -70,6 +70,8 @@ pub struct Hub {
     /// `master` is the write end of a container's stdin pipe, not a
     /// terminal: nothing to read from it (its output goes by the logs).
     input_only: bool,
+    /// Output kept for the first client, until it comes.
+    early: Option<Vec<u8>>,
 }
 
 /// What a [`Hub`] needs polled, in the order [`Hub::poll_fds`] gives them.
@@ -77,8 +79,12 @@ pub struct Ready(Vec<PollFlags>);
 
 impl Hub {
     /// Serves `master` on the socket in container directory `dir`.
-    pub fn new(dir: &Path, master: OwnedFd) -> Result<Hub> {
-        Hub::serve(dir, master, false)
+    /// With `keep_early`, output before the first client comes is kept
+    /// for it (up to the backlog a client may have).
+    pub fn new(dir: &Path, master: OwnedFd, keep_early: bool) -> Result<Hub> {
+        let mut hub = Hub::serve(dir, master, false)?;
+        hub.early = keep_early.then(Vec::new);
+        Ok(hub)
     }
 
     /// Serves the write end of the stdin pipe of a container without a
@@ -109,6 +115,7 @@ impl Hub {
             input: Vec::new(),
             open: true,
             input_only,
+            early: None,
         })
     }
 
@@ -186,11 +193,14 @@ impl Hub {
         if !ready.0[0].is_empty() {
             while let Ok((stream, _)) = self.listener.accept() {
                 if stream.set_nonblocking(true).is_ok() {
-                    self.clients.push(Client {
+                    let mut c = Client {
                         stream,
                         partial: Vec::new(),
-                        backlog: Vec::new(),
-                    });
+                        backlog: self.early.take().unwrap_or_default(),
+                    };
+                    if flush(&mut c) {
+                        self.clients.push(c);
+                    }
                 }
             }
         }
@@ -219,6 +229,11 @@ impl Hub {
                 Ok(0) => return false,
                 Ok(n) => {
                     output(&buf[..n]);
+                    if let Some(early) = self.early.as_mut()
+                        && early.len() + n <= CLIENT_BACKLOG
+                    {
+                        early.extend_from_slice(&buf[..n]);
+                    }
                     self.clients.retain_mut(|c| {
                         c.backlog.extend_from_slice(&buf[..n]);
                         c.backlog.len() <= CLIENT_BACKLOG && flush(c)

@@ -53,6 +53,9 @@ pub struct RunRequest {
     /// Standard input kept open (`stdin_open`, `-i`) without a terminal:
     /// the supervisor holds a pipe that `attach` writes to.
     pub stdin_open: bool,
+    /// An `attach` follows the start at once (a foreground `run -it`): the
+    /// supervisor keeps the terminal's first output for it.
+    pub awaits_attach: bool,
     /// `--rm`: remove the container (and its anonymous volumes) when it exits.
     pub remove: bool,
     /// `-v` mounts.
@@ -156,6 +159,9 @@ pub struct ContainerRecord {
     /// Its standard input is a pipe the supervisor serves to `attach`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stdin_open: bool,
+    /// Its first attachment gets what the terminal wrote before it came.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaits_attach: bool,
     /// Anonymous volumes created for it.
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
@@ -544,6 +550,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             auto_remove: req.remove,
             tty: req.process.tty,
             stdin_open: req.stdin_open && !req.process.tty,
+            awaits_attach: req.awaits_attach && req.process.tty,
             restart: req.restart.clone(),
             log: req.log.clone(),
             networks: req.networks.clone(),

@@ -250,9 +250,11 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                 console: console.as_ref().map(super::tty::ConsoleSocket::path),
             };
             let health_dir = p.dir.clone();
+            // Only the first run's first attachment: a restart's output
+            // goes to whoever is attached by then.
+            let awaits_attach = std::mem::take(&mut p.record.awaits_attach);
             let health_cfg = p.record.health.clone();
             let mut waiter = |pid: i32| -> Result<i32> {
-                report(&mut ready, &format!("started {pid}"));
                 // Starting the container (runtime spec, netlink, seccomp
                 // filter) used memory the supervisor will not need again:
                 // give it back, since a supervisor lives as long as its
@@ -273,10 +275,16 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
                     .map_err(|e| Error::Conflict(format!("pidfd_open: {e}")))?;
                 let (mut out_open, mut err_open) = (!tty, !tty);
                 let mut hub = match (&console, stdin_w.take()) {
-                    (Some(c), _) => Some(super::attach::Hub::new(&health_dir, c.receive()?)?),
+                    (Some(c), _) => Some(super::attach::Hub::new(
+                        &health_dir,
+                        c.receive()?,
+                        awaits_attach,
+                    )?),
                     (None, Some(w)) => Some(super::attach::Hub::for_stdin(&health_dir, w)?),
                     (None, None) => None,
                 };
+                // Started once an attachment can be taken.
+                report(&mut ready, &format!("started {pid}"));
                 loop {
                     let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
                     if out_open {
