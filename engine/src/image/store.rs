@@ -22,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 use super::config::{Descriptor, ImageConfig, MAX_DOCUMENT, Manifest, media};
 use super::digest::Digest;
 use super::reference::Reference;
-use super::unpack::{Limits, unpack_layer};
+use super::unpack::{Limits, unpack_layer, unpack_layer_hashed_by_caller};
 use crate::error::{Error, Result};
 use crate::fsutil::{private_dir, sync_dir, write_atomic};
 
@@ -134,15 +134,20 @@ impl<W: Write> Write for HashingWriter<W> {
 
 /// Reads from `inner`, copying what it reads to `out`: one pass over an
 /// imported archive both stores and unpacks it.
-struct Tee<R, W> {
+/// Hands a copy of what is read to another thread.
+struct ChannelTee<R> {
     inner: R,
-    out: W,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
 }
 
-impl<R: Read, W: Write> Read for Tee<R, W> {
+impl<R: Read> Read for ChannelTee<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
+        if n > 0 {
+            self.tx
+                .send(buf[..n].to_vec())
+                .map_err(|_| std::io::Error::other("the blob writer stopped"))?;
+        }
         Ok(n)
     }
 }
@@ -150,33 +155,52 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
 impl ImageStore {
     /// Stores `reader` as a blob and unpacks it as a layer in the same
     /// pass (an archive read once, not written then read back). Returns
-    /// the blob's digest and size, and the layer's diff ID.
+    /// the blob's digest and size, and the layer's diff ID. A thread of its
+    /// own hashes and writes the blob while this one unpacks; an
+    /// uncompressed archive is hashed once, its digest being its diff ID.
     pub fn put_blob_and_layer(
         &self,
         reader: impl Read,
         what: &str,
     ) -> Result<(Digest, u64, Digest)> {
         let tmp = self.temp_path("blob");
+        let layer_tmp = self.temp_path("layer");
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let result = (|| {
-            let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            let mut tee = Tee {
-                inner: reader,
-                out: HashingWriter::new(std::io::BufWriter::new(file)),
-            };
-            let diff_id = self.put_layer(&mut tee, None, what)?;
-            // Whatever follows the layer's end (compression trailers).
-            std::io::copy(&mut tee, &mut std::io::sink()).map_err(Error::Read)?;
-            let mut w = tee.out;
-            w.flush().map_err(|e| Error::io(&tmp, e))?;
-            w.inner
-                .get_ref()
-                .sync_all()
-                .map_err(|e| Error::io(&tmp, e))?;
-            let (digest, size) = self.settle(&tmp, w.finish()?, None, what)?;
+            private_dir(&layer_tmp)?;
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
+            let writer = std::thread::spawn(move || -> std::io::Result<(Digest, u64)> {
+                let mut w = HashingWriter::new(std::io::BufWriter::new(file));
+                for chunk in rx {
+                    w.write_all(&chunk)?;
+                }
+                w.flush()?;
+                w.inner.get_ref().sync_all()?;
+                w.finish().map_err(std::io::Error::other)
+            });
+            let mut tee = ChannelTee { inner: reader, tx };
+            let unpacked =
+                unpack_layer_hashed_by_caller(&mut tee, &layer_tmp, &self.limits).and_then(|u| {
+                    // Whatever follows the layer's end (compression trailers).
+                    std::io::copy(&mut tee, &mut std::io::sink()).map_err(Error::Read)?;
+                    Ok(u)
+                });
+            drop(tee);
+            let written = writer
+                .join()
+                .map_err(|_| Error::Conflict("the blob writer panicked".into()))?
+                .map_err(|e| Error::io(&tmp, e));
+            // The writer's own error explains a stopped stream best.
+            let (digest, size) = written?;
+            let (diff_id, _) = unpacked?;
+            let diff_id = diff_id.unwrap_or_else(|| digest.clone());
+            self.place_layer(&layer_tmp, &diff_id)?;
+            let (digest, size) = self.settle(&tmp, (digest, size), None, what)?;
             Ok((digest, size, diff_id))
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
+            let _ = remove_dir(&layer_tmp);
         }
         result
     }
@@ -327,6 +351,18 @@ impl ImageStore {
         read_capped(f, MAX_DOCUMENT, &d.to_string())
     }
 
+    /// Moves an unpacked layer into place under its diff ID, unless one is
+    /// there already.
+    fn place_layer(&self, tmp: &Path, diff_id: &Digest) -> Result<()> {
+        let dest = self.layer_path(diff_id);
+        if dest.is_dir() {
+            remove_dir(tmp)
+        } else {
+            std::fs::rename(tmp, &dest).map_err(|e| Error::io(&dest, e))?;
+            sync_dir(&self.dir.join("layers"))
+        }
+    }
+
     /// Unpacks a layer archive unless a layer with `expected` diff ID is
     /// already there. The result is verified against `expected` and only then
     /// moved into place. Returns the diff ID.
@@ -354,13 +390,7 @@ impl ImageStore {
                     actual: unpacked.diff_id.to_string(),
                 });
             }
-            let dest = self.layer_path(&unpacked.diff_id);
-            if dest.is_dir() {
-                remove_dir(&tmp)?;
-            } else {
-                std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-                sync_dir(&self.dir.join("layers"))?;
-            }
+            self.place_layer(&tmp, &unpacked.diff_id)?;
             Ok(unpacked.diff_id)
         })();
         if result.is_err() {

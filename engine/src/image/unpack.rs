@@ -57,10 +57,11 @@ pub struct Unpacked {
     pub size: u64,
 }
 
-/// Hashes and counts what passes through, and stops at a byte cap.
+/// Hashes (unless told not to) and counts what passes through, and stops
+/// at a byte cap.
 struct Hashing<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
     count: u64,
     cap: u64,
 }
@@ -68,7 +69,9 @@ struct Hashing<R> {
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         self.count += n as u64;
         if self.count > self.cap {
             return Err(io::Error::other(format!(
@@ -83,26 +86,53 @@ impl<R: Read> Read for Hashing<R> {
 /// Wraps `reader` in the decompressor its magic bytes call for (gzip, zstd,
 /// or none). Decompression is done in-process: nothing from an image runs.
 pub fn decompressed<'a>(reader: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    decompressing(reader).map(|(r, _)| r)
+}
+
+/// [`decompressed`], and whether the stream was compressed.
+fn decompressing<'a>(reader: impl Read + 'a) -> Result<(Box<dyn Read + 'a>, bool)> {
     let mut buf = BufReader::with_capacity(1 << 16, reader);
     let head = buf.fill_buf().map_err(Error::Read)?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(buf)))
+        Ok((Box::new(flate2::read::MultiGzDecoder::new(buf)), true))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         let dec = ruzstd::decoding::StreamingDecoder::new(buf)
             .map_err(|e| Error::Layer(format!("invalid zstd stream: {e}")))?;
-        Ok(Box::new(dec))
+        Ok((Box::new(dec), true))
     } else {
-        Ok(Box::new(buf))
+        Ok((Box::new(buf), false))
     }
 }
 
 /// Unpacks a (possibly compressed) layer into `dest`, which must be an empty
 /// directory. On error `dest` may hold a partial layer: the caller discards it.
 pub fn unpack_layer(reader: impl Read, dest: &Path, limits: &Limits) -> Result<Unpacked> {
-    let stream = decompressed(reader)?;
+    let (diff_id, size) = unpack(reader, dest, limits, true)?;
+    let diff_id = diff_id.ok_or_else(|| Error::Layer("the layer was not hashed".into()))?;
+    Ok(Unpacked { diff_id, size })
+}
+
+/// [`unpack_layer`] for a caller that hashes what it reads itself: an
+/// uncompressed stream is not hashed twice, and its diff ID is `None` (the
+/// caller's digest of it).
+pub fn unpack_layer_hashed_by_caller(
+    reader: impl Read,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<(Option<Digest>, u64)> {
+    unpack(reader, dest, limits, false)
+}
+
+fn unpack(
+    reader: impl Read,
+    dest: &Path,
+    limits: &Limits,
+    hash_plain: bool,
+) -> Result<(Option<Digest>, u64)> {
+    let (stream, compressed) = decompressing(reader)?;
     let mut hashing = Hashing {
         inner: stream,
-        hasher: Sha256::new(),
+        hasher: (compressed || hash_plain).then(Sha256::new),
         count: 0,
         cap: limits.max_bytes,
     };
@@ -119,6 +149,7 @@ pub fn unpack_layer(reader: impl Read, dest: &Path, limits: &Limits) -> Result<U
             limits,
             entries: 0,
             dir_times: Vec::new(),
+            parent: None,
         };
         // A layer without a `./` entry still gets a traversable root.
         rustix::fs::fchmod(unpacker.root_dir()?, Mode::from_raw_mode(0o755))
@@ -132,16 +163,14 @@ pub fn unpack_layer(reader: impl Read, dest: &Path, limits: &Limits) -> Result<U
     }
     // The diff ID covers the whole stream, trailing blocks included.
     io::copy(&mut hashing, &mut io::sink()).map_err(Error::Read)?;
-    let hex: String = hashing
-        .hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok(Unpacked {
-        diff_id: Digest::sha256_hex(&hex)?,
-        size: hashing.count,
-    })
+    let diff_id = match hashing.hasher {
+        Some(h) => {
+            let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+            Some(Digest::sha256_hex(&hex)?)
+        }
+        None => None,
+    };
+    Ok((diff_id, hashing.count))
 }
 
 struct Unpacker<'a> {
@@ -150,6 +179,11 @@ struct Unpacker<'a> {
     entries: u64,
     /// Directories whose times are set last, once nothing more is added.
     dir_times: Vec<(Vec<String>, Timestamps)>,
+    /// The last entry's parent directory: the next entry is mostly its
+    /// sibling. Still right for any later entry with the same parents:
+    /// replacing one of its ancestors takes an entry with other parents,
+    /// which replaces this.
+    parent: Option<(Vec<String>, OwnedFd)>,
 }
 
 fn reject(name: &str, why: &str) -> Error {
@@ -249,6 +283,24 @@ impl Unpacker<'_> {
         Ok(cur)
     }
 
+    /// The directory `parents` below the root, as [`Unpacker::dir`] opens
+    /// it, kept for the next entries with the same parents.
+    fn parent_dir(&mut self, parents: &[String], name: &str) -> Result<OwnedFd> {
+        if let Some((comps, fd)) = &self.parent
+            && comps.as_slice() == parents
+        {
+            return fd
+                .try_clone()
+                .map_err(|e| reject(name, &format!("opening its directory: {e}")));
+        }
+        let fd = self.dir(parents, name)?;
+        let kept = fd
+            .try_clone()
+            .map_err(|e| reject(name, &format!("opening its directory: {e}")))?;
+        self.parent = Some((parents.to_vec(), kept));
+        Ok(fd)
+    }
+
     /// Removes whatever is at `leaf` in `parent`, unless it is a directory
     /// and `keep_dir` is set. Returns whether a directory was kept.
     fn clear(&self, parent: &OwnedFd, leaf: &str, keep_dir: bool) -> Result<bool> {
@@ -310,7 +362,7 @@ impl Unpacker<'_> {
 
         // Whiteouts: overlayfs markers in this layer's own directory.
         if let Some(target) = leaf.strip_prefix(".wh.") {
-            let parent = self.dir(parents, &shown)?;
+            let parent = self.parent_dir(parents, &shown)?;
             if target == ".wh..opq" {
                 let dir = rustix::fs::openat(
                     &parent,
@@ -338,7 +390,7 @@ impl Unpacker<'_> {
             return Ok(());
         }
 
-        let parent = self.dir(parents, &shown)?;
+        let parent = self.parent_dir(parents, &shown)?;
         let leaf = leaf.as_str();
         let xattrs: Vec<(String, Vec<u8>)> = entry
             .pax_extensions()
@@ -360,10 +412,17 @@ impl Unpacker<'_> {
 
         match kind {
             tar::EntryType::Directory => {
-                let kept = self.clear(&parent, leaf, true)?;
-                if !kept {
-                    rustix::fs::mkdirat(&parent, leaf, Mode::from_raw_mode(0o700))
-                        .map_err(|e| reject(&shown, &format!("creating the directory: {e}")))?;
+                match rustix::fs::mkdirat(&parent, leaf, Mode::from_raw_mode(0o700)) {
+                    Err(e) if is_errno(&e, rustix::io::Errno::EXIST) => {
+                        if !self.clear(&parent, leaf, true)? {
+                            rustix::fs::mkdirat(&parent, leaf, Mode::from_raw_mode(0o700))
+                                .map_err(|e| {
+                                    reject(&shown, &format!("creating the directory: {e}"))
+                                })?;
+                        }
+                    }
+                    other => other
+                        .map_err(|e| reject(&shown, &format!("creating the directory: {e}")))?,
                 }
                 let fd = rustix::fs::openat(
                     &parent,
@@ -376,9 +435,17 @@ impl Unpacker<'_> {
                 self.dir_times.push((comps.clone(), timestamps(mtime)));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                self.clear(&parent, leaf, false)?;
-                let mut file = crate::fsutil::create_new_at(&parent, leaf)
-                    .map_err(|e| reject(&shown, &format!("creating the file: {e}")))?;
+                // Into an empty layer most names are new: clear only what
+                // is in the way.
+                let created = match crate::fsutil::create_new_at(&parent, leaf) {
+                    Err(e) if is_errno(&e, rustix::io::Errno::EXIST) => {
+                        self.clear(&parent, leaf, false)?;
+                        crate::fsutil::create_new_at(&parent, leaf)
+                    }
+                    other => other,
+                };
+                let mut file =
+                    created.map_err(|e| reject(&shown, &format!("creating the file: {e}")))?;
                 io::copy(&mut entry, &mut file)
                     .map_err(|e| reject(&shown, &format!("writing the file: {e}")))?;
                 self.metadata(file.as_fd(), &shown, owner, mode, &xattrs)?;
