@@ -247,6 +247,30 @@ impl Networks {
             cause: e,
         })?;
         let bridge = rec.bridge.clone();
+        if v6.is_none() {
+            // The namespace's defaults first: the peer takes them as it
+            // arrives, with IPv6 and router advertisements off. Defaults
+            // are written without the rtnl lock, which a per-interface
+            // write spins on while other containers' links are made.
+            let ns2 = ns.try_clone().map_err(|e| Error::Io {
+                path: ns_path.clone().into(),
+                cause: e,
+            })?;
+            std::thread::spawn(move || -> Result<()> {
+                rustix::thread::move_into_link_name_space(
+                    ns2.as_fd_ref(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .map_err(|e| {
+                    Error::Netlink(format!("entering the container's network namespace: {e}"))
+                })?;
+                let _ = std::fs::write("/proc/sys/net/ipv6/conf/default/accept_ra", "0");
+                let _ = std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+                Ok(())
+            })
+            .join()
+            .map_err(|_| Error::Netlink("the namespace thread panicked".into()))??;
+        }
         link::with_netlink(async |h| {
             link::delete_link(&h, &host_veth).await?;
             link::delete_link(&h, &peer).await?;
@@ -282,8 +306,12 @@ impl Networks {
             match inside6 {
                 Some(_) => enable_ipv6(&[&peer2, "lo"]),
                 None => {
-                    disable_ipv6(&["default", &peer2]);
-                    if !any_ipv6_interface() {
+                    // The peer came with the defaults set above; checked,
+                    // in case it did not.
+                    if ipv6_on(&peer2) {
+                        disable_ipv6(&[&peer2]);
+                    }
+                    if ipv6_on("lo") && !any_ipv6_interface() {
                         disable_ipv6(&["lo"]);
                     }
                 }
@@ -323,6 +351,13 @@ fn any_ipv6_interface() -> bool {
         .any(|e| {
             std::fs::read_to_string(e.path().join("disable_ipv6")).is_ok_and(|v| v.trim() == "0")
         })
+}
+
+/// Whether IPv6 is on for interface `name` of the current thread's network
+/// namespace.
+fn ipv6_on(name: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"))
+        .is_ok_and(|v| v.trim() == "0")
 }
 
 /// Turns IPv6 on, router advertisements still off, on these interfaces of
