@@ -730,11 +730,18 @@ pub fn launch_with_keys(
 /// The exit code of container `id`'s run that began after `since`: from
 /// its `die` event, which a `--rm` container leaves behind it.
 fn exit_code_of(root: &std::path::Path, id: &str, since: &str) -> Option<i32> {
+    let dir = root.join("containers").join(id);
     for _ in 0..100 {
         let code = berth_engine::events::read(root, Some(since), None)
             .into_iter()
             .find(|e| e.id == id && e.action == "die")
-            .and_then(|e| e.attributes.get("exitCode")?.parse().ok());
+            .and_then(|e| e.attributes.get("exitCode")?.parse().ok())
+            .or_else(|| {
+                run::load_record(&dir)
+                    .ok()
+                    .filter(|r| r.status == "exited")
+                    .and_then(|r| r.exit_code)
+            });
         if code.is_some() {
             return code;
         }

@@ -31,7 +31,8 @@ fn main() -> ExitCode {
 }
 
 /// Whether the command runs container code from this process (the runtime
-/// clones itself into the container), so must run from a sealed executable.
+/// clones itself into the container) or starts supervisors that do, so
+/// must run from a sealed executable.
 fn enters_containers(cmd: &cli::Command) -> bool {
     use cli::{Command, ContainerCommand};
     matches!(
@@ -39,7 +40,18 @@ fn enters_containers(cmd: &cli::Command) -> bool {
         Command::Shim(_)
             | Command::Exec(_)
             | Command::Run(_)
-            | Command::Container(ContainerCommand::Run(_) | ContainerCommand::Exec(_))
+            // These start supervisors: spawned from a sealed executable,
+            // a supervisor is sealed from its start, one exec instead of
+            // two for each container.
+            | Command::Up(_)
+            | Command::Start(_)
+            | Command::Restart(_)
+            | Command::Container(
+                ContainerCommand::Run(_)
+                    | ContainerCommand::Exec(_)
+                    | ContainerCommand::Start(_)
+                    | ContainerCommand::Restart(_)
+            )
     )
 }
 

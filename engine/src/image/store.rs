@@ -179,8 +179,8 @@ impl ImageStore {
                 w.finish().map_err(std::io::Error::other)
             });
             let mut tee = ChannelTee { inner: reader, tx };
-            let unpacked =
-                unpack_layer_hashed_by_caller(&mut tee, &layer_tmp, &self.limits).and_then(|u| {
+            let unpacked = unpack_layer_hashed_by_caller(&mut tee, &layer_tmp, &self.limits)
+                .and_then(|u| {
                     // Whatever follows the layer's end (compression trailers).
                     std::io::copy(&mut tee, &mut std::io::sink()).map_err(Error::Read)?;
                     Ok(u)

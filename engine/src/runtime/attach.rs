@@ -252,6 +252,24 @@ impl Hub {
         if self.open && !self.input_only {
             self.drain(output);
         }
+        // A container quicker than the attachment that follows its start
+        // still has its output (and exit) seen by it.
+        if let Some(early) = self.early.take() {
+            let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
+            let wait = rustix::fs::Timespec {
+                tv_sec: 5,
+                tv_nsec: 0,
+            };
+            if poll(&mut fds, Some(&wait)).is_ok_and(|n| n > 0)
+                && let Ok((stream, _)) = self.listener.accept()
+            {
+                self.clients.push(Client {
+                    stream,
+                    partial: Vec::new(),
+                    backlog: early,
+                });
+            }
+        }
         for c in &mut self.clients {
             let _ = c.stream.set_nonblocking(false);
             let _ = c.stream.write_all(&c.backlog);
