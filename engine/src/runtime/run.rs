@@ -281,9 +281,16 @@ impl Prepared {
         }
     }
 
-    /// Saves the record crash-safely.
+    /// Saves the record's runtime state (supervisor, pid, running, exit):
+    /// atomically but not durably. A killed process loses nothing by it;
+    /// a host crash stops every container anyway, and a record whose pid
+    /// is gone reads as exited. What a container is (its creation, its
+    /// configuration) goes through [`save_record`], durably; this saved
+    /// two flushes of the disk per start and one per exit.
     pub fn save(&self) -> Result<()> {
-        save_record(&self.dir, &self.record)
+        let bytes =
+            serde_json::to_vec_pretty(&self.record).map_err(|e| Error::Conflict(e.to_string()))?;
+        write_replace(&self.dir.join(RECORD_FILE), &bytes)
     }
 }
 
