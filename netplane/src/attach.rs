@@ -252,24 +252,11 @@ impl Networks {
             // arrives, with IPv6 and router advertisements off. Defaults
             // are written without the rtnl lock, which a per-interface
             // write spins on while other containers' links are made.
-            let ns2 = ns.try_clone().map_err(|e| Error::Io {
-                path: ns_path.clone().into(),
-                cause: e,
-            })?;
-            std::thread::spawn(move || -> Result<()> {
-                rustix::thread::move_into_link_name_space(
-                    ns2.as_fd_ref(),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )
-                .map_err(|e| {
-                    Error::Netlink(format!("entering the container's network namespace: {e}"))
-                })?;
+            in_namespace(&ns, || {
                 let _ = std::fs::write("/proc/sys/net/ipv6/conf/default/accept_ra", "0");
                 let _ = std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
                 Ok(())
-            })
-            .join()
-            .map_err(|_| Error::Netlink("the namespace thread panicked".into()))??;
+            })?;
         }
         link::with_netlink(async |h| {
             link::delete_link(&h, &host_veth).await?;
@@ -278,8 +265,7 @@ impl Networks {
         })?;
         disable_ipv6(&[&host_veth]);
         // Configuring the far end needs a netlink socket inside the
-        // container's namespace: a short-lived thread joins it (namespaces
-        // are per thread) and is gone before anything else runs.
+        // container's namespace.
         let (peer2, ifname2) = (peer.clone(), ifname.to_string());
         let gw = default_route.then_some(gateway);
         let mac = join.mac;
@@ -288,14 +274,7 @@ impl Networks {
             prefix: subnet6.prefix,
             gateway: default_route.then_some(gateway6),
         });
-        let inside = std::thread::spawn(move || -> Result<()> {
-            rustix::thread::move_into_link_name_space(
-                ns.as_fd_ref(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .map_err(|e| {
-                Error::Netlink(format!("entering the container's network namespace: {e}"))
-            })?;
+        let inside = in_namespace(&ns, move || {
             // IPv4-only networks: no link-local or autoconfigured IPv6 that
             // would reach around the IPv4 rules (CVE-2024-32473); on an IPv6
             // network, IPv6 without router advertisements. Set on the peer's
@@ -321,9 +300,7 @@ impl Networks {
                     .await
             })?;
             Ok(())
-        })
-        .join()
-        .map_err(|_| Error::Netlink("the namespace thread panicked".into()))?;
+        });
         if let Err(e) = inside {
             let _ = link::with_netlink(async |h| link::delete_link(&h, &host_veth).await);
             return Err(e);
@@ -338,6 +315,25 @@ impl Networks {
             host_veth,
         })
     }
+}
+
+/// Runs `f` on a short-lived thread in the network namespace `ns` (namespaces
+/// are per thread): gone before anything else runs.
+fn in_namespace<T: Send>(ns: &std::fs::File, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            rustix::thread::move_into_link_name_space(
+                ns.as_fd_ref(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(|e| {
+                Error::Netlink(format!("entering the container's network namespace: {e}"))
+            })?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Netlink("the namespace thread panicked".into())))
+    })
 }
 
 /// Whether an interface of the current thread's network namespace other
