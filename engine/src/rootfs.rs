@@ -60,6 +60,12 @@ impl ContainerFs {
             // remapped root (host root maps to nothing there). Credentials
             // are per thread: a thread of its own takes them.
             Some(range) => std::thread::scope(|s| {
+                // Mount points for the layers, made as root: the remapped
+                // root must own nothing outside its layer and volumes.
+                let lower = self.upper.parent().unwrap_or(Path::new("/")).join("lower");
+                for i in 0..layers.len() {
+                    private_dir(&lower.join(i.to_string()))?;
+                }
                 s.spawn(|| {
                     userns::act_as_root_of(range)?;
                     self.mount_overlay(layers, Some(range))

@@ -1415,6 +1415,23 @@ volumes:
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&writable.stdout).into_owned();
+    // Nor owns anything of its container's directory, those it cannot list
+    // included (its root as mounted shows the container's view, in range).
+    let container_dir = std::path::Path::new(&root)
+        .join("containers")
+        .join(id.trim());
+    let owned = std::process::Command::new("find")
+        .arg(&container_dir)
+        .args(["-path", "*/fs/merged", "-prune", "-o", "-uid"])
+        .arg(base.to_string())
+        .arg("-print")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&owned.stdout),
+        "",
+        "owned by the remapped root"
+    );
     let volume_dir = format!("{root}/volumes/un_data/_data");
     assert!(
         listed.lines().all(|l| l.starts_with(&volume_dir)),
