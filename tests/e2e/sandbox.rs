@@ -108,10 +108,21 @@ impl Drop for Dir {
                 let merged = e.path().join("fs/merged");
                 let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
                 if let Some(id) = rec["id"].as_str() {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    if let Ok(cgroups) = std::fs::read_dir("/sys/fs/cgroup") {
-                        for c in cgroups.flatten() {
-                            let _ = std::fs::remove_dir(c.path().join("berth").join(id));
+                    // A killed process leaves its cgroup a moment later:
+                    // tried for up to two seconds.
+                    for _ in 0..40 {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        let mut left = false;
+                        for c in std::fs::read_dir("/sys/fs/cgroup")
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                        {
+                            let dir = c.path().join("berth").join(id);
+                            left |= dir.exists() && std::fs::remove_dir(&dir).is_err();
+                        }
+                        if !left {
+                            break;
                         }
                     }
                 }
