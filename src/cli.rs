@@ -795,7 +795,7 @@ pub enum ImageCommand {
     #[command(alias = "list")]
     Ls(ImageLsArgs),
     /// Show an image's record, manifest and configuration as JSON
-    Inspect(ImageNamesArgs),
+    Inspect(ImageInspectArgs),
     /// Show the layers of an image
     History(ImageNamesArgs),
     /// Give an image another reference
@@ -919,6 +919,17 @@ pub enum ListFormat {
 /// Commands that take image names.
 #[derive(Debug, Args)]
 pub struct ImageNamesArgs {
+    /// Images (reference or id)
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+/// `berth image inspect`
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// Print each image through a template (`{{.Id}}`, `{{json .Config}}`)
+    #[arg(short, long)]
+    pub format: Option<String>,
     /// Images (reference or id)
     #[arg(required = true)]
     pub images: Vec<String>,

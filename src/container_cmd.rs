@@ -1105,15 +1105,7 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 .iter()
                 .map(|n| find(root, n).map(|(dir, r)| crate::inspect::container(root, &dir, &r)))
                 .collect::<Result<Vec<_>, _>>()?;
-            match &a.format {
-                Some(t) => {
-                    for v in &all {
-                        let line = crate::inspect::format(t, v).map_err(anyhow::Error::msg)?;
-                        writeln!(out, "{line}")?;
-                    }
-                }
-                None => writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?,
-            }
+            crate::inspect::print(&mut out, &all, a.format.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Wait(a) => {

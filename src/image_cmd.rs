@@ -328,7 +328,7 @@ pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
                     "Layers": manifest.layers,
                 }));
             }
-            writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+            crate::inspect::print(&mut out, &all, args.format.as_deref())?;
         }
         ImageCommand::History(args) => {
             for name in &args.images {

@@ -143,6 +143,25 @@ pub fn container(root: &Path, dir: &Path, r: &ContainerRecord) -> Value {
 /// `--format`: Go template placeholders as scripts use them with `docker
 /// inspect`: `{{.State.Status}}`, `{{json .Config.Labels}}`, text around
 /// them kept. A field that is not there prints `<no value>`, as Go's does.
+/// Prints inspected objects as `docker inspect` does: a JSON array, or
+/// each through `template` on a line of its own.
+pub fn print(
+    out: &mut dyn std::io::Write,
+    all: &[Value],
+    template: Option<&str>,
+) -> anyhow::Result<()> {
+    match template {
+        Some(t) => {
+            for v in all {
+                let line = format(t, v).map_err(anyhow::Error::msg)?;
+                writeln!(out, "{line}")?;
+            }
+        }
+        None => writeln!(out, "{}", serde_json::to_string_pretty(all)?)?,
+    }
+    Ok(())
+}
+
 pub fn format(template: &str, v: &Value) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = template;

@@ -54,6 +54,20 @@ fn import_ls_inspect_tag_rm() {
         .json();
     assert_eq!(inspect[0]["Config"]["Cmd"][0], "/bin/hello");
     assert_eq!(inspect[0]["Id"], id.trim());
+    let formatted = d
+        .berth_with(
+            &[
+                "image",
+                "inspect",
+                "-f",
+                "{{.Id}} {{json .Config.Cmd}}",
+                "localhost/hello:1",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(formatted, format!("{} [\"/bin/hello\"]\n", id.trim()));
 
     d.berth_with(
         &[
