@@ -123,6 +123,8 @@ pub fn container(root: &Path, dir: &Path, r: &ContainerRecord) -> Value {
             "NetworkMode": if r.network_mode.is_empty() { "bridge" } else { r.network_mode.as_str() },
             "RestartPolicy": {"Name": r.restart},
             "AutoRemove": r.auto_remove,
+            // Docker's empty string is the host's namespace.
+            "UsernsMode": if r.userns.is_some() { "private" } else { "" },
             "LogConfig": {"Type": if r.log.driver.is_empty() { "json-file" } else { r.log.driver.as_str() }},
         },
         "Mounts": mounts,

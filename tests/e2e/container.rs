@@ -1354,6 +1354,20 @@ volumes:
             None,
         )
         .ok();
+    let mode = d
+        .berth_with(
+            &[
+                "container",
+                "inspect",
+                "-f",
+                "{{.HostConfig.UsernsMode}}",
+                "un-app-1",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(mode, "private\n");
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
     assert!(
         status.contains(&format!("\nUid:\t{base}\t{base}\t{base}\t{base}\n")),
