@@ -270,7 +270,7 @@ pub enum ContainerCommand {
     #[command(aliases = ["ps", "list"])]
     Ls(ContainerLsArgs),
     /// Start stopped containers again, under a supervisor
-    Start(ContainerNamesArgs),
+    Start(ContainerStartArgs),
     /// Stop running containers (stop signal, grace period, then SIGKILL)
     Stop(ContainerStopArgs),
     /// Send a signal to running containers
@@ -470,6 +470,23 @@ pub struct ContainerInspectArgs {
 /// Commands that take container names.
 #[derive(Debug, Args)]
 pub struct ContainerNamesArgs {
+    /// Containers
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// `berth container start`
+#[derive(Debug, Args)]
+pub struct ContainerStartArgs {
+    /// Attach to its output (and exit with its exit code)
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attached, send this terminal's input to it too
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// The keys that detach, leaving the container running
+    #[arg(long, value_name = "KEYS", default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
     /// Containers
     #[arg(required = true)]
     pub names: Vec<String>,

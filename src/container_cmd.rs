@@ -757,14 +757,33 @@ pub fn attach(
     rec: &ContainerRecord,
     o: &crate::cli::AttachOptions,
 ) -> anyhow::Result<ExitCode> {
-    use berth_engine::runtime::attach as term;
     if !shim::is_up(rec) {
         bail!("container {} is not running: start it first", rec.name);
     }
     if freeze::is_paused(rec) {
         bail!("container {} is paused: unpause it first", rec.name);
     }
+    attach_from(dir, rec, o, log_end(dir))
+}
+
+/// A log cursor past what container directory `dir` has logged so far.
+fn log_end(dir: &std::path::Path) -> berth_engine::runtime::logs::LogCursor {
+    let mut cursor = berth_engine::runtime::logs::LogCursor::default();
+    cursor.read_new(dir);
+    cursor
+}
+
+/// [`attach`], following a container without a terminal from `cursor`.
+fn attach_from(
+    dir: &std::path::Path,
+    rec: &ContainerRecord,
+    o: &crate::cli::AttachOptions,
+    cursor: berth_engine::runtime::logs::LogCursor,
+) -> anyhow::Result<ExitCode> {
+    use berth_engine::runtime::attach as term;
     let keys = term::parse_detach_keys(&o.detach_keys)?;
+    // A terminal's supervisor may be gone already when its container was
+    // quicker than this attachment and nobody awaited it.
     let ended = if rec.tty && term::has_terminal(dir) {
         term::attach(dir, !o.no_stdin, &keys)?
     } else {
@@ -773,7 +792,7 @@ pub fn attach(
             let input = term::stdin_sender(dir)?;
             std::thread::spawn(input);
         }
-        follow_output(dir)?;
+        follow_output(dir, cursor)?;
         term::Ended::Exited
     };
     if ended == term::Ended::Detached {
@@ -786,9 +805,10 @@ pub fn attach(
 
 /// Prints what a container without a terminal writes from now on, each
 /// stream to its own, until it exits.
-fn follow_output(dir: &std::path::Path) -> anyhow::Result<()> {
-    let mut cursor = berth_engine::runtime::logs::LogCursor::default();
-    cursor.read_new(dir);
+fn follow_output(
+    dir: &std::path::Path,
+    mut cursor: berth_engine::runtime::logs::LogCursor,
+) -> anyhow::Result<()> {
     loop {
         let running = run::load_record(dir).is_ok_and(|r| shim::is_up(&r));
         for line in cursor.read_new(dir) {
@@ -897,6 +917,30 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 )?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Start(a) if a.attach => {
+            let [n] = a.names.as_slice() else {
+                bail!("start --attach takes one container");
+            };
+            let (dir, mut rec) = find(root, n)?;
+            if shim::is_up(&rec) {
+                bail!("container {n} is running already: attach to it instead");
+            }
+            // What it writes from its start on: a terminal's first output
+            // is kept for the attachment, a log is read from here.
+            let cursor = log_end(&dir);
+            if rec.tty {
+                rec.awaits_attach = true;
+                run::save_record(&dir, &rec)?;
+            }
+            start_supervisor(global, &rec.id)?;
+            let (dir, rec) = find(root, n)?;
+            let o = crate::cli::AttachOptions {
+                no_stdin: !a.interactive,
+                detach_keys: a.detach_keys.clone(),
+                sig_proxy: None,
+            };
+            attach_from(&dir, &rec, &o, cursor)
         }
         ContainerCommand::Start(a) => {
             for n in &a.names {

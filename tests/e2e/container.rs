@@ -1278,11 +1278,12 @@ fn runc_runs_the_bundle_berth_generates_as_berth_does() {
     assert!(under_runc.contains("Seccomp:\t2\n"), "{under_runc}");
     assert!(under_runc.contains("NoNewPrivs:\t1\n"), "{under_runc}");
     assert!(under_runc.ends_with("42\n"), "{under_runc}");
-    // berth runs the same container to the same view of itself.
-    d.berth_with(&["container", "start", "bundled"], &env, None)
+    // berth runs the same container to the same view of itself; `start
+    // -a` shows what it writes from its start.
+    let attached = d
+        .berth_with(&["container", "start", "-a", "bundled"], &env, None)
         .ok();
-    d.berth_with(&["container", "wait", "bundled"], &env, None)
-        .ok();
+    assert_eq!(attached, under_runc);
     let under_berth = d
         .berth_with(&["container", "logs", "bundled"], &env, None)
         .ok();
