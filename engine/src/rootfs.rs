@@ -57,23 +57,22 @@ impl ContainerFs {
             None => self.mount_overlay(layers, None),
             // overlayfs works in its upper directory with its creator's
             // credentials, which the idmapped upper must map: those of the
-            // remapped root (host root maps to nothing there). Credentials
-            // are per thread: a thread of its own takes them.
-            Some(range) => std::thread::scope(|s| {
+            // remapped root (host root maps to nothing there).
+            Some(range) => {
                 // Mount points for the layers, made as root: the remapped
                 // root must own nothing outside its layer and volumes.
-                let lower = self.upper.parent().unwrap_or(Path::new("/")).join("lower");
                 for i in 0..layers.len() {
-                    private_dir(&lower.join(i.to_string()))?;
+                    private_dir(&self.lower(i))?;
                 }
-                s.spawn(|| {
-                    userns::act_as_root_of(range)?;
-                    self.mount_overlay(layers, Some(range))
-                })
-                .join()
-                .unwrap_or_else(|_| Err(Error::Conflict("mounting the root panicked".into())))
-            }),
+                userns::as_root_of(range, || self.mount_overlay(layers, Some(range)))
+            }
         }
+    }
+
+    /// The mount point of the `i`th idmapped layer (topmost first).
+    fn lower(&self, i: usize) -> PathBuf {
+        let dir = self.upper.parent().unwrap_or(Path::new("/"));
+        dir.join("lower").join(i.to_string())
     }
 
     fn mount_overlay(&self, layers: &[PathBuf], userns: Option<&IdRange>) -> Result<()> {
@@ -106,12 +105,10 @@ impl ContainerFs {
                 // created, then detached again; the overlay keeps its own.
                 let ns = userns::namespace(range)?;
                 let dir = self.upper.parent().unwrap_or(Path::new("/"));
-                let lower = dir.join("lower");
                 let mut attached = Vec::new();
                 let created = (|| {
                     for (i, l) in layers.iter().rev().enumerate() {
-                        let at = lower.join(i.to_string());
-                        private_dir(&at)?;
+                        let at = self.lower(i);
                         let tree = userns::idmapped(l, ns.as_fd())?;
                         move_mount(
                             &tree,

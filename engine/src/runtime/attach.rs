@@ -332,13 +332,23 @@ fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A connection to the supervisor's attach socket in container directory
+/// `dir`.
+fn connect(dir: &Path) -> Result<UnixStream> {
+    let dir_fd = open_dir(dir)?;
+    UnixStream::connect(via_fd(&dir_fd, SOCKET)).map_err(|e| {
+        Error::Conflict(format!(
+            "attaching to {}: {e} (is the container running with a terminal or stdin_open?)",
+            dir.display()
+        ))
+    })
+}
+
 /// For a container with `stdin_open` and no terminal: a task that sends
 /// the caller's standard input to it until that ends (connected now, so
 /// that a refusal is reported here).
 pub fn stdin_sender(dir: &Path) -> Result<impl FnOnce() + Send + 'static> {
-    let dir_fd = open_dir(dir)?;
-    let mut stream = UnixStream::connect(via_fd(&dir_fd, SOCKET))
-        .map_err(|e| Error::Conflict(format!("attaching to {}: {e}", dir.display())))?;
+    let mut stream = connect(dir)?;
     Ok(move || {
         let mut input = std::io::stdin().lock();
         let mut buf = [0u8; 8192];
@@ -429,13 +439,7 @@ impl DetachKeys {
 /// `dir` until it exits or `detach_keys` are typed. With `stdin`, what is
 /// typed goes to the container (the caller's terminal in raw mode).
 pub fn attach(dir: &Path, stdin: bool, detach_keys: &[u8]) -> Result<Ended> {
-    let dir_fd = open_dir(dir)?;
-    let mut stream = UnixStream::connect(via_fd(&dir_fd, SOCKET)).map_err(|e| {
-        Error::Conflict(format!(
-            "attaching to {}: {e} (is the container running with a terminal?)",
-            dir.display()
-        ))
-    })?;
+    let mut stream = connect(dir)?;
     let input = std::io::stdin();
     let _raw = stdin.then(super::tty::RawMode::enter);
     let mut size = None;

@@ -154,13 +154,6 @@ pub fn copy_in(root: &Path, src: &Path, name: &str, dest: &str) -> Result<()> {
         None => copy_any(from, &dir, &leaf, &shown),
         // Written as the container's root, the owner its root filesystem
         // and volumes can hold (host root maps to nothing there).
-        Some(range) => std::thread::scope(|s| {
-            s.spawn(|| {
-                super::userns::act_as_root_of(range)?;
-                copy_any(from, &dir, &leaf, &shown)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(Error::Conflict("cp panicked".into())))
-        }),
+        Some(range) => super::userns::as_root_of(range, || copy_any(from, &dir, &leaf, &shown)),
     }
 }

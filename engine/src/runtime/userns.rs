@@ -200,10 +200,21 @@ pub fn idmapped(path: &Path, userns: BorrowedFd<'_>) -> Result<OwnedFd> {
     Ok(tree)
 }
 
-/// Makes the calling thread's file system ids the range's root, keeping
-/// its capabilities: for work done through idmapped mounts, where host root
-/// has no id. Only for a thread of its own that ends afterwards.
-pub fn act_as_root_of(range: &IdRange) -> Result<()> {
+/// Runs `work` as the range's root, for work done through idmapped mounts,
+/// where host root has no id: on a thread of its own (credentials are per
+/// thread) whose file system ids are the range's root's, capabilities kept.
+pub fn as_root_of<T: Send>(range: &IdRange, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            act_as_root_of(range)?;
+            work()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(Error::Conflict("work as the remapped root panicked".into())))
+    })
+}
+
+fn act_as_root_of(range: &IdRange) -> Result<()> {
     const SECBIT_NO_SETUID_FIXUP: libc::c_ulong = 1 << 2;
     // SAFETY: raw syscalls changing only this thread's credentials.
     unsafe {
