@@ -240,7 +240,6 @@ impl Networks {
             .map_err(|_| Error::Invalid("bad gateway".into()))?;
         let tag = &container[..container.len().min(7)];
         let host_veth = format!("vb{tag}{}", &ifname[ifname.len().saturating_sub(1)..]);
-        let peer = format!("vp{tag}{}", &ifname[ifname.len().saturating_sub(1)..]);
         let ns_path = format!("/proc/{pid}/ns/net");
         let ns = std::fs::File::open(&ns_path).map_err(|e| Error::Io {
             path: ns_path.clone().into(),
@@ -248,8 +247,8 @@ impl Networks {
         })?;
         let bridge = rec.bridge.clone();
         if v6.is_none() {
-            // The namespace's defaults first: the peer takes them as it
-            // arrives, with IPv6 and router advertisements off. Defaults
+            // The namespace's defaults first: the container's end of the
+            // veth is made there, with IPv6 and router advertisements off. Defaults
             // are written without the rtnl lock, which a per-interface
             // write spins on while other containers' links are made.
             in_namespace(&ns, || {
@@ -258,17 +257,15 @@ impl Networks {
                 Ok(())
             })?;
         }
+        let mac = join.mac;
         link::with_netlink(async |h| {
             link::delete_link(&h, &host_veth).await?;
-            link::delete_link(&h, &peer).await?;
-            link::veth_into(&h, &host_veth, &peer, &bridge, ns.as_raw_fd(), None).await
+            link::veth_into(&h, &host_veth, ifname, &bridge, ns.as_raw_fd(), mac).await
         })?;
-        disable_ipv6(&[&host_veth]);
         // Configuring the far end needs a netlink socket inside the
         // container's namespace.
-        let (peer2, ifname2) = (peer.clone(), ifname.to_string());
+        let ifname2 = ifname.to_string();
         let gw = default_route.then_some(gateway);
-        let mac = join.mac;
         let inside6 = ip6.zip(v6).map(|(ip, (subnet6, gateway6))| link::Inside6 {
             ip,
             prefix: subnet6.prefix,
@@ -277,26 +274,29 @@ impl Networks {
         let inside = in_namespace(&ns, move || {
             // IPv4-only networks: no link-local or autoconfigured IPv6 that
             // would reach around the IPv4 rules (CVE-2024-32473); on an IPv6
-            // network, IPv6 without router advertisements. Set on the peer's
-            // name before it becomes `ifname`; never through `all`, which
-            // would reach the container's other interfaces. /proc/sys/net
-            // is this thread's namespace's.
+            // network, IPv6 without router advertisements. Never through
+            // `all`, which would reach the container's other interfaces.
+            // /proc/sys/net is this thread's namespace's.
             let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/accept_ra", "0");
-            match inside6 {
-                Some(_) => enable_ipv6(&[&peer2, "lo"]),
-                None => {
-                    // The peer came with the defaults set above; checked,
-                    // in case it did not.
-                    if ipv6_on(&peer2) {
-                        disable_ipv6(&[&peer2]);
+            let loopback6 = match inside6 {
+                Some(_) => {
+                    enable_ipv6(&[&ifname2]);
+                    if !ipv6_on("lo") {
+                        enable_ipv6(&["lo"]);
                     }
-                    if ipv6_on("lo") && !any_ipv6_interface() {
-                        disable_ipv6(&["lo"]);
-                    }
+                    true
                 }
-            }
+                None => {
+                    // The interface came with the defaults set above;
+                    // checked, in case it did not.
+                    if ipv6_on(&ifname2) {
+                        disable_ipv6(&[&ifname2]);
+                    }
+                    any_ipv6_interface()
+                }
+            };
             link::with_netlink(async |h| {
-                link::configure_inside(&h, &peer2, &ifname2, ip, subnet.prefix, gw, mac, inside6)
+                link::configure_inside(&h, &ifname2, ip, subnet.prefix, gw, inside6, loopback6)
                     .await
             })?;
             Ok(())

@@ -3,6 +3,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoVeth, LinkAttribute,
+};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec};
 
 use crate::error::{Error, Result};
@@ -158,55 +162,87 @@ pub async fn delete_link(h: &Handle, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Creates a veth pair: `host` joins `bridge` and comes up; `peer` moves
-/// into the network namespace open at `netns`.
+/// Creates a veth pair: `host` joins `bridge` and comes up without IPv6
+/// addresses; its peer is made as `peer` right in the network namespace
+/// open at `netns` (with `mac`, if given), so it takes that namespace's
+/// IPv6 defaults and never passes through the host's.
 pub async fn veth_into(
     h: &Handle,
     host: &str,
     peer: &str,
     bridge: &str,
     netns: std::os::fd::RawFd,
-    mtu: Option<u32>,
+    mac: Option<[u8; 6]>,
 ) -> Result<()> {
     let bridge_index = index_of(h, bridge).await?.ok_or_else(|| {
         Error::Netlink(format!(
             "bridge {bridge} does not exist (run the network's create again)"
         ))
     })?;
-    let mut msg = rtnetlink::LinkVeth::new(host, peer);
-    if let Some(m) = mtu {
-        msg = msg.mtu(m);
+    let mut inside = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+        .name(peer.to_string())
+        .setns_by_fd(netns);
+    if let Some(mac) = mac {
+        inside = inside.address(mac.to_vec());
     }
+    let msg = rtnetlink::LinkVeth::new(host, peer)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(inside.build())))
+        .controller(bridge_index);
     h.link()
         .add(msg.build())
         .execute()
         .await
         .map_err(|e| Error::Netlink(format!("creating veth {host}: {e}")))?;
-    let peer_index = index_of(h, peer)
-        .await?
-        .ok_or_else(|| Error::Netlink(format!("veth peer {peer} vanished")))?;
+    // A bridge port needs no IPv6 of its own: no link-local address, set
+    // through netlink because the disable_ipv6 sysctl spins on the rtnl
+    // lock while other containers' links are made.
+    let no_addresses =
+        LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+            In6AddrGenMode::None,
+        )])]);
     h.link()
         .set(
-            LinkUnspec::new_with_index(peer_index)
-                .setns_by_fd(netns)
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(|e| Error::Netlink(format!("moving {peer} into the container: {e}")))?;
-    let host_index = index_of(h, host)
-        .await?
-        .ok_or_else(|| Error::Netlink(format!("veth {host} vanished")))?;
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(host_index)
-                .controller(bridge_index)
+            LinkUnspec::new_with_name(host)
+                .append_extra_attribute(no_addresses)
                 .up()
                 .build(),
         )
         .execute()
         .await
         .map_err(|e| Error::Netlink(format!("attaching {host} to {bridge}: {e}")))?;
+    Ok(())
+}
+
+/// Gives `lo` (index `lo`) its `::1` or takes it away: a container on
+/// IPv4-only networks has no IPv6 address at all. Addresses rather than the
+/// disable_ipv6 sysctl, which spins on the rtnl lock while other
+/// containers' links are made.
+async fn loopback_ipv6(h: &Handle, lo: u32, on: bool) -> Result<()> {
+    if on {
+        return match h
+            .address()
+            .add(lo, IpAddr::V6(Ipv6Addr::LOCALHOST), 128)
+            .execute()
+            .await
+        {
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => Ok(()),
+            r => r.map_err(|e| Error::Netlink(format!("adding ::1 to lo: {e}"))),
+        };
+    }
+    let mut addresses = h.address().get().set_link_index_filter(lo).execute();
+    let mut v6 = Vec::new();
+    while let Some(msg) = addresses.try_next().await.map_err(nl)? {
+        if msg.header.family == AddressFamily::Inet6 {
+            v6.push(msg);
+        }
+    }
+    for msg in v6 {
+        h.address()
+            .del(msg)
+            .execute()
+            .await
+            .map_err(|e| Error::Netlink(format!("removing lo's IPv6 address: {e}")))?;
+    }
     Ok(())
 }
 
@@ -228,26 +264,16 @@ pub struct Inside6 {
 #[allow(clippy::too_many_arguments)] // one interface's whole configuration
 pub async fn configure_inside(
     h: &Handle,
-    peer: &str,
     ifname: &str,
     ip: Ipv4Addr,
     prefix: u8,
     gateway: Option<Ipv4Addr>,
-    mac: Option<[u8; 6]>,
     ipv6: Option<Inside6>,
+    loopback6: bool,
 ) -> Result<()> {
-    let index = index_of(h, peer)
+    let index = index_of(h, ifname)
         .await?
-        .ok_or_else(|| Error::Netlink(format!("{peer} is not in the container's namespace")))?;
-    let mut rename = LinkUnspec::new_with_index(index).name(ifname.to_string());
-    if let Some(mac) = mac {
-        rename = rename.address(mac.to_vec());
-    }
-    h.link()
-        .set(rename.build())
-        .execute()
-        .await
-        .map_err(|e| Error::Netlink(format!("naming {ifname}: {e}")))?;
+        .ok_or_else(|| Error::Netlink(format!("{ifname} is not in the container's namespace")))?;
     h.address()
         .add(index, IpAddr::V4(ip), prefix)
         .execute()
@@ -264,6 +290,7 @@ pub async fn configure_inside(
             .execute()
             .await
             .map_err(|e| Error::Netlink(format!("bringing lo up: {e}")))?;
+        loopback_ipv6(h, lo, loopback6).await?;
     }
     if let Some(gw) = gateway {
         let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
