@@ -93,10 +93,7 @@ fn observe(root: &std::path::Path, project: &str) -> anyhow::Result<ObservedStat
             },
         );
     }
-    let images = ImageStore::open(root)?;
-    for i in images.list()? {
-        state.images.extend(i.record.refs.iter().cloned());
-    }
+    state.images.extend(ImageStore::open(root)?.references()?);
     Ok(state)
 }
 

@@ -464,6 +464,17 @@ impl ImageStore {
         Ok(rec)
     }
 
+    /// Every image's references, from the index alone (`list` also
+    /// measures each image's layers on disk).
+    pub fn references(&self) -> Result<Vec<String>> {
+        let index = self.read_index()?;
+        Ok(index
+            .images
+            .values()
+            .flat_map(|rec| rec.refs.iter().cloned())
+            .collect())
+    }
+
     /// All images, newest first.
     pub fn list(&self) -> Result<Vec<ImageSummary>> {
         let index = self.read_index()?;

@@ -75,9 +75,13 @@ pub fn resume(dir: &Path, record: &ContainerRecord) -> Result<()> {
     let name = &record.name;
     let mut c = runtime_state(dir, record)?;
     if c.status() == libcontainer::container::ContainerStatus::Paused {
-        return c
-            .resume()
-            .map_err(|e| Error::Conflict(format!("unpausing {name}: {e}")));
+        return match c.resume() {
+            // Thawed, it can take a pending signal and end before the
+            // runtime records it running, and its supervisor then removes
+            // that record: what was asked is done.
+            Err(_) if !c.root.exists() => Ok(()),
+            r => r.map_err(|e| Error::Conflict(format!("unpausing {name}: {e}"))),
+        };
     }
     // Frozen behind the runtime's back (its state was rewritten): thaw the
     // cgroup directly.

@@ -444,29 +444,53 @@ fn init_pidfd(record: &super::run::ContainerRecord) -> Option<OwnedFd> {
     (process_start(pid) == record.pid_start).then_some(fd)
 }
 
+/// Whether `fd` turns readable (a pidfd: its process exited) within
+/// `timeout`; a signal does not cut the wait short.
 fn wait_readable(fd: &impl AsFd, timeout: Duration) -> bool {
-    let mut fds = [PollFd::new(fd, PollFlags::IN)];
-    let t = rustix::fs::Timespec {
-        tv_sec: timeout.as_secs() as i64,
-        tv_nsec: i64::from(timeout.subsec_nanos()),
-    };
-    poll(&mut fds, Some(&t)).is_ok_and(|n| n > 0)
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let t = rustix::fs::Timespec {
+            tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        match poll(&mut fds, Some(&t)) {
+            Ok(n) => return n > 0,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Waits until the container's record says it exited (the supervisor wrote
-/// the exit code).
+/// the exit code), or its supervisor is gone without saying so.
 pub fn wait_exited(dir: &Path, timeout: Duration) -> Option<i32> {
     let deadline = std::time::Instant::now() + timeout;
+    let mut supervisor = None;
     loop {
         match load_record(dir) {
             Ok(r) if r.status == "exited" => return Some(r.exit_code.unwrap_or(255)),
             Err(_) => return None,
+            Ok(r) if supervisor.is_none() => supervisor = Some(supervisor_pidfd(&r)),
             _ => {}
         }
-        if std::time::Instant::now() > deadline {
+        let now = std::time::Instant::now();
+        if now > deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let tick = Duration::from_millis(20).min(deadline - now);
+        match &supervisor {
+            // Its exit, seen at once, follows its last record.
+            Some(Some(fd)) if wait_readable(fd, tick) => {
+                return load_record(dir)
+                    .ok()
+                    .filter(|r| r.status == "exited")
+                    .map(|r| r.exit_code.unwrap_or(255));
+            }
+            Some(Some(_)) => {}
+            _ => std::thread::sleep(tick),
+        }
     }
 }
 
@@ -510,13 +534,26 @@ pub fn stop(root: &Path, name: &str, signal: Signal, grace: Duration) -> Result<
 
 /// Whether the container's supervisor process still runs.
 pub fn supervisor_alive(record: &super::run::ContainerRecord) -> bool {
-    let Some(pid) = record.shim_pid else {
-        return false;
-    };
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-        let text = String::from_utf8_lossy(&c);
-        text.contains("__shim") && text.contains(&record.id)
-    })
+    record.shim_pid.is_some_and(is_supervisor_of(record))
+}
+
+fn is_supervisor_of(record: &super::run::ContainerRecord) -> impl Fn(i32) -> bool + '_ {
+    |pid| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            let text = String::from_utf8_lossy(&c);
+            text.contains("__shim") && text.contains(&record.id)
+        })
+    }
+}
+
+/// A pidfd of the container's supervisor, if it runs: its exit wakes a
+/// waiter at once, where polling its record would cost each `stop` and
+/// `rm` a sleep.
+fn supervisor_pidfd(record: &super::run::ContainerRecord) -> Option<OwnedFd> {
+    let pid = record.shim_pid?;
+    let fd = pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()?;
+    // Checked after opening: the pidfd then names this supervisor.
+    is_supervisor_of(record)(pid).then_some(fd)
 }
 
 /// Waits for the supervisor to finish its own clean-up after the exit it
@@ -526,16 +563,12 @@ pub fn wait_supervisor_gone(record: &super::run::ContainerRecord, timeout: Durat
     if record.shim_pid == Some(rustix::process::getpid().as_raw_nonzero().get()) {
         return;
     }
-    let deadline = std::time::Instant::now() + timeout;
-    while supervisor_alive(record) {
-        if std::time::Instant::now() > deadline {
-            if let Some(pid) = record.shim_pid.and_then(rustix::process::Pid::from_raw) {
-                let _ = rustix::process::kill_process(pid, Signal::KILL);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let Some(fd) = supervisor_pidfd(record) else {
+        return;
+    };
+    if !wait_readable(&fd, timeout) {
+        let _ = pidfd_send_signal(&fd, Signal::KILL);
+        wait_readable(&fd, Duration::from_secs(1));
     }
 }
 
