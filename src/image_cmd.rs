@@ -239,7 +239,7 @@ pub fn run(global: &Global, cmd: &ImageCommand) -> anyhow::Result<ExitCode> {
             } else {
                 let f = std::fs::File::open(&args.file)
                     .with_context(|| format!("opening {}", args.file.display()))?;
-                archive::import(&store, f, reference.as_ref(), &args.changes)?
+                archive::import_file(&store, &f, reference.as_ref(), &args.changes)?
             };
             writeln!(out, "{}", rec.id)?;
         }

@@ -237,6 +237,25 @@ fn img05_type_changes_of_one_name_never_escape() {
 }
 
 #[test]
+fn symlinked_parents_inside_the_layer_are_followed() {
+    let sb = Sandbox::new();
+    sb.unpack(&[
+        E::Dir("a"),
+        E::Dir("a/real"),
+        E::Symlink("a/alias", "real"),
+        E::Symlink("top", "a/alias"),
+        E::File("a/alias/f", b"x"),
+        E::File("top/g/h", b"y"),
+        E::File("a/real/i", b"z"),
+    ])
+    .unwrap();
+    assert_eq!(std::fs::read(sb.layer().join("a/real/f")).unwrap(), b"x");
+    assert_eq!(std::fs::read(sb.layer().join("a/real/g/h")).unwrap(), b"y");
+    assert_eq!(std::fs::read(sb.layer().join("a/real/i")).unwrap(), b"z");
+    sb.assert_untouched();
+}
+
+#[test]
 fn img06_metadata_is_never_applied_through_a_symlink() {
     let sb = Sandbox::new();
     let victim = s(&sb.sentinel().join("victim"));

@@ -508,7 +508,33 @@ pub fn import(
     reference: Option<&Reference>,
     changes: &[String],
 ) -> Result<ImageRecord> {
-    let (blob, size, diff_id) = store.put_blob_and_layer(reader, "imported archive")?;
+    let stored = store.put_blob_and_layer(reader, "imported archive")?;
+    imported(store, stored, reference, changes)
+}
+
+/// [`import`] of an archive in a file: a regular file is read twice at
+/// once, by the unpacking and by the blob's writer, rather than passed
+/// from one to the other.
+pub fn import_file(
+    store: &ImageStore,
+    file: &std::fs::File,
+    reference: Option<&Reference>,
+    changes: &[String],
+) -> Result<ImageRecord> {
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return import(store, file, reference, changes);
+    }
+    let stored = store.put_file_blob_and_layer(file, "imported archive")?;
+    imported(store, stored, reference, changes)
+}
+
+/// The image around an imported layer.
+fn imported(
+    store: &ImageStore,
+    (blob, size, diff_id): (Digest, u64, Digest),
+    reference: Option<&Reference>,
+    changes: &[String],
+) -> Result<ImageRecord> {
     let path = store.blob_path(&blob);
     let mut run = RunConfig::default();
     for c in changes {

@@ -163,13 +163,12 @@ impl ImageStore {
         reader: impl Read,
         what: &str,
     ) -> Result<(Digest, u64, Digest)> {
-        let tmp = self.temp_path("blob");
-        let layer_tmp = self.temp_path("layer");
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let result = (|| {
-            private_dir(&layer_tmp)?;
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
-            let writer = std::thread::spawn(move || -> std::io::Result<(Digest, u64)> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
+        let tee = ChannelTee { inner: reader, tx };
+        self.blob_beside_layer(
+            tee,
+            what,
+            move |file| {
                 let mut w = HashingWriter::new(std::io::BufWriter::new(file));
                 for chunk in rx {
                     w.write_all(&chunk)?;
@@ -177,15 +176,88 @@ impl ImageStore {
                 w.flush()?;
                 w.inner.get_ref().sync_all()?;
                 w.finish().map_err(std::io::Error::other)
-            });
-            let mut tee = ChannelTee { inner: reader, tx };
-            let unpacked = unpack_layer_hashed_by_caller(&mut tee, &layer_tmp, &self.limits)
+            },
+            || Ok(()),
+        )
+    }
+
+    /// [`ImageStore::put_blob_and_layer`] for an archive in a regular
+    /// file: the blob thread reads the file at its own offsets, so the
+    /// unpacking thread hands it nothing. The file must not change
+    /// meanwhile.
+    pub fn put_file_blob_and_layer(
+        &self,
+        archive: &File,
+        what: &str,
+    ) -> Result<(Digest, u64, Digest)> {
+        use std::os::unix::fs::{FileExt, MetadataExt};
+        let stamp = |f: &File| {
+            f.metadata()
+                .map(|m| {
+                    (
+                        m.len(),
+                        m.mtime(),
+                        m.mtime_nsec(),
+                        m.ctime(),
+                        m.ctime_nsec(),
+                    )
+                })
+                .map_err(Error::Read)
+        };
+        let before = stamp(archive)?;
+        let source = archive.try_clone().map_err(Error::Read)?;
+        self.blob_beside_layer(
+            archive,
+            what,
+            move |file| {
+                let mut w = HashingWriter::new(file);
+                let mut buf = vec![0; 1 << 20];
+                let mut offset = 0;
+                loop {
+                    let n = source.read_at(&mut buf, offset)?;
+                    if n == 0 {
+                        break;
+                    }
+                    w.write_all(&buf[..n])?;
+                    offset += n as u64;
+                }
+                w.inner.sync_all()?;
+                w.finish().map_err(std::io::Error::other)
+            },
+            || {
+                if stamp(archive)? == before {
+                    Ok(())
+                } else {
+                    Err(Error::Archive(format!("{what} changed while it was read")))
+                }
+            },
+        )
+    }
+
+    /// Unpacks `reader` as a layer while `blob` (on a thread of its own)
+    /// writes the blob file it is given and returns its digest and size;
+    /// `check` has the last word before both are placed.
+    fn blob_beside_layer(
+        &self,
+        reader: impl Read,
+        what: &str,
+        blob: impl FnOnce(File) -> std::io::Result<(Digest, u64)> + Send + 'static,
+        check: impl FnOnce() -> Result<()>,
+    ) -> Result<(Digest, u64, Digest)> {
+        let tmp = self.temp_path("blob");
+        let layer_tmp = self.temp_path("layer");
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let result = (|| {
+            private_dir(&layer_tmp)?;
+            let writer = std::thread::spawn(move || blob(file));
+            let mut reader = reader;
+            let unpacked = unpack_layer_hashed_by_caller(&mut reader, &layer_tmp, &self.limits)
                 .and_then(|u| {
                     // Whatever follows the layer's end (compression trailers).
-                    std::io::copy(&mut tee, &mut std::io::sink()).map_err(Error::Read)?;
+                    std::io::copy(&mut reader, &mut std::io::sink()).map_err(Error::Read)?;
                     Ok(u)
                 });
-            drop(tee);
+            drop(reader);
             let written = writer
                 .join()
                 .map_err(|_| Error::Conflict("the blob writer panicked".into()))?
@@ -193,6 +265,7 @@ impl ImageStore {
             // The writer's own error explains a stopped stream best.
             let (digest, size) = written?;
             let (diff_id, _) = unpacked?;
+            check()?;
             let diff_id = diff_id.unwrap_or_else(|| digest.clone());
             self.place_layer(&layer_tmp, &diff_id)?;
             let (digest, size) = self.settle(&tmp, (digest, size), None, what)?;

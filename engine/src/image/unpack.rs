@@ -12,7 +12,7 @@
 //! are capped, and the decompressed stream is hashed to give the layer's
 //! diff ID.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -149,7 +149,8 @@ fn unpack(
             limits,
             entries: 0,
             dir_times: Vec::new(),
-            parent: None,
+            open: Vec::new(),
+            buf: vec![0; 1 << 18],
         };
         // A layer without a `./` entry still gets a traversable root.
         rustix::fs::fchmod(unpacker.root_dir()?, Mode::from_raw_mode(0o755))
@@ -179,11 +180,11 @@ struct Unpacker<'a> {
     entries: u64,
     /// Directories whose times are set last, once nothing more is added.
     dir_times: Vec<(Vec<String>, Timestamps)>,
-    /// The last entry's parent directory: the next entry is mostly its
-    /// sibling. Still right for any later entry with the same parents:
-    /// replacing one of its ancestors takes an entry with other parents,
-    /// which replaces this.
-    parent: Option<(Vec<String>, OwnedFd)>,
+    /// The directories along the last entry's parent path, each with its
+    /// name: the next entry mostly shares them.
+    open: Vec<(String, OwnedFd)>,
+    /// A regular file's content passes through here.
+    buf: Vec<u8>,
 }
 
 fn reject(name: &str, why: &str) -> Error {
@@ -283,27 +284,61 @@ impl Unpacker<'_> {
         Ok(cur)
     }
 
-    /// The directory `parents` below the root, as [`Unpacker::dir`] opens
-    /// it, kept for the next entries with the same parents.
-    fn parent_dir(&mut self, parents: &[String], name: &str) -> Result<OwnedFd> {
-        if let Some((comps, fd)) = &self.parent
-            && comps.as_slice() == parents
-        {
-            return fd
-                .try_clone()
-                .map_err(|e| reject(name, &format!("opening its directory: {e}")));
+    /// The directory `parents` below the root, as [`Unpacker::dir`] would
+    /// open it. The directories along the last path stay open, so an entry
+    /// costs one step per component that differs from the last one's: each
+    /// step opens one name below the one before, refusing symlinks, and a
+    /// symlink takes the full resolution from the root. Still right for
+    /// later entries: replacing a directory on the path takes an entry
+    /// whose parents stop above it, which closes it here first.
+    fn parent_dir(&mut self, parents: &[String], name: &str) -> Result<&OwnedFd> {
+        let same = self
+            .open
+            .iter()
+            .zip(parents)
+            .take_while(|((open, _), want)| open == *want)
+            .count();
+        self.open.truncate(same);
+        for i in same..parents.len() {
+            let fd = self.step(&parents[..=i], name)?;
+            self.open.push((parents[i].clone(), fd));
         }
-        let fd = self.dir(parents, name)?;
-        let kept = fd
-            .try_clone()
-            .map_err(|e| reject(name, &format!("opening its directory: {e}")))?;
-        self.parent = Some((parents.to_vec(), kept));
-        Ok(fd)
+        Ok(self.open.last().map_or(self.root, |(_, fd)| fd))
+    }
+
+    /// Opens (creating it if missing) the last of `comps`, the others being
+    /// open on `self.open`.
+    fn step(&self, comps: &[String], name: &str) -> Result<OwnedFd> {
+        let below = self.open.last().map_or(self.root, |(_, fd)| fd);
+        let comp = comps[comps.len() - 1].as_str();
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let open = || rustix::fs::openat2(below, comp, flags, Mode::empty(), resolve);
+        match open() {
+            Ok(fd) => Ok(fd),
+            Err(e) if is_errno(&e, rustix::io::Errno::NOENT) => {
+                match rustix::fs::mkdirat(below, comp, Mode::from_raw_mode(0o755)) {
+                    Ok(()) => {}
+                    Err(e) if is_errno(&e, rustix::io::Errno::EXIST) => {}
+                    Err(e) => {
+                        return Err(reject(name, &format!("creating {}: {e}", comps.join("/"))));
+                    }
+                }
+                match open() {
+                    Ok(fd) => Ok(fd),
+                    Err(_) => self.dir(comps, name),
+                }
+            }
+            // A symlink (followed only inside the layer) or an error the
+            // full resolution names.
+            Err(_) => self.dir(comps, name),
+        }
     }
 
     /// Removes whatever is at `leaf` in `parent`, unless it is a directory
     /// and `keep_dir` is set. Returns whether a directory was kept.
-    fn clear(&self, parent: &OwnedFd, leaf: &str, keep_dir: bool) -> Result<bool> {
+    fn clear(parent: &OwnedFd, leaf: &str, keep_dir: bool) -> Result<bool> {
         match rustix::fs::statat(parent, leaf, AtFlags::SYMLINK_NOFOLLOW) {
             Err(_) => Ok(false),
             Ok(st) => {
@@ -355,7 +390,7 @@ impl Unpacker<'_> {
             // The layer root itself (`./`): only its metadata.
             if kind == tar::EntryType::Directory {
                 let fd = self.root_dir()?;
-                self.metadata(&fd, &shown, owner, mode, &[])?;
+                Self::metadata(&fd, &shown, owner, mode, &[])?;
             }
             return Ok(());
         };
@@ -365,7 +400,7 @@ impl Unpacker<'_> {
             let parent = self.parent_dir(parents, &shown)?;
             if target == ".wh..opq" {
                 let dir = rustix::fs::openat(
-                    &parent,
+                    parent,
                     ".",
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                     Mode::empty(),
@@ -378,9 +413,9 @@ impl Unpacker<'_> {
             if target.is_empty() || target == "." || target == ".." || target.starts_with(".wh.") {
                 return Err(reject(&shown, "invalid whiteout name"));
             }
-            self.clear(&parent, target, false)?;
+            Self::clear(parent, target, false)?;
             rustix::fs::mknodat(
-                &parent,
+                parent,
                 target,
                 FileType::CharacterDevice,
                 Mode::empty(),
@@ -390,6 +425,7 @@ impl Unpacker<'_> {
             return Ok(());
         }
 
+        let (root, limits) = (self.root, self.limits);
         let parent = self.parent_dir(parents, &shown)?;
         let leaf = leaf.as_str();
         let xattrs: Vec<(String, Vec<u8>)> = entry
@@ -412,26 +448,25 @@ impl Unpacker<'_> {
 
         match kind {
             tar::EntryType::Directory => {
-                match rustix::fs::mkdirat(&parent, leaf, Mode::from_raw_mode(0o700)) {
+                match rustix::fs::mkdirat(parent, leaf, Mode::from_raw_mode(0o700)) {
                     Err(e) if is_errno(&e, rustix::io::Errno::EXIST) => {
-                        if !self.clear(&parent, leaf, true)? {
-                            rustix::fs::mkdirat(&parent, leaf, Mode::from_raw_mode(0o700))
-                                .map_err(|e| {
-                                    reject(&shown, &format!("creating the directory: {e}"))
-                                })?;
+                        if !Self::clear(parent, leaf, true)? {
+                            rustix::fs::mkdirat(parent, leaf, Mode::from_raw_mode(0o700)).map_err(
+                                |e| reject(&shown, &format!("creating the directory: {e}")),
+                            )?;
                         }
                     }
                     other => other
                         .map_err(|e| reject(&shown, &format!("creating the directory: {e}")))?,
                 }
                 let fd = rustix::fs::openat(
-                    &parent,
+                    parent,
                     leaf,
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
                 .map_err(|e| reject(&shown, &format!("opening the directory: {e}")))?;
-                self.metadata(&fd, &shown, owner, mode, &xattrs)?;
+                Self::metadata(&fd, &shown, owner, mode, &xattrs)?;
                 self.dir_times.push((comps.clone(), timestamps(mtime)));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -439,16 +474,24 @@ impl Unpacker<'_> {
                 // is in the way.
                 let created = match crate::fsutil::create_new_at(&parent, leaf) {
                     Err(e) if is_errno(&e, rustix::io::Errno::EXIST) => {
-                        self.clear(&parent, leaf, false)?;
+                        Self::clear(parent, leaf, false)?;
                         crate::fsutil::create_new_at(&parent, leaf)
                     }
                     other => other,
                 };
                 let mut file =
                     created.map_err(|e| reject(&shown, &format!("creating the file: {e}")))?;
-                io::copy(&mut entry, &mut file)
-                    .map_err(|e| reject(&shown, &format!("writing the file: {e}")))?;
-                self.metadata(file.as_fd(), &shown, owner, mode, &xattrs)?;
+                loop {
+                    let n = entry
+                        .read(&mut self.buf)
+                        .map_err(|e| reject(&shown, &format!("reading the file: {e}")))?;
+                    if n == 0 {
+                        break;
+                    }
+                    file.write_all(&self.buf[..n])
+                        .map_err(|e| reject(&shown, &format!("writing the file: {e}")))?;
+                }
+                Self::metadata(file.as_fd(), &shown, owner, mode, &xattrs)?;
                 rustix::fs::futimens(&file, &timestamps(mtime))
                     .map_err(|e| reject(&shown, &format!("setting times: {e}")))?;
             }
@@ -460,14 +503,14 @@ impl Unpacker<'_> {
                 if target.is_empty() || target.contains(&0) {
                     return Err(reject(&shown, "invalid symlink target"));
                 }
-                self.clear(&parent, leaf, false)?;
+                Self::clear(parent, leaf, false)?;
                 // The target is data: the kernel resolves it inside the
                 // container's root, and berth never follows it on the host.
-                rustix::fs::symlinkat(target.as_slice(), &parent, leaf)
+                rustix::fs::symlinkat(target.as_slice(), parent, leaf)
                     .map_err(|e| reject(&shown, &format!("creating the symlink: {e}")))?;
-                rustix::fs::chownat(&parent, leaf, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                rustix::fs::chownat(parent, leaf, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| reject(&shown, &format!("setting the owner: {e}")))?;
-                rustix::fs::utimensat(&parent, leaf, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                rustix::fs::utimensat(parent, leaf, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| reject(&shown, &format!("setting times: {e}")))?;
             }
             tar::EntryType::Link => {
@@ -478,13 +521,13 @@ impl Unpacker<'_> {
                 // Absolute targets name a path inside the layer (as Kaniko
                 // writes them); `..` never leaves it.
                 let trimmed: Vec<u8> = target.iter().copied().skip_while(|b| *b == b'/').collect();
-                let tcomps = components(&trimmed, self.limits)
+                let tcomps = components(&trimmed, limits)
                     .map_err(|why| reject(&shown, &format!("link target: {why}")))?;
                 if tcomps.is_empty() {
                     return Err(reject(&shown, "hard link to the layer root"));
                 }
                 let src = rustix::fs::openat2(
-                    self.root,
+                    root,
                     tcomps.join("/"),
                     OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
@@ -500,8 +543,8 @@ impl Unpacker<'_> {
                 if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                     return Err(reject(&shown, "hard link to a directory"));
                 }
-                self.clear(&parent, leaf, false)?;
-                rustix::fs::linkat(&src, "", &parent, leaf, AtFlags::EMPTY_PATH)
+                Self::clear(parent, leaf, false)?;
+                rustix::fs::linkat(&src, "", parent, leaf, AtFlags::EMPTY_PATH)
                     .map_err(|e| reject(&shown, &format!("creating the hard link: {e}")))?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -518,12 +561,12 @@ impl Unpacker<'_> {
                     }
                     _ => (FileType::Fifo, 0),
                 };
-                self.clear(&parent, leaf, false)?;
-                rustix::fs::mknodat(&parent, leaf, ft, Mode::from_raw_mode(mode), dev)
+                Self::clear(parent, leaf, false)?;
+                rustix::fs::mknodat(parent, leaf, ft, Mode::from_raw_mode(mode), dev)
                     .map_err(|e| reject(&shown, &format!("creating the node: {e}")))?;
-                rustix::fs::chownat(&parent, leaf, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                rustix::fs::chownat(parent, leaf, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| reject(&shown, &format!("setting the owner: {e}")))?;
-                rustix::fs::chmodat(&parent, leaf, Mode::from_raw_mode(mode), AtFlags::empty())
+                rustix::fs::chmodat(parent, leaf, Mode::from_raw_mode(mode), AtFlags::empty())
                     .map_err(|e| reject(&shown, &format!("setting the mode: {e}")))?;
             }
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
@@ -536,7 +579,6 @@ impl Unpacker<'_> {
 
     /// Owner, mode (after the owner: chown clears set-id bits) and xattrs.
     fn metadata(
-        &self,
         fd: impl AsFd,
         shown: &str,
         owner: (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>),
@@ -559,13 +601,14 @@ impl Unpacker<'_> {
     }
 
     fn finish(&mut self) -> Result<()> {
-        for (comps, times) in self.dir_times.iter().rev() {
+        let dir_times = std::mem::take(&mut self.dir_times);
+        for (comps, times) in dir_times.iter().rev() {
             let Some((leaf, parents)) = comps.split_last() else {
                 continue;
             };
             let shown = comps.join("/");
-            let parent = self.dir(parents, &shown)?;
-            rustix::fs::utimensat(&parent, leaf.as_str(), times, AtFlags::SYMLINK_NOFOLLOW)
+            let parent = self.parent_dir(parents, &shown)?;
+            rustix::fs::utimensat(parent, leaf.as_str(), times, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| reject(&shown, &format!("setting times: {e}")))?;
         }
         Ok(())
