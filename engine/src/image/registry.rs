@@ -5,9 +5,11 @@
 //! OCI manifests, gzip and zstd layers.
 //!
 //! Layers are fetched concurrently, each streamed to a file in the store
-//! with its digest checked on the way (never whole in memory), then moved
-//! into the blob store and unpacked once. A blob already in the store is not
-//! fetched again, so an interrupted pull resumes where it stopped.
+//! with its digest computed on the way (never whole in memory) and, at the
+//! same time, unpacked by a thread of its own into a temporary directory;
+//! blob and layer are moved into place once the digest and the diff ID are
+//! the expected ones. A blob already in the store is not fetched again, so
+//! an interrupted pull resumes where it stopped.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -297,10 +299,20 @@ pub fn pull(
             .pull_blob(&image, &manifest.config, &mut config)
             .await
             .map_err(&err)?;
+        let diff_ids =
+            super::config::ImageConfig::parse(&config, "image configuration")?.diff_ids()?;
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(Error::Archive(format!(
+                "{reference}: the configuration lists {} layers, the manifest {}",
+                diff_ids.len(),
+                manifest.layers.len()
+            )));
+        }
         let fetches = manifest
             .layers
             .iter()
-            .map(|layer| fetch_layer(store, &client, &image, layer, progress));
+            .zip(&diff_ids)
+            .map(|(layer, diff_id)| fetch_layer(store, &client, &image, layer, diff_id, progress));
         // A handful at a time, as Docker does: enough to fill the link.
         let results: Vec<Result<()>> = futures::stream::iter(fetches)
             .buffer_unordered(3)
@@ -311,12 +323,14 @@ pub fn pull(
     })
 }
 
-/// Downloads one layer blob unless the store has it.
+/// Downloads one layer blob unless the store has it, unpacking it on the
+/// way unless the store has that layer.
 async fn fetch_layer(
     store: &ImageStore,
     client: &Client,
     image: &oci_client::Reference,
     layer: &OciDescriptor,
+    diff_id: &Digest,
     progress: &(dyn Fn(&Step<'_>) + Sync),
 ) -> Result<()> {
     let digest = Digest::parse(&layer.digest)?;
@@ -330,29 +344,43 @@ async fn fetch_layer(
         id,
         &format!("pulling fs layer ({total} bytes)"),
     ));
+    let what = format!("layer {digest}");
     let tmp = store.temp_path("download");
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
+    let unpacking = (!store.layer_path(diff_id).is_dir()).then(|| {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.unpack_pending(ChannelReader {
+                rx,
+                chunk: bytes::Bytes::new(),
+            })
+        })
+    });
+    let to_unpack = unpacking.is_some().then_some(tx);
     let fetched = async {
-        use tokio::io::AsyncWriteExt as _;
+        use std::io::Write as _;
         let failed = |msg: String| Error::Registry {
             registry: image.resolve_registry().to_string(),
             msg: format!("layer {digest}: {msg}"),
         };
-        let file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| Error::io(&tmp, e))?;
-        let mut out = tokio::io::BufWriter::new(file);
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut out = super::store::HashingWriter::new(file);
         let mut blob = client
             .pull_blob_stream(image, layer)
             .await
             .map_err(|e| failed(chain(&e)))?;
-        let mut done = 0u64;
         let mut told = std::time::Instant::now();
+        let mut done = 0u64;
         while let Some(chunk) = blob.stream.next().await {
             let chunk = chunk.map_err(|e| failed(e.to_string()))?;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| Error::io(&tmp, e))?;
+            out.write_all(&chunk).map_err(|e| Error::io(&tmp, e))?;
             done += chunk.len() as u64;
+            if let Some(tx) = &to_unpack
+                && tx.send(chunk).await.is_err()
+            {
+                // The unpacking stopped: its error says why.
+                break;
+            }
             if told.elapsed() > std::time::Duration::from_millis(100) {
                 told = std::time::Instant::now();
                 progress(&Step {
@@ -362,16 +390,54 @@ async fn fetch_layer(
                 });
             }
         }
-        out.flush().await.map_err(|e| Error::io(&tmp, e))
+        out.finish()
     }
     .await;
-    if let Err(e) = fetched {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+    // Whatever ended the download, the unpacking sees the end of it.
+    drop(to_unpack);
+    let pending = match unpacking {
+        Some(task) => Some(
+            task.await
+                .map_err(|e| Error::Archive(format!("{what}: unpacking stopped: {e}")))
+                .and_then(|r| r),
+        ),
+        None => None,
+    };
+    // The unpacking's error explains a stopped download best.
+    let (hashed, pending) = match (fetched, pending) {
+        (_, Some(Err(e))) | (Err(e), _) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        (Ok(hashed), pending) => (hashed, pending.and_then(Result::ok)),
+    };
+    store.adopt_hashed_blob(&tmp, hashed, &digest, &what)?;
+    if let Some(pending) = pending {
+        store.place_pending(pending, &digest, diff_id, &what)?;
     }
-    store.adopt_blob(&tmp, &digest, &format!("layer {digest}"))?;
     progress(&Step::milestone(id, "download complete"));
     Ok(())
+}
+
+/// A layer blob arriving from the download, read by the thread that
+/// unpacks it.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    chunk: bytes::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.chunk = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }
 
 /// Unpacks the downloaded layers (each once) and records the image.

@@ -56,9 +56,27 @@ pub struct ImageSummary {
 }
 
 /// The image store.
+#[derive(Clone)]
 pub struct ImageStore {
     dir: PathBuf,
     limits: Limits,
+}
+
+/// A layer unpacked into a temporary directory, removed unless placed.
+pub struct PendingLayer {
+    tmp: PathBuf,
+    /// The diff ID unpacking computed: `None` for an uncompressed blob,
+    /// whose digest it is.
+    diff_id: Option<Digest>,
+    placed: bool,
+}
+
+impl Drop for PendingLayer {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = remove_dir(&self.tmp);
+        }
+    }
 }
 
 /// A held lock on the store's index.
@@ -93,14 +111,15 @@ pub fn read_capped(mut r: impl Read, cap: u64, what: &str) -> Result<Vec<u8>> {
 }
 
 /// A writer that hashes what it writes.
-struct HashingWriter<W> {
+pub struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     size: u64,
 }
 
 impl<W> HashingWriter<W> {
-    fn new(inner: W) -> HashingWriter<W> {
+    /// Hashes what goes to `inner`.
+    pub fn new(inner: W) -> HashingWriter<W> {
         HashingWriter {
             inner,
             hasher: Sha256::new(),
@@ -109,7 +128,7 @@ impl<W> HashingWriter<W> {
     }
 
     /// The digest and size of everything written.
-    fn finish(self) -> Result<(Digest, u64)> {
+    pub fn finish(self) -> Result<(Digest, u64)> {
         let hex: String = self
             .hasher
             .finalize()
@@ -434,6 +453,64 @@ impl ImageStore {
             std::fs::rename(tmp, &dest).map_err(|e| Error::io(&dest, e))?;
             sync_dir(&self.dir.join("layers"))
         }
+    }
+
+    /// Unpacks `reader`, a layer blob still on its way, into a temporary
+    /// directory, for [`ImageStore::place_pending`] once the blob is
+    /// verified: a pull unpacks while it downloads.
+    pub fn unpack_pending(&self, reader: impl Read) -> Result<PendingLayer> {
+        let pending = PendingLayer {
+            tmp: self.temp_path("layer"),
+            diff_id: None,
+            placed: false,
+        };
+        private_dir(&pending.tmp)?;
+        let mut pending = pending;
+        pending.diff_id = unpack_layer_hashed_by_caller(reader, &pending.tmp, &self.limits)?.0;
+        Ok(pending)
+    }
+
+    /// Places a layer unpacked while its blob, now verified as `blob`,
+    /// downloaded, if it is the `expected` one (the image configuration's
+    /// diff ID). An uncompressed blob's digest is its diff ID.
+    pub fn place_pending(
+        &self,
+        mut pending: PendingLayer,
+        blob: &Digest,
+        expected: &Digest,
+        what: &str,
+    ) -> Result<()> {
+        let actual = pending.diff_id.as_ref().unwrap_or(blob);
+        if actual != expected {
+            return Err(Error::DigestMismatch {
+                what: format!("{what} (diff ID)"),
+                expected: expected.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        self.place_layer(&pending.tmp, expected)?;
+        pending.placed = true;
+        Ok(())
+    }
+
+    /// Moves a downloaded file, hashed on its way in as `hashed`, into the
+    /// blob store if it is the `expected` blob; the file is removed either
+    /// way.
+    pub fn adopt_hashed_blob(
+        &self,
+        path: &Path,
+        hashed: (Digest, u64),
+        expected: &Digest,
+        what: &str,
+    ) -> Result<u64> {
+        let result = File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(path, e))
+            .and_then(|()| self.settle(path, hashed, Some(expected), what));
+        if result.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        result.map(|(_, size)| size)
     }
 
     /// Unpacks a layer archive unless a layer with `expected` diff ID is
