@@ -23,11 +23,21 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // A reader that went away (`berth ps | head -1`) wants no more
+        // output and no complaint about it.
+        Err(err) if closed_output(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("{err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn closed_output(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Whether the command runs container code from this process (the runtime
