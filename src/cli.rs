@@ -401,6 +401,10 @@ pub struct ContainerLsArgs {
     /// Only show ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// `table` (the default), `json` (one object per line, as `docker ps`
+    /// prints them) or a template such as `{{.Names}}\t{{.Status}}`
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 /// `berth container stop`

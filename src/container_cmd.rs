@@ -16,6 +16,36 @@ use berth_netplane::{Networks, PortRequest};
 
 use crate::cli::{ContainerCommand, ContainerRunArgs, Global, ShimArgs};
 
+/// A container as `docker ps --format json` shows it, for `--format`.
+fn ps_line(
+    r: &run::ContainerRecord,
+    status: &str,
+    ports: Option<&[berth_netplane::PublishedPort]>,
+) -> serde_json::Value {
+    let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let ports: Vec<String> = ports
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}:{}->{}/{}",
+                p.host_ip, p.host_port, p.container_port, p.protocol
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "ID": &r.id[..12],
+        "Image": r.image,
+        "Command": format!("\"{}\"", r.command.join(" ")),
+        "CreatedAt": r.created,
+        "Names": r.name,
+        "Labels": labels.join(","),
+        "Ports": ports.join(", "),
+        "State": if status.starts_with("running") { "running" } else { r.status.as_str() },
+        "Status": status,
+    })
+}
+
 pub fn signal(name: &str) -> anyhow::Result<rustix::process::Signal> {
     use rustix::process::Signal as S;
     let n = name.trim_start_matches("SIG").to_ascii_uppercase();
@@ -880,6 +910,30 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 }
                 start_supervisor(global, &rec.id)?;
                 writeln!(out, "{n}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Ls(a) if a.format.as_deref().is_some_and(|f| f != "table") => {
+            let format = a.format.as_deref().unwrap_or_default();
+            let ports: std::collections::BTreeMap<_, _> = berth_netplane::Networks::open(root)?
+                .publications()
+                .into_iter()
+                .collect();
+            for (dir, r) in list_records(root).iter().rev() {
+                let status = shim::shown_status(dir, r);
+                if !a.all && !status.starts_with("running") && status != "paused" {
+                    continue;
+                }
+                let line = ps_line(r, &status, ports.get(&r.id).map(Vec::as_slice));
+                if a.quiet {
+                    writeln!(out, "{}", &r.id[..12])?;
+                } else if format == "json" {
+                    writeln!(out, "{line}")?;
+                } else {
+                    let text = crate::inspect::format(&format.replace("\\t", "\t"), &line)
+                        .map_err(anyhow::Error::msg)?;
+                    writeln!(out, "{text}")?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

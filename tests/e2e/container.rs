@@ -425,6 +425,26 @@ fn detached_containers_are_supervised_logged_stopped_and_removed() {
         .ok();
     let ls = d.berth_with(&["container", "ls", "-a"], &env, None).ok();
     assert!(ls.contains("exited (3)"), "{ls}");
+    // --format as scripts use it with `docker ps`.
+    let ls = d
+        .berth_with(
+            &[
+                "container",
+                "ls",
+                "-a",
+                "--format",
+                "{{.Names}}\\t{{.State}}",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(ls, "ticker\texited\n");
+    let ls = d
+        .berth_with(&["container", "ls", "-a", "--format", "json"], &env, None)
+        .json();
+    assert_eq!(ls["Names"], "ticker", "{ls}");
+    assert_eq!(ls["ID"], &id.trim()[..12], "{ls}");
     let logs = d
         .berth_with(&["container", "logs", "ticker"], &env, None)
         .ok();
