@@ -363,6 +363,71 @@ fn an_interrupted_pull_resumes_without_fetching_finished_layers_again() {
     assert_eq!(out, "second\n");
 }
 
+#[test]
+fn a_hostile_layer_is_refused_while_it_downloads_and_leaves_nothing() {
+    let d = Dir::new("registry-hostile");
+    let ns = Netns::new();
+    let _registry = Registry::start(&ns, &d);
+    let root = d.path().join("root").to_string_lossy().into_owned();
+    let berth = |root: &str, args: &[&str]| ns.berth(&d, root, args);
+    let tarball = |entries: &[(&[u8], &[u8])]| {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_old();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    std::fs::write(d.path().join("small.tar"), tarball(&[(b"ok", b"fine")])).unwrap();
+    let small = d.path().join("small.tar").to_string_lossy().into_owned();
+    berth(&root, &["image", "import", &small, "localhost/small:1"]).ok();
+    berth(
+        &root,
+        &[
+            "image",
+            "push",
+            "localhost/small:1",
+            "127.0.0.1:5000/e2e/small:1",
+        ],
+    )
+    .ok();
+    // The registry now serves a layer that writes outside its root, and
+    // much after that: the pull stops at the entry.
+    let blobs = d.path().join("registry/docker/registry/v2/blobs/sha256");
+    let layer = walk(&blobs)
+        .into_iter()
+        .filter(|p| p.ends_with("data"))
+        .find(|p| !std::fs::read(p).unwrap().starts_with(b"{"))
+        .expect("the layer's blob");
+    let padding = vec![0u8; 8 << 20];
+    std::fs::write(
+        &layer,
+        tarball(&[(b"../../escape", b"pwned"), (b"big", &padding)]),
+    )
+    .unwrap();
+    let other = d.path().join("other");
+    let other_s = other.to_string_lossy().into_owned();
+    let err = berth(&other_s, &["image", "pull", "127.0.0.1:5000/e2e/small:1"]).fails();
+    assert!(
+        err.contains("layer entry") && err.contains("escape"),
+        "{err}"
+    );
+    assert!(!d.path().join("escape").exists() && !other.join("escape").exists());
+    assert!(berth(&other_s, &["image", "ls", "-q"]).ok().is_empty());
+    for sub in ["images/tmp", "images/layers", "images/blobs/sha256"] {
+        let left: Vec<_> = std::fs::read_dir(other.join(sub))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "{sub}: {left:?}");
+    }
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
