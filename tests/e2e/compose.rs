@@ -439,7 +439,8 @@ fn up_and_down_killed_at_any_point_converge_when_run_again() {
             .unwrap_or(0);
         assert_eq!(
             containers, 0,
-            "container dirs left after down killed at {delay} ms"
+            "container dirs left after down killed at {delay} ms: {}",
+            ns.sh(&format!("ls -laR {root}/containers | head -50; cat {root}/containers/*/container.json | head -c 600"))
         );
     }
 }

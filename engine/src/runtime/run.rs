@@ -288,16 +288,17 @@ impl Prepared {
     /// configuration) goes through [`save_record`], durably; this saved
     /// two flushes of the disk per start and one per exit.
     pub fn save(&self) -> Result<()> {
-        let bytes =
-            serde_json::to_vec_pretty(&self.record).map_err(|e| Error::Conflict(e.to_string()))?;
-        write_replace(&self.dir.join(RECORD_FILE), &bytes)
+        write_replace(&self.dir.join(RECORD_FILE), &record_bytes(&self.record)?)
     }
 }
 
 /// Writes a container's record.
 pub fn save_record(dir: &Path, record: &ContainerRecord) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(record).map_err(|e| Error::Conflict(e.to_string()))?;
-    write_atomic(&dir.join(RECORD_FILE), &bytes)
+    write_atomic(&dir.join(RECORD_FILE), &record_bytes(record)?)
+}
+
+fn record_bytes(record: &ContainerRecord) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(record).map_err(|e| Error::Conflict(e.to_string()))
 }
 
 /// Reads a container's record.
@@ -339,7 +340,10 @@ pub fn collect_orphans(root: &Path) {
             let _ = remove_dir(&dir);
             continue;
         }
-        if dir.join(RECORD_FILE).exists() {
+        // An empty record is an auto-removed container's whose unflushed
+        // write a crash lost: garbage like the rest of it.
+        let unrecorded = || std::fs::metadata(dir.join(RECORD_FILE)).map_or(true, |m| m.len() == 0);
+        if !unrecorded() {
             continue;
         }
         let orphan = match std::fs::File::open(dir.join(CREATING_LOCK)) {
@@ -353,7 +357,7 @@ pub fn collect_orphans(root: &Path) {
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60)),
         };
-        if orphan && !dir.join(RECORD_FILE).exists() {
+        if orphan && unrecorded() {
             if let Ok(fs) = ContainerFs::create(&dir.join("fs")) {
                 let _ = fs.unmount();
             }
@@ -583,7 +587,13 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             userns,
             ..ContainerRecord::default()
         };
-        save_record(&dir, &record)?;
+        if req.remove {
+            // Gone after the run, and after a crash too (see
+            // `collect_orphans`): no disk flush for it.
+            write_replace(&dir.join(RECORD_FILE), &record_bytes(&record)?)?;
+        } else {
+            save_record(&dir, &record)?;
+        }
         let _ = std::fs::remove_file(dir.join(CREATING_LOCK));
         drop(creating);
         Ok(record)

