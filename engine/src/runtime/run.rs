@@ -973,3 +973,29 @@ pub fn run_foreground(
     unmounted?;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container_dir(root: &Path, id: &str, record: &[u8], age_secs: u64) -> PathBuf {
+        let dir = containers_dir(root).join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(RECORD_FILE), record).unwrap();
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+        std::fs::File::open(&dir).unwrap().set_modified(then).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_crash_emptied_record_is_collected_and_a_written_one_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let lost = container_dir(root.path(), "lost", b"", 120);
+        let young = container_dir(root.path(), "young", b"", 0);
+        let kept = container_dir(root.path(), "kept", b"{}", 120);
+        collect_orphans(root.path());
+        assert!(!lost.exists(), "an old directory with an empty record is garbage");
+        assert!(young.exists(), "a creator may still be writing it");
+        assert!(kept.exists(), "a written record is a container");
+    }
+}
