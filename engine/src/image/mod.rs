@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod config;
 pub mod digest;
+pub mod init;
 pub mod reference;
 pub mod registry;
 pub mod save;

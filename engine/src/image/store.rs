@@ -300,7 +300,7 @@ impl ImageStore {
     /// Opens (creating) the store below `root` (the state root).
     pub fn open(root: &Path) -> Result<ImageStore> {
         let dir = root.join("images");
-        for sub in ["blobs/sha256", "layers", "tmp"] {
+        for sub in ["blobs/sha256", "layers", "init", "tmp"] {
             private_dir(&dir.join(sub))?;
         }
         Ok(ImageStore {
@@ -704,6 +704,23 @@ impl ImageStore {
             .collect())
     }
 
+    /// The image's init layer (see [`super::init`]) to mount above
+    /// `layers`, its own, built on first use; `None` when the image has
+    /// every name file or no `/etc` directory.
+    pub fn init_layer(&self, rec: &ImageRecord, layers: &[PathBuf]) -> Result<Option<PathBuf>> {
+        let dir = self.dir.join("init").join(Digest::parse(&rec.id)?.hex());
+        if dir.is_dir() {
+            return Ok(Some(dir));
+        }
+        match super::init::etc_view(layers) {
+            Some(view) if !view.missing.is_empty() => {
+                super::init::build(&dir, &self.temp_path("init"), &view)?;
+                Ok(Some(dir))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Adds a reference to an image.
     pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
         let rec = self.resolve(source)?;
@@ -774,8 +791,10 @@ impl ImageStore {
     fn collect_garbage(&self, index: &Index) -> Result<()> {
         let mut keep_blobs = std::collections::BTreeSet::new();
         let mut keep_layers = std::collections::BTreeSet::new();
+        let mut keep_init = std::collections::BTreeSet::new();
         for rec in index.images.values() {
             keep_blobs.insert(Digest::parse(&rec.id)?.hex().to_string());
+            keep_init.insert(Digest::parse(&rec.id)?.hex().to_string());
             keep_blobs.insert(Digest::parse(&rec.manifest)?.hex().to_string());
             if let Ok(m) = self.manifest(rec) {
                 for l in m.layers {
@@ -786,7 +805,11 @@ impl ImageStore {
                 keep_layers.insert(d.hex().to_string());
             }
         }
-        for (sub, keep) in [("blobs/sha256", &keep_blobs), ("layers", &keep_layers)] {
+        for (sub, keep) in [
+            ("blobs/sha256", &keep_blobs),
+            ("layers", &keep_layers),
+            ("init", &keep_init),
+        ] {
             let dir = self.dir.join(sub);
             for e in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
                 let e = e.map_err(|e| Error::io(&dir, e))?;

@@ -391,7 +391,10 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     let volumes = VolumeStore::open(root)?;
     let image = images.resolve(&req.image)?;
     let config = images.config(&image)?;
-    let layers = images.layers(&image)?;
+    let mut layers = images.layers(&image)?;
+    if let Some(init) = images.init_layer(&image, &layers)? {
+        layers.push(init);
+    }
     let id = crate::fsutil::random_id()?;
     let name = req.name.clone().unwrap_or_else(|| id[..12].to_string());
     if !valid_name(&name) {
@@ -983,7 +986,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(RECORD_FILE), record).unwrap();
         let then = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
-        std::fs::File::open(&dir).unwrap().set_modified(then).unwrap();
+        std::fs::File::open(&dir)
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
         dir
     }
 
@@ -994,7 +1000,10 @@ mod tests {
         let young = container_dir(root.path(), "young", b"", 0);
         let kept = container_dir(root.path(), "kept", b"{}", 120);
         collect_orphans(root.path());
-        assert!(!lost.exists(), "an old directory with an empty record is garbage");
+        assert!(
+            !lost.exists(),
+            "an old directory with an empty record is garbage"
+        );
         assert!(young.exists(), "a creator may still be writing it");
         assert!(kept.exists(), "a written record is a container");
     }
