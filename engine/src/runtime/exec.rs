@@ -88,7 +88,7 @@ fn start(
         super::seccomp::cache::use_root(root);
     }
     let mut builder = ContainerBuilder::new(record.id.clone(), SyscallType::Linux)
-        .with_root_path(dir.join("state"))
+        .with_root_path(super::run::state_root(dir, &record.id))
         .map_err(lc)?
         .with_console_socket(console);
     if let Some(out) = output {

@@ -33,7 +33,7 @@ pub fn is_paused(record: &ContainerRecord) -> bool {
 }
 
 fn runtime_state(dir: &Path, record: &ContainerRecord) -> Result<Container> {
-    Container::load(dir.join("state").join(&record.id))
+    Container::load(super::run::state_root(dir, &record.id).join(&record.id))
         .map_err(|e| Error::Conflict(format!("container {}: {e}", record.name)))
 }
 

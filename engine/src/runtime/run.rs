@@ -292,6 +292,18 @@ impl Prepared {
     }
 }
 
+/// The directory libcontainer keeps a container's runtime state under (in
+/// a directory named after its id): the container's own directory, or its
+/// `state/` for one an earlier berth started (which kept it there).
+pub fn state_root(dir: &Path, id: &str) -> PathBuf {
+    let old = dir.join("state");
+    if old.join(id).exists() {
+        old
+    } else {
+        dir.to_path_buf()
+    }
+}
+
 /// Writes a container's record.
 pub fn save_record(dir: &Path, record: &ContainerRecord) -> Result<()> {
     write_atomic(&dir.join(RECORD_FILE), &record_bytes(record)?)
@@ -708,11 +720,14 @@ pub fn execute(
     // `network connect`/`disconnect` change the record under a running
     // supervisor: each start joins the networks it lists now.
     p.refresh_networks();
-    let state = p.dir.join("state");
-    if state.exists() {
-        remove_dir(&state)?;
+    // A previous run's state, from a supervisor that was killed (or from
+    // a berth that kept it under `state/`).
+    for stale in [p.dir.join(&p.record.id), p.dir.join("state")] {
+        if stale.exists() {
+            remove_dir(&stale)?;
+        }
     }
-    private_dir(&state)?;
+    let state = p.dir.clone();
     if let Some(target) = p.record.network_mode.strip_prefix("container:") {
         // The other container's init of now: it may have restarted since.
         // `dir` is `<root>/containers/<id>`.
@@ -815,7 +830,7 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
     // A supervisor that was killed leaves libcontainer's state (and the
     // cgroup) behind: delete it through libcontainer, which kills what is
     // left of the container and removes its cgroup.
-    let state = dir.join("state").join(&record.id);
+    let state = state_root(dir, &record.id).join(&record.id);
     if state.exists()
         && let Ok(mut c) = libcontainer::container::Container::load(state)
     {

@@ -84,7 +84,13 @@ impl CpuSet {
         cgroup_path: &Path,
         interface_file: &str,
     ) -> Result<(), V1CpuSetControllerError> {
-        let mut current = util::get_subsystem_mount_point(&ControllerType::CpuSet)?;
+        // berth: the hierarchy's root is the topmost cgroup directory above
+        // the path (a statfs per level), not mountinfo read through a
+        // checked procfs handle twice per container.
+        let mut current = match hierarchy_root(cgroup_path) {
+            Some(root) => root,
+            None => util::get_subsystem_mount_point(&ControllerType::CpuSet)?,
+        };
         let relative_cgroup_path = cgroup_path.strip_prefix(&current).map_err(|err| {
             V1CpuSetControllerError::BadCgroupPath {
                 err,
@@ -111,6 +117,17 @@ impl CpuSet {
 
         Ok(())
     }
+}
+
+/// berth: the mount point of the cgroup v1 hierarchy `path` lies in.
+fn hierarchy_root(path: &Path) -> Option<std::path::PathBuf> {
+    use nix::sys::statfs::{CGROUP_SUPER_MAGIC, statfs};
+    let is_cgroup = |p: &Path| statfs(p).is_ok_and(|s| s.filesystem_type() == CGROUP_SUPER_MAGIC);
+    let mut root = path.ancestors().find(|p| is_cgroup(p))?;
+    while let Some(parent) = root.parent().filter(|p| is_cgroup(p)) {
+        root = parent;
+    }
+    Some(root.to_path_buf())
 }
 
 #[cfg(test)]
