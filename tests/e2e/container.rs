@@ -1284,8 +1284,7 @@ fn runc_runs_the_bundle_berth_generates_as_berth_does() {
         .ok();
     let bundle = std::path::Path::new(&root)
         .join("containers")
-        .join(id.trim())
-        .join("bundle");
+        .join(id.trim());
     // runc takes the OCI runtime spec as berth wrote it, unchanged.
     let state = d.path().join("runc-state");
     let runc = std::process::Command::new("runc")

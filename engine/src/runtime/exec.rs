@@ -99,10 +99,11 @@ fn start(
     }
     // The exec'd process gets exactly the init's no_new_privs (the tenant
     // builder would otherwise set it).
-    let no_new_privs = oci_spec::runtime::Spec::load(dir.join("bundle/config.json"))
-        .ok()
-        .and_then(|s| s.process().as_ref().and_then(|p| p.no_new_privileges()))
-        == Some(true);
+    let no_new_privs =
+        oci_spec::runtime::Spec::load(super::run::bundle_dir(dir).join("config.json"))
+            .ok()
+            .and_then(|s| s.process().as_ref().and_then(|p| p.no_new_privileges()))
+            == Some(true);
     let mut builder = builder
         .as_tenant()
         .with_no_new_privs(no_new_privs)

@@ -292,6 +292,20 @@ impl Prepared {
     }
 }
 
+/// A container's OCI bundle, the directory of its runtime spec: the
+/// container's own directory, or its `bundle/` for one an earlier berth
+/// made (which kept the spec there).
+pub fn bundle_dir(dir: &Path) -> PathBuf {
+    let old = dir.join("bundle");
+    if old.join(SPEC_FILE).exists() {
+        old
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+const SPEC_FILE: &str = "config.json";
+
 /// The directory libcontainer keeps a container's runtime state under (in
 /// a directory named after its id): the container's own directory, or its
 /// `state/` for one an earlier berth started (which kept it there).
@@ -561,9 +575,7 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             tmpfs: &prepared.tmpfs,
             userns: userns.as_ref(),
         })?;
-        let bundle = dir.join("bundle");
-        private_dir(&bundle)?;
-        oci.save(bundle.join("config.json"))
+        oci.save(dir.join(SPEC_FILE))
             .map_err(|e| Error::Conflict(format!("writing the runtime spec: {e}")))?;
         let record = ContainerRecord {
             id: id.clone(),
@@ -747,7 +759,7 @@ pub fn execute(
                 t.name
             ))
         })?;
-        let config = p.dir.join("bundle/config.json");
+        let config = bundle_dir(&p.dir).join(SPEC_FILE);
         let mut oci = oci_spec::runtime::Spec::load(&config)
             .map_err(|e| Error::Conflict(format!("reading the runtime spec: {e}")))?;
         spec::join_network(&mut oci, Path::new(&format!("/proc/{pid}/ns/net")))?;
@@ -771,7 +783,7 @@ pub fn execute(
         builder = builder.with_stdin(fd);
     }
     let mut container = builder
-        .as_init(p.dir.join("bundle"))
+        .as_init(bundle_dir(&p.dir))
         .with_systemd(false)
         .with_detach(streams.console.is_some())
         .build()
