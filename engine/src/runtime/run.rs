@@ -350,7 +350,8 @@ pub fn list_records(root: &Path) -> Vec<(PathBuf, ContainerRecord)> {
     out
 }
 
-const CREATING_LOCK: &str = "creating.lock";
+/// The name prefix of a container directory being made.
+const STAGING: &str = ".creating-";
 const RECORD_FILE: &str = "container.json";
 
 /// Removes what a killed command left of containers it was still creating
@@ -362,8 +363,26 @@ pub fn collect_orphans(root: &Path) {
     };
     for e in entries.flatten() {
         let dir = e.path();
-        if e.file_name().to_string_lossy().starts_with(".removing-") {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".removing-") {
             let _ = remove_dir(&dir);
+            continue;
+        }
+        let locked = || {
+            std::fs::File::open(&dir).is_ok_and(|f| {
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err()
+            })
+        };
+        if name.starts_with(STAGING) {
+            // Killed between making it and locking it, or slow to: a
+            // minute's grace.
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60));
+            if old && !locked() {
+                let _ = remove_dir(&dir);
+            }
             continue;
         }
         // An empty record is an auto-removed container's whose unflushed
@@ -372,17 +391,8 @@ pub fn collect_orphans(root: &Path) {
         if !unrecorded() {
             continue;
         }
-        let orphan = match std::fs::File::open(dir.join(CREATING_LOCK)) {
-            Ok(f) => {
-                rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
-            }
-            // Killed between creating the directory and its lock: give a
-            // creator that is merely slow a minute.
-            Err(_) => e
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60)),
-        };
+        // A creator holds the lock until the record exists.
+        let orphan = !locked();
         if orphan && unrecorded() {
             if let Ok(fs) = ContainerFs::create(&dir.join("fs")) {
                 let _ = fs.unmount();
@@ -464,8 +474,17 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     } else {
         None
     };
+    // The directory is locked until the record exists: a directory without
+    // a record whose lock is free belongs to a command that was killed (see
+    // `collect_orphans`). It is made and locked under a staging name, so
+    // that no `collect_orphans` finds it named and not yet locked.
     let dir = containers_dir(root).join(&id);
-    private_dir(&dir)?;
+    let staging = containers_dir(root).join(format!("{STAGING}{id}"));
+    private_dir(&staging)?;
+    let creating = std::fs::File::open(&staging).map_err(|e| Error::io(&staging, e))?;
+    rustix::fs::flock(&creating, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::io(&staging, e.into()))?;
+    std::fs::rename(&staging, &dir).map_err(|e| Error::io(&dir, e))?;
     if userns.is_some() {
         // The runtime reaches the root and bind sources by path from
         // inside the namespace, as the remapped root.
@@ -473,17 +492,6 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             super::userns::traversable(d)?;
         }
     }
-    // Held until the record exists: a directory without a record whose lock
-    // is free belongs to a command that was killed (see `collect_orphans`).
-    // Locked before it takes its name: a `collect_orphans` that finds the
-    // lock unlocked (between its creation and its locking) would take the
-    // directory for a killed command's and remove it under us.
-    let unnamed = dir.join(format!("{CREATING_LOCK}.new"));
-    let creating = std::fs::File::create(&unnamed).map_err(|e| Error::io(&unnamed, e))?;
-    rustix::fs::flock(&creating, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::io(&unnamed, e.into()))?;
-    std::fs::rename(&unnamed, dir.join(CREATING_LOCK))
-        .map_err(|e| Error::io(dir.join(CREATING_LOCK), e))?;
     let fs = ContainerFs::create(&dir.join("fs"))?;
     let mut anonymous = Vec::new();
     let mut created = Vec::new();
@@ -621,7 +629,6 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
         } else {
             save_record(&dir, &record)?;
         }
-        let _ = std::fs::remove_file(dir.join(CREATING_LOCK));
         drop(creating);
         Ok(record)
     })();
@@ -1021,17 +1028,23 @@ mod tests {
     }
 
     #[test]
-    fn a_crash_emptied_record_is_collected_and_a_written_one_kept() {
+    fn what_no_creator_holds_is_collected_and_records_are_kept() {
         let root = tempfile::tempdir().unwrap();
-        let lost = container_dir(root.path(), "lost", b"", 120);
-        let young = container_dir(root.path(), "young", b"", 0);
-        let kept = container_dir(root.path(), "kept", b"{}", 120);
+        let lost = container_dir(root.path(), "lost", b"", 0);
+        let busy = container_dir(root.path(), "busy", b"", 0);
+        let held = std::fs::File::open(&busy).unwrap();
+        rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let kept = container_dir(root.path(), "kept", b"{}", 0);
+        let young = container_dir(root.path(), &format!("{STAGING}young"), b"", 0);
+        let stale = container_dir(root.path(), &format!("{STAGING}stale"), b"", 120);
         collect_orphans(root.path());
         assert!(
             !lost.exists(),
-            "an old directory with an empty record is garbage"
+            "an unlocked directory with an empty record is garbage"
         );
-        assert!(young.exists(), "a creator may still be writing it");
+        assert!(busy.exists(), "its creator holds it");
         assert!(kept.exists(), "a written record is a container");
+        assert!(young.exists(), "its creator may not have locked it yet");
+        assert!(!stale.exists(), "a minute is more than any creator takes");
     }
 }
