@@ -13,6 +13,10 @@ use crate::firewall::{self, NetRules};
 use crate::ipam::{self, Subnet};
 use crate::link;
 
+/// Serialises firewall syncs; holds the names of the networks whose rules
+/// the last sync applied.
+const FIREWALL_LOCK: &str = ".firewall.lock";
+
 /// What `network create` asks for.
 #[derive(Clone, Debug, Default)]
 pub struct NetworkRequest {
@@ -236,9 +240,25 @@ impl Networks {
     /// by a sync that reads them after the change, so the last table
     /// applied is always the current one, however commands interleave.
     pub fn sync_firewall(&self) -> Result<()> {
-        let _lock = self.lock_file(".firewall.lock")?;
-        let rules: Vec<NetRules> = self
+        self.sync_firewall_without(None)
+    }
+
+    /// [`Self::sync_firewall`], leaving out the network `gone` (one whose
+    /// record is about to go).
+    fn sync_firewall_without(&self, gone: Option<&str>) -> Result<()> {
+        let mut lock = self.lock_file(FIREWALL_LOCK)?;
+        let networks: Vec<NetworkRecord> = self
             .list()?
+            .into_iter()
+            .filter(|r| Some(r.name.as_str()) != gone)
+            .collect();
+        // The lock file names the networks of the table last applied (see
+        // `remove`).
+        let names: String = networks.iter().map(|r| format!("{}\n", r.name)).collect();
+        let _ = lock
+            .set_len(0)
+            .and_then(|()| std::io::Write::write_all(&mut lock, names.as_bytes()));
+        let rules: Vec<NetRules> = networks
             .into_iter()
             .map(|r| NetRules {
                 subnet6: r.subnet6,
@@ -487,11 +507,35 @@ impl Networks {
     /// Removes a network: bridge, rules, record. Missing pieces count as done.
     pub fn remove(&self, name: &str) -> Result<()> {
         let r = self.inspect(name)?;
-        link::with_netlink(async |h| link::delete_link(&h, &r.bridge).await)?;
+        // The kernel takes some 30 ms to delete a bridge (it waits out RCU
+        // callbacks); the firewall is rewritten without the network
+        // meanwhile. A concurrent command's sync may still list it: its
+        // rules then name a bridge that is gone, harmless until the next
+        // sync drops them. The record goes last, so a kill before that
+        // leaves a record whose missing pieces the next removal skips.
+        let (rules, link) = std::thread::scope(|s| {
+            let rules = s.spawn(|| self.sync_firewall_without(Some(&r.name)));
+            let link = link::with_netlink(async |h| link::delete_link(&h, &r.bridge).await);
+            let rules = rules
+                .join()
+                .unwrap_or_else(|_| Err(Error::Invalid("the firewall sync panicked".into())));
+            (rules, link)
+        });
+        link?;
+        rules?;
         std::fs::remove_file(self.path(&r.name)).map_err(|e| Error::Io {
             path: self.path(&r.name),
             cause: e,
         })?;
-        self.sync_firewall()
+        // A sync of another command (or of another network's removal) that
+        // still found the record applied its rules last: apply again.
+        let applied = {
+            let _lock = self.lock_file(FIREWALL_LOCK)?;
+            std::fs::read_to_string(self.dir.join(FIREWALL_LOCK)).unwrap_or_default()
+        };
+        if applied.lines().any(|n| n == r.name) {
+            self.sync_firewall()?;
+        }
+        Ok(())
     }
 }
