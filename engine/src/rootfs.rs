@@ -30,12 +30,16 @@ pub struct ContainerFs {
 }
 
 impl ContainerFs {
-    /// The layout below a container's state directory (created if missing).
+    /// The layout in a container's state directory, made if missing:
+    /// `upper`, `work` and `merged` in it, or in its `fs/` for a container
+    /// an earlier berth made (a directory more for every container).
     pub fn create(dir: &Path) -> Result<ContainerFs> {
+        let old = dir.join("fs");
+        let base = if old.is_dir() { old } else { dir.to_path_buf() };
         let fs = ContainerFs {
-            upper: dir.join("upper"),
-            work: dir.join("work"),
-            merged: dir.join("merged"),
+            upper: base.join("upper"),
+            work: base.join("work"),
+            merged: base.join("merged"),
         };
         for d in [&fs.upper, &fs.work, &fs.merged] {
             private_dir(d)?;

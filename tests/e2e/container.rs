@@ -1415,7 +1415,7 @@ volumes:
     let upper = std::path::Path::new(&root)
         .join("containers")
         .join(id.trim())
-        .join("fs/upper/upfile");
+        .join("upper/upfile");
     assert_eq!(std::fs::metadata(&upper).unwrap().uid(), 0);
     let cp_in = d.path().join("cp-in");
     std::fs::write(&cp_in, "copied\n").unwrap();
@@ -1460,7 +1460,7 @@ volumes:
         .join(id.trim());
     let owned = std::process::Command::new("find")
         .arg(&container_dir)
-        .args(["-path", "*/fs/merged", "-prune", "-o", "-uid"])
+        .args(["-path", "*/merged", "-prune", "-o", "-uid"])
         .arg(base.to_string())
         .arg("-print")
         .output()

@@ -394,7 +394,7 @@ pub fn collect_orphans(root: &Path) {
         // A creator holds the lock until the record exists.
         let orphan = !locked();
         if orphan && unrecorded() {
-            if let Ok(fs) = ContainerFs::create(&dir.join("fs")) {
+            if let Ok(fs) = ContainerFs::create(&dir) {
                 let _ = fs.unmount();
             }
             let _ = remove_dir(&dir);
@@ -492,14 +492,11 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
             super::userns::traversable(d)?;
         }
     }
-    let fs = ContainerFs::create(&dir.join("fs"))?;
+    let fs = ContainerFs::create(&dir)?;
     let mut anonymous = Vec::new();
     let mut created = Vec::new();
     let mut resolved = Vec::new();
     let result = (|| {
-        if userns.is_some() {
-            super::userns::traversable(&dir.join("fs"))?;
-        }
         fs.mount(&layers, userns.as_ref())?;
         let mut process = req.process.clone();
         process.user = user::resolve(
@@ -856,7 +853,7 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
         c.delete(true)
             .map_err(|e| Error::Conflict(format!("container {}: {e}", record.name)))?;
     }
-    let fs = ContainerFs::create(&dir.join("fs"))?;
+    let fs = ContainerFs::create(dir)?;
     fs.unmount()?;
     // Out of sight first, in one step: a kill during the removal leaves a
     // `.removing-` directory that `collect_orphans` finishes, never a

@@ -189,7 +189,7 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
     };
     let result = (|| -> Result<i32> {
         let record = load_record(&dir)?;
-        let fs = ContainerFs::create(&dir.join("fs"))?;
+        let fs = ContainerFs::create(&dir)?;
         if !is_mounted(&fs.merged) {
             fs.mount(&record.layers, record.userns.as_ref())?;
         }
