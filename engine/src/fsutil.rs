@@ -50,6 +50,18 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
+/// Where a container keeps a part of itself: `dir` itself, or its `sub`
+/// where that holds `marker` (the layout an earlier berth made, kept
+/// working for the containers it left).
+pub fn own_or_older(dir: &Path, sub: &str, marker: &str) -> std::path::PathBuf {
+    let old = dir.join(sub);
+    if old.join(marker).exists() {
+        old
+    } else {
+        dir.to_path_buf()
+    }
+}
+
 /// Creates `dir` (and parents) readable by root only.
 pub fn private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;

@@ -30,17 +30,21 @@ pub struct ContainerFs {
 }
 
 impl ContainerFs {
-    /// The layout in a container's state directory, made if missing:
-    /// `upper`, `work` and `merged` in it, or in its `fs/` for a container
-    /// an earlier berth made (a directory more for every container).
-    pub fn create(dir: &Path) -> Result<ContainerFs> {
-        let old = dir.join("fs");
-        let base = if old.is_dir() { old } else { dir.to_path_buf() };
-        let fs = ContainerFs {
+    /// The layout in a container's state directory: `upper`, `work` and
+    /// `merged` in it, or in its `fs/` for a container an earlier berth
+    /// made (a directory more for every container).
+    pub fn of(dir: &Path) -> ContainerFs {
+        let base = crate::fsutil::own_or_older(dir, "fs", "upper");
+        ContainerFs {
             upper: base.join("upper"),
             work: base.join("work"),
             merged: base.join("merged"),
-        };
+        }
+    }
+
+    /// [`Self::of`], its directories made if missing.
+    pub fn create(dir: &Path) -> Result<ContainerFs> {
+        let fs = Self::of(dir);
         for d in [&fs.upper, &fs.work, &fs.merged] {
             private_dir(d)?;
         }
@@ -171,5 +175,19 @@ impl ContainerFs {
             Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOENT => Ok(()),
             Err(e) => Err(Error::io(&self.merged, e.into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_an_earlier_berth_made_keeps_its_fs_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let (new, old) = (t.path().join("new"), t.path().join("old"));
+        std::fs::create_dir_all(old.join("fs/upper")).unwrap();
+        assert_eq!(ContainerFs::of(&new).upper, new.join("upper"));
+        assert_eq!(ContainerFs::of(&old).merged, old.join("fs/merged"));
     }
 }

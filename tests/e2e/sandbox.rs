@@ -105,12 +105,8 @@ impl Drop for Dir {
                         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                     }
                 }
-                for merged in ["merged", "fs/merged"] {
-                    let _ = rustix::mount::unmount(
-                        e.path().join(merged),
-                        rustix::mount::UnmountFlags::DETACH,
-                    );
-                }
+                let merged = e.path().join("merged");
+                let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
                 if let Some(id) = rec["id"].as_str() {
                     // A killed process leaves its cgroup a moment later:
                     // tried for up to two seconds.

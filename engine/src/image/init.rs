@@ -30,7 +30,8 @@ pub fn etc_view(layers: &[PathBuf]) -> Option<EtcView> {
     let mut meta = None;
     let mut below = Vec::new();
     for layer in layers.iter().rev() {
-        let Ok(m) = std::fs::symlink_metadata(layer.join("etc")) else {
+        let etc = layer.join("etc");
+        let Ok(m) = std::fs::symlink_metadata(&etc) else {
             continue;
         };
         if !m.is_dir() {
@@ -38,11 +39,10 @@ pub fn etc_view(layers: &[PathBuf]) -> Option<EtcView> {
             meta.as_ref()?;
             break;
         }
-        let opaque =
-            rustix::fs::lgetxattr(layer.join("etc"), "trusted.overlay.opaque", &mut [0u8; 1])
-                .is_ok_and(|n| n == 1);
+        let opaque = rustix::fs::lgetxattr(&etc, "trusted.overlay.opaque", &mut [0u8; 1])
+            .is_ok_and(|n| n == 1);
         meta.get_or_insert(m);
-        below.push(layer.join("etc"));
+        below.push(etc);
         if opaque {
             break;
         }

@@ -793,8 +793,9 @@ impl ImageStore {
         let mut keep_layers = std::collections::BTreeSet::new();
         let mut keep_init = std::collections::BTreeSet::new();
         for rec in index.images.values() {
-            keep_blobs.insert(Digest::parse(&rec.id)?.hex().to_string());
-            keep_init.insert(Digest::parse(&rec.id)?.hex().to_string());
+            let id = Digest::parse(&rec.id)?.hex().to_string();
+            keep_blobs.insert(id.clone());
+            keep_init.insert(id);
             keep_blobs.insert(Digest::parse(&rec.manifest)?.hex().to_string());
             if let Ok(m) = self.manifest(rec) {
                 for l in m.layers {

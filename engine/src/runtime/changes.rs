@@ -75,7 +75,7 @@ fn walk(
 /// The changes of container `name` against its image, sorted by path.
 pub fn diff(root: &Path, name: &str) -> Result<Vec<Change>> {
     let (dir, record) = find(root, name)?;
-    let fs = ContainerFs::create(&dir)?;
+    let fs = ContainerFs::of(&dir);
     let mut out = Vec::new();
     walk(&fs.upper, Path::new(""), &record.layers, &mut out, 0)?;
     Ok(out)
@@ -86,7 +86,7 @@ pub fn diff(root: &Path, name: &str) -> Result<Vec<Change>> {
 /// time it takes.
 pub fn export(root: &Path, name: &str, out: impl Write) -> Result<()> {
     let (dir, record) = find(root, name)?;
-    let fs = ContainerFs::create(&dir)?;
+    let fs = ContainerFs::of(&dir);
     // Mounted already (running) when the merged root sits on another
     // device than its parent.
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
@@ -232,7 +232,7 @@ pub fn commit(
 ) -> Result<crate::image::ImageRecord> {
     use crate::image::config::{Descriptor, media};
     let (dir, record) = find(root, name)?;
-    let fs = ContainerFs::create(&dir)?;
+    let fs = ContainerFs::of(&dir);
     let base = store.resolve(&record.image_id)?;
     let manifest = store.manifest(&base)?;
     let mut cfg = store.config(&base)?;

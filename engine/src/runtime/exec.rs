@@ -113,7 +113,7 @@ fn start(
         .with_terminal(console.is_some())
         .with_detach(console.is_some());
     if let Some(u) = &req.user {
-        let (uid, gid, extra) = user::resolve(&crate::rootfs::ContainerFs::create(dir)?.merged, u)?;
+        let (uid, gid, extra) = user::resolve(&crate::rootfs::ContainerFs::of(dir).merged, u)?;
         builder = builder
             .with_user(Some(uid))
             .with_group(Some(gid))

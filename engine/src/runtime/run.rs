@@ -296,12 +296,7 @@ impl Prepared {
 /// container's own directory, or its `bundle/` for one an earlier berth
 /// made (which kept the spec there).
 pub fn bundle_dir(dir: &Path) -> PathBuf {
-    let old = dir.join("bundle");
-    if old.join(SPEC_FILE).exists() {
-        old
-    } else {
-        dir.to_path_buf()
-    }
+    crate::fsutil::own_or_older(dir, "bundle", SPEC_FILE)
 }
 
 const SPEC_FILE: &str = "config.json";
@@ -310,12 +305,7 @@ const SPEC_FILE: &str = "config.json";
 /// a directory named after its id): the container's own directory, or its
 /// `state/` for one an earlier berth started (which kept it there).
 pub fn state_root(dir: &Path, id: &str) -> PathBuf {
-    let old = dir.join("state");
-    if old.join(id).exists() {
-        old
-    } else {
-        dir.to_path_buf()
-    }
+    crate::fsutil::own_or_older(dir, "state", id)
 }
 
 /// Writes a container's record.
@@ -391,12 +381,10 @@ pub fn collect_orphans(root: &Path) {
         if !unrecorded() {
             continue;
         }
-        // A creator holds the lock until the record exists.
-        let orphan = !locked();
-        if orphan && unrecorded() {
-            if let Ok(fs) = ContainerFs::create(&dir) {
-                let _ = fs.unmount();
-            }
+        // A creator holds the lock until the record exists; one that wrote
+        // it and let go since the first look leaves a container.
+        if !locked() && unrecorded() {
+            let _ = ContainerFs::of(&dir).unmount();
             let _ = remove_dir(&dir);
         }
     }
@@ -743,7 +731,6 @@ pub fn execute(
             remove_dir(&stale)?;
         }
     }
-    let state = p.dir.clone();
     if let Some(target) = p.record.network_mode.strip_prefix("container:") {
         // The other container's init of now: it may have restarted since.
         // `dir` is `<root>/containers/<id>`.
@@ -774,7 +761,7 @@ pub fn execute(
         super::seccomp::cache::use_root(root);
     }
     let mut builder = ContainerBuilder::new(p.record.id.clone(), SyscallType::Linux)
-        .with_root_path(&state)
+        .with_root_path(&p.dir)
         .map_err(lc)?
         .with_console_socket(streams.console.as_deref());
     if let Some(fd) = streams.stdout {
@@ -853,8 +840,7 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
         c.delete(true)
             .map_err(|e| Error::Conflict(format!("container {}: {e}", record.name)))?;
     }
-    let fs = ContainerFs::create(dir)?;
-    fs.unmount()?;
+    ContainerFs::of(dir).unmount()?;
     // Out of sight first, in one step: a kill during the removal leaves a
     // `.removing-` directory that `collect_orphans` finishes, never a
     // container with half its files.

@@ -599,14 +599,14 @@ impl Mount {
         let container_dest = m.destination();
 
         let source = m.source().as_ref().ok_or(MountError::NoSource)?;
-        let src = if is_bind(m) {
+        let (src, dest) = if is_bind(m) {
             let src = canonicalize(source).map_err(|err| {
                 tracing::error!("failed to canonicalize {:?}: {}", source, err);
                 err
             })?;
 
-            if src.is_dir() {
-                in_root::dir(root, container_dest)?;
+            let dest = if src.is_dir() {
+                in_root::dir(root, container_dest)?
             } else {
                 let parent = container_dest
                     .parent()
@@ -616,15 +616,13 @@ impl Mount {
                     .file_name()
                     .ok_or(MountError::Custom("destination has no name".to_string()))?;
                 in_root::file(parent.as_fd(), Path::new(name))?;
+                in_root::open(root, container_dest, 0)?
             };
 
-            src
+            (src, dest)
         } else {
-            in_root::dir(root, container_dest)?;
-            PathBuf::from(source)
+            (PathBuf::from(source), in_root::dir(root, container_dest)?)
         };
-
-        let dest: OwnedFd = in_root::open(root, container_dest, 0)?;
         let dest_fd = dest.as_fd();
 
         // fd-based mount flow:
@@ -1625,7 +1623,7 @@ mod tests {
 /// created with mkdirat/openat on O_PATH handles of their parents.
 mod in_root {
     use std::io;
-    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
     use std::path::Path;
 
@@ -1682,7 +1680,7 @@ mod in_root {
         // SAFETY: a plain syscall on a live fd and a C string.
         let fd = unsafe {
             libc::openat(
-                parent.as_fd().as_raw_fd(),
+                parent.as_raw_fd(),
                 name.as_ptr(),
                 libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_WRONLY,
                 0o644,
