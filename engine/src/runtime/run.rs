@@ -485,7 +485,11 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     let mut created = Vec::new();
     let mut resolved = Vec::new();
     let result = (|| {
-        fs.mount(&layers, userns.as_ref())?;
+        // The cgroup hierarchies every start reads, read on the side.
+        std::thread::scope(|s| {
+            s.spawn(libcgroups::v1::util::preload);
+            fs.mount(&layers, userns.as_ref(), req.remove)
+        })?;
         let mut process = req.process.clone();
         process.user = user::resolve(
             &fs.merged,
@@ -760,6 +764,9 @@ pub fn execute(
     if let Some(root) = p.dir.parent().and_then(Path::parent) {
         super::seccomp::cache::use_root(root);
     }
+    // Before the clone, so that the runtime's processes find them read
+    // (a no-op after `prepare`): read in each would cost 0.3 ms a start.
+    libcgroups::v1::util::preload();
     let mut builder = ContainerBuilder::new(p.record.id.clone(), SyscallType::Linux)
         .with_root_path(&p.dir)
         .map_err(lc)?

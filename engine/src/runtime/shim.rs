@@ -191,7 +191,7 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
         let record = load_record(&dir)?;
         let fs = ContainerFs::create(&dir)?;
         if !is_mounted(&fs.merged) {
-            fs.mount(&record.layers, record.userns.as_ref())?;
+            fs.mount(&record.layers, record.userns.as_ref(), record.auto_remove)?;
         }
         let mut p = Prepared {
             dir: dir.clone(),

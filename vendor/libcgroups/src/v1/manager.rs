@@ -87,26 +87,32 @@ impl Manager {
     pub fn new(cgroup_path: &Path) -> Result<Self, V1ManagerError> {
         let mut subsystems = HashMap::new();
         // berth: mountinfo and /proc/self/cgroup read once for all
-        // controllers, not twice per controller.
+        // controllers, not twice per controller, and the hierarchies once
+        // per process (`util::hierarchies`). The calling process's own
+        // cgroup is read afresh only when it is the one asked for.
         // As before, a controller whose paths cannot be read is left out.
-        let mounts = util::cgroup_mounts().unwrap_or_default();
-        let cgroups: Vec<_> = ProcfsHandle::new()
-            .ok()
-            .and_then(|procfs| {
-                procfs
-                    .open(
-                        ProcfsBase::ProcSelf,
-                        "cgroup",
-                        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-                    )
-                    .ok()
-            })
-            .and_then(|f| ProcessCGroups::from_read(f).ok())
-            .map(|c| c.into_iter().collect())
-            .unwrap_or_default();
+        let hierarchies = util::hierarchies();
+        let own: Vec<procfs::ProcessCGroup> = if cgroup_path.as_os_str().is_empty() {
+            ProcfsHandle::new()
+                .ok()
+                .and_then(|procfs| {
+                    procfs
+                        .open(
+                            ProcfsBase::ProcSelf,
+                            "cgroup",
+                            OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+                        )
+                        .ok()
+                })
+                .and_then(|f| ProcessCGroups::from_read(f).ok())
+                .map(|c| c.into_iter().collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for subsystem in CONTROLLERS {
             if let Ok(subsystem_path) =
-                Self::get_subsystem_path(cgroup_path, subsystem, &mounts, &cgroups)
+                Self::get_subsystem_path(cgroup_path, subsystem, hierarchies, &own)
             {
                 subsystems.insert(*subsystem, subsystem_path);
             } else {
@@ -120,18 +126,21 @@ impl Manager {
     fn get_subsystem_path(
         cgroup_path: &Path,
         subsystem: &CtrlType,
-        mounts: &[procfs::process::MountInfo],
-        cgroups: &[procfs::ProcessCGroup],
+        hierarchies: &util::Hierarchies,
+        own: &[procfs::ProcessCGroup],
     ) -> Result<PathBuf, V1ManagerError> {
         tracing::debug!("Get path for subsystem: {}", subsystem);
-        let mount_point = util::subsystem_mount_point_in(mounts, subsystem)?;
-
-        let cgroup = cgroups
-            .iter()
-            .find(|c| c.controllers.contains(&subsystem.to_string()))
-            .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
+        let mount_point = util::subsystem_mount_point_in(&hierarchies.mounts, subsystem)?;
+        let name = subsystem.to_string();
+        if !hierarchies.controllers.contains(&name) {
+            return Err(V1ManagerError::SubsystemDoesNotExist);
+        }
 
         let p = if cgroup_path.as_os_str().is_empty() {
+            let cgroup = own
+                .iter()
+                .find(|c| c.controllers.contains(&name))
+                .ok_or(V1ManagerError::SubsystemDoesNotExist)?;
             mount_point.join_safely(Path::new(&cgroup.pathname))?
         } else {
             mount_point.join_safely(cgroup_path)?

@@ -84,6 +84,51 @@ pub fn cgroup_mounts() -> Result<Vec<MountInfo>, V1MountPointError> {
     Ok(mounts)
 }
 
+// berth: what `Manager::new` needs of the hierarchies, read once per
+// process: a supervisor creates, restarts and deletes its container many
+// times, and `preload` lets a caller read them on another thread while it
+// prepares the container.
+/// The cgroup v1 mounts and the controllers the calling process is in.
+#[derive(Debug, Default)]
+pub struct Hierarchies {
+    pub mounts: Vec<MountInfo>,
+    pub controllers: std::collections::HashSet<String>,
+}
+
+static HIERARCHIES: std::sync::OnceLock<Hierarchies> = std::sync::OnceLock::new();
+
+/// The hierarchies of this process, read on first use. Unreadable ones
+/// leave an empty view, as `Manager::new` treated them before.
+pub fn hierarchies() -> &'static Hierarchies {
+    HIERARCHIES.get_or_init(|| {
+        let controllers = ProcfsHandle::new()
+            .ok()
+            .and_then(|procfs| {
+                procfs
+                    .open(
+                        ProcfsBase::ProcSelf,
+                        "cgroup",
+                        OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+                    )
+                    .ok()
+            })
+            .and_then(|f| procfs::FromRead::from_read(f).ok())
+            .map(|c: procfs::ProcessCGroups| {
+                c.into_iter().flat_map(|c| c.controllers).collect()
+            })
+            .unwrap_or_default();
+        Hierarchies {
+            mounts: cgroup_mounts().unwrap_or_default(),
+            controllers,
+        }
+    })
+}
+
+/// Reads [`hierarchies`] now, so that later managers find them ready.
+pub fn preload() {
+    hierarchies();
+}
+
 /// Where `subsystem` is mounted among `mounts` ([`cgroup_mounts`]).
 pub fn subsystem_mount_point_in(
     mounts: &[MountInfo],

@@ -240,6 +240,39 @@ impl Mount {
         Ok(())
     }
 
+    /// The calling process's cgroup of each hierarchy, relative to its
+    /// parent's (pid 1's when youki runs inside a container).
+    #[cfg(feature = "v1")]
+    fn process_cgroups() -> Result<HashMap<String, String>> {
+        let ppid = std::os::unix::process::parent_id();
+        // The non-zero ppid means that the PID Namespace is not separated.
+        let ppid = if ppid == 0 { std::process::id() } else { ppid };
+        let root_cgroups = Process::new(ppid as i32)?.cgroups()?.0;
+        Ok(ProcessCGroups::from_read(ProcfsHandle::new()?.open(
+            ProcfsBase::ProcSelf,
+            "cgroup",
+            OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+        )?)?
+        .into_iter()
+        .map(|c| {
+            let hierarchy = c.hierarchy;
+            // When youki itself is running inside a container, the cgroup path
+            // will include the path of pid-1, which needs to be stripped before
+            // mounting.
+            let root_pathname = root_cgroups
+                .iter()
+                .find(|c| c.hierarchy == hierarchy)
+                .map(|c| c.pathname.as_ref())
+                .unwrap_or("");
+            let path = c
+                .pathname
+                .strip_prefix(root_pathname)
+                .unwrap_or(&c.pathname);
+            (c.controllers.join(","), path.to_owned())
+        })
+        .collect())
+    }
+
     #[cfg(feature = "v1")]
     fn mount_cgroup_v1(&self, cgroup_mount: &SpecMount, options: &MountOptions) -> Result<()> {
         tracing::debug!("mounting cgroup v1 filesystem");
@@ -266,45 +299,23 @@ impl Mount {
         })?;
 
         // get all cgroup mounts on the host system
-        let host_mounts: Vec<PathBuf> = libcgroups::v1::util::list_subsystem_mount_points()
-            .map_err(|err| {
-                tracing::error!("failed to get subsystem mount points: {}", err);
-                MountError::Other(err.into())
-            })?
-            .into_iter()
+        // berth: as read once by this process (before it cloned, usually):
+        // the container's mount namespace is still a copy of the host's.
+        let host_mounts: Vec<PathBuf> = libcgroups::v1::util::hierarchies()
+            .mounts
+            .iter()
+            .map(|m| m.mount_point.clone())
             .filter(|p| p.as_path().starts_with(DEFAULT_CGROUP_ROOT))
             .collect();
         tracing::debug!("cgroup mounts: {:?}", host_mounts);
 
         // get process cgroups
-        let ppid = std::os::unix::process::parent_id();
-        // The non-zero ppid means that the PID Namespace is not separated.
-        let ppid = if ppid == 0 { std::process::id() } else { ppid };
-        let root_cgroups = Process::new(ppid as i32)?.cgroups()?.0;
-        let process_cgroups: HashMap<String, String> =
-            ProcessCGroups::from_read(ProcfsHandle::new()?.open(
-                ProcfsBase::ProcSelf,
-                "cgroup",
-                OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-            )?)?
-            .into_iter()
-            .map(|c| {
-                let hierarchy = c.hierarchy;
-                // When youki itself is running inside a container, the cgroup path
-                // will include the path of pid-1, which needs to be stripped before
-                // mounting.
-                let root_pathname = root_cgroups
-                    .iter()
-                    .find(|c| c.hierarchy == hierarchy)
-                    .map(|c| c.pathname.as_ref())
-                    .unwrap_or("");
-                let path = c
-                    .pathname
-                    .strip_prefix(root_pathname)
-                    .unwrap_or(&c.pathname);
-                (c.controllers.join(","), path.to_owned())
-            })
-            .collect();
+        // berth: only an emulated hierarchy (no cgroup namespace) needs them.
+        let process_cgroups = if options.cgroup_ns {
+            HashMap::new()
+        } else {
+            Self::process_cgroups()?
+        };
         tracing::debug!("Process cgroups: {:?}", process_cgroups);
 
         let cgroup_root = options
