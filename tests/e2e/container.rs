@@ -95,12 +95,18 @@ fn run_prints_output_returns_the_exit_code_and_leaves_nothing_behind() {
             "localhost/busybox-test",
             "sh",
             "-c",
-            "echo hello; hostname; cat /etc/hostname; exit 7",
+            "echo hello; hostname; cat /etc/hostname; ip -4 addr show lo | grep -o 127.0.0.1/8; exit 7",
         ],
         &env,
         None,
     );
-    assert_eq!(run.stdout(), "hello\nbox\nbox\n", "{}", run.stderr());
+    // The loopback is up, as in Docker's containers.
+    assert_eq!(
+        run.stdout(),
+        "hello\nbox\nbox\n127.0.0.1/8\n",
+        "{}",
+        run.stderr()
+    );
     assert_eq!(run.0.status.code(), Some(7));
     let containers = std::path::Path::new(&root).join("containers");
     assert_eq!(
@@ -1371,6 +1377,11 @@ volumes:
         "exec and init share the namespace"
     );
     assert!(base >= 100_000, "{map}");
+    // Its runtime made its network namespace; the loopback is up there too.
+    assert_eq!(
+        exec("ip -4 addr show lo | grep -o 127.0.0.1/8"),
+        "127.0.0.1/8\n"
+    );
     let pid = d
         .berth_with(
             &["container", "inspect", "-f", "{{.State.Pid}}", "un-app-1"],

@@ -15,6 +15,7 @@ pub mod freeze;
 pub mod health;
 pub mod logs;
 pub mod mounts;
+pub mod netns;
 pub mod run;
 pub mod seal;
 pub mod seccomp;

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
+use oci_spec::runtime::LinuxNamespaceType;
 use serde::{Deserialize, Serialize};
 
 use super::mounts::MountRequest;
@@ -261,6 +262,9 @@ pub struct Prepared {
     pub fs: ContainerFs,
     /// Its record (saved).
     pub record: ContainerRecord,
+    /// Its network namespace, made ahead for the start that follows
+    /// (see [`super::netns`]); without one, the start makes it.
+    pub netns: Option<OwnedFd>,
 }
 
 impl Prepared {
@@ -412,6 +416,26 @@ pub fn find(root: &Path, name: &str) -> Result<(PathBuf, ContainerRecord)> {
 /// Creates a container (directory, root filesystem, volumes, bundle) without
 /// starting it. On error nothing is left behind.
 pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Prepared> {
+    prepare_for(root, images, req, Start::Later)
+}
+
+/// When a prepared container starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// In another process (its supervisor): nothing made for the start
+    /// would reach it.
+    Later,
+    /// Right after, in this process: its network namespace is made on the
+    /// side while the root is prepared.
+    Next,
+}
+
+fn prepare_for(
+    root: &Path,
+    images: &ImageStore,
+    req: &RunRequest,
+    start: Start,
+) -> Result<Prepared> {
     let volumes = VolumeStore::open(root)?;
     let image = images.resolve(&req.image)?;
     let config = images.config(&image)?;
@@ -484,12 +508,9 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
     let mut anonymous = Vec::new();
     let mut created = Vec::new();
     let mut resolved = Vec::new();
-    let result = (|| {
-        // The cgroup hierarchies every start reads, read on the side.
-        std::thread::scope(|s| {
-            s.spawn(libcgroups::v1::util::preload);
-            fs.mount(&layers, userns.as_ref(), req.remove)
-        })?;
+    let own_netns = start == Start::Next && owns_netns(&req.network_mode, userns.is_some());
+    let body = || -> Result<ContainerRecord> {
+        fs.mount(&layers, userns.as_ref(), req.remove)?;
         let mut process = req.process.clone();
         process.user = user::resolve(
             &fs.merged,
@@ -620,11 +641,31 @@ pub fn prepare(root: &Path, images: &ImageStore, req: &RunRequest) -> Result<Pre
         }
         drop(creating);
         Ok(record)
-    })();
+    };
+    let result = std::thread::scope(|s| {
+        // Made on the side while the root is prepared: the cgroup
+        // hierarchies every start reads, the network namespace.
+        let side = s.spawn(|| {
+            libcgroups::v1::util::preload();
+            own_netns.then(super::netns::create_here).transpose()
+        });
+        let record = body();
+        let netns = side.join().unwrap_or_else(|_| {
+            Err(Error::Conflict(
+                "preparing the container: a thread panicked".into(),
+            ))
+        });
+        Ok((record?, netns?))
+    });
     match result {
-        Ok(record) => {
+        Ok((record, netns)) => {
             crate::events::container(root, "create", &record, &[]);
-            Ok(Prepared { dir, fs, record })
+            Ok(Prepared {
+                dir,
+                fs,
+                record,
+                netns,
+            })
         }
         Err(e) => {
             let _ = fs.unmount();
@@ -712,6 +753,36 @@ pub struct Streams {
     pub console: Option<PathBuf>,
 }
 
+/// Whether a container has a network namespace of its own that berth
+/// makes (see [`super::netns`]): not the host's or another container's,
+/// and not in a user namespace, which must own it (the runtime makes it
+/// there).
+fn owns_netns(network_mode: &str, userns: bool) -> bool {
+    !userns && network_mode != "host" && !network_mode.starts_with("container:")
+}
+
+/// The network namespace of the running container `target`, which the
+/// container `name` (whose directory is `dir`) joins.
+fn joined_netns(dir: &Path, target: &str, name: &str) -> Result<PathBuf> {
+    // `dir` is `<root>/containers/<id>`.
+    let root = dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("/"));
+    let (_, t) = find(root, target).map_err(|_| {
+        Error::Conflict(format!(
+            "container {name}: the container whose network it joins is gone"
+        ))
+    })?;
+    let pid = t.pid.filter(|_| t.status == "running").ok_or_else(|| {
+        Error::Conflict(format!(
+            "container {name}: the container whose network it joins ({}) is not running",
+            t.name
+        ))
+    })?;
+    Ok(PathBuf::from(format!("/proc/{pid}/ns/net")))
+}
+
 /// Starts a prepared container and hands its init pid to `wait`, which
 /// returns the exit code (128 + signal when killed) once the init is gone.
 /// The libcontainer state is deleted afterwards; the root stays mounted.
@@ -735,32 +806,21 @@ pub fn execute(
             remove_dir(&stale)?;
         }
     }
-    if let Some(target) = p.record.network_mode.strip_prefix("container:") {
-        // The other container's init of now: it may have restarted since.
-        // `dir` is `<root>/containers/<id>`.
-        let root = p
-            .dir
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(Path::new("/"));
-        let (_, t) = find(root, target).map_err(|_| {
-            Error::Conflict(format!(
-                "container {name}: the container whose network it joins is gone"
-            ))
-        })?;
-        let pid = t.pid.filter(|_| t.status == "running").ok_or_else(|| {
-            Error::Conflict(format!(
-                "container {name}: the container whose network it joins ({}) is not running",
-                t.name
-            ))
-        })?;
-        let config = bundle_dir(&p.dir).join(SPEC_FILE);
-        let mut oci = oci_spec::runtime::Spec::load(&config)
-            .map_err(|e| Error::Conflict(format!("reading the runtime spec: {e}")))?;
-        spec::join_network(&mut oci, Path::new(&format!("/proc/{pid}/ns/net")))?;
-        oci.save(&config)
-            .map_err(|e| Error::Conflict(format!("writing the runtime spec: {e}")))?;
-    }
+    // The network namespace the init joins: another container's (its init
+    // of now: it may have restarted since), or its own, made here unless
+    // `prepare` made it; in a user namespace, the init makes it.
+    let (made, netns) = match p.record.network_mode.strip_prefix("container:") {
+        Some(target) => (None, Some(joined_netns(&p.dir, target, &name)?)),
+        None if owns_netns(&p.record.network_mode, p.record.userns.is_some()) => {
+            let ns = match p.netns.take() {
+                Some(ns) => ns,
+                None => super::netns::create()?,
+            };
+            let path = super::netns::path_of(&ns);
+            (Some(ns), Some(path))
+        }
+        None => (None, None),
+    };
     if let Some(root) = p.dir.parent().and_then(Path::parent) {
         super::seccomp::cache::use_root(root);
     }
@@ -780,16 +840,25 @@ pub fn execute(
     if let Some(fd) = streams.stdin {
         builder = builder.with_stdin(fd);
     }
-    let mut container = builder
+    let mut init = builder
         .as_init(bundle_dir(&p.dir))
         .with_systemd(false)
-        .with_detach(streams.console.is_some())
-        .build()
-        .map_err(lc)?;
+        .with_detach(streams.console.is_some());
+    if let Some(path) = netns {
+        init = init.with_namespace_path(LinuxNamespaceType::Network, path);
+    }
+    let mut container = init.build().map_err(lc)?;
+    // The init has joined it.
+    drop(made);
     let code = (|| {
         let pid = container
             .pid()
             .ok_or_else(|| Error::Conflict(format!("container {name}: no init process")))?;
+        let runtime_made_netns =
+            p.record.userns.is_some() && owns_netns(&p.record.network_mode, false);
+        if runtime_made_netns {
+            super::netns::loopback_up_of(pid.as_raw())?;
+        }
         net.connect(&p.record, pid.as_raw())?;
         container.start().map_err(lc)?;
         p.record.status = "running".into();
@@ -976,7 +1045,7 @@ pub fn run_foreground(
     req: &RunRequest,
     net: &mut dyn Network,
 ) -> Result<i32> {
-    let mut p = prepare(root, images, req)?;
+    let mut p = prepare_for(root, images, req, Start::Next)?;
     let console = if req.process.tty {
         Some(super::tty::ConsoleSocket::new()?)
     } else {

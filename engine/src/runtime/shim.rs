@@ -197,6 +197,7 @@ pub fn supervise(root: &Path, id: &str, ready: OwnedFd, net: &mut dyn super::run
             dir: dir.clone(),
             fs,
             record,
+            netns: None,
         };
         p.record.shim_pid = Some(rustix::process::getpid().as_raw_nonzero().get());
         p.record.stopped_by_user = false;

@@ -505,23 +505,6 @@ pub struct SpecRequest<'a> {
     pub userns: Option<&'a super::userns::IdRange>,
 }
 
-/// Points the spec's network namespace at `path` (another container's, for
-/// `network_mode: container:`/`service:`), so the runtime joins it.
-pub fn join_network(spec: &mut Spec, path: &Path) -> Result<()> {
-    let linux = spec
-        .linux_mut()
-        .as_mut()
-        .ok_or_else(|| Error::Conflict("runtime spec without a linux section".into()))?;
-    let mut namespaces = linux.namespaces().clone().unwrap_or_default();
-    for ns in &mut namespaces {
-        if ns.typ() == LinuxNamespaceType::Network {
-            ns.set_path(Some(path.to_path_buf()));
-        }
-    }
-    linux.set_namespaces(Some(namespaces));
-    Ok(())
-}
-
 /// The complete OCI spec for one container.
 pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
     let (rootfs, image, req, hostname, cgroup, read_only, binds, resources) = (

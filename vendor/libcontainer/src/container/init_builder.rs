@@ -2,7 +2,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use user_ns::UserNamespaceConfig;
 
 use super::builder::ContainerBuilder;
@@ -25,6 +25,7 @@ pub struct InitContainerBuilder {
     detached: bool,
     no_pivot: bool,
     as_sibling: bool,
+    namespace_paths: Vec<(LinuxNamespaceType, PathBuf)>,
 }
 
 impl InitContainerBuilder {
@@ -38,7 +39,18 @@ impl InitContainerBuilder {
             detached: true,
             no_pivot: false,
             as_sibling: false,
+            namespace_paths: Vec::new(),
         }
+    }
+
+    // berth: a namespace the spec lists is joined at `path` (one made
+    // ahead by the caller, or another container's), without the bundle's
+    // config.json being rewritten for it.
+    /// Joins the spec's namespace of type `typ` at `path` instead of
+    /// making a new one (or joining the one the spec names).
+    pub fn with_namespace_path(mut self, typ: LinuxNamespaceType, path: PathBuf) -> Self {
+        self.namespace_paths.push((typ, path));
+        self
     }
 
     /// Sets if systemd should be used for managing cgroups
@@ -74,7 +86,16 @@ impl InitContainerBuilder {
 
     /// Creates a new container
     pub fn build(self) -> Result<Container, LibcontainerError> {
-        let spec = self.load_spec()?;
+        let mut spec = self.load_spec()?;
+        if let Some(linux) = spec.linux_mut().as_mut() {
+            let mut namespaces = linux.namespaces().clone().unwrap_or_default();
+            for ns in &mut namespaces {
+                if let Some((_, path)) = self.namespace_paths.iter().find(|(t, _)| *t == ns.typ()) {
+                    ns.set_path(Some(path.clone()));
+                }
+            }
+            linux.set_namespaces(Some(namespaces));
+        }
         // validate terminal field against console socket presence before any side effects
         // (mirrors runc's checkTerminal called at the top of runner.run())
         self.base.check_terminal(&spec, self.detached)?;
