@@ -517,6 +517,41 @@ fn detached_containers_are_supervised_logged_stopped_and_removed() {
     assert_eq!(mounts_under(&root), 0);
 }
 
+/// RT-17 (CVE-2022-0492, `release_agent`) and RT-18 (CVE-2023-25809,
+/// writable cgroupfs): a default container's cgroups are private and
+/// read-only.
+#[test]
+fn a_container_cannot_write_any_cgroup_or_leave_its_own() {
+    let d = Dir::new("cgroupro");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let probe = r#"
+        for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs \
+                 /sys/fs/cgroup/*/tasks /sys/fs/cgroup/*/notify_on_release \
+                 $(find /sys/fs/cgroup -name release_agent); do
+            [ -e $f ] || continue
+            echo 1 2>/dev/null > $f && echo "wrote $f"
+        done
+        mkdir /sys/fs/cgroup/escape 2>/dev/null && echo "made a cgroup"
+        grep -v ':/$' /proc/self/cgroup
+        unshare -UrmC true 2>/dev/null && echo "unshared a user namespace"
+        echo checked"#;
+    let run = d.berth_with(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            probe,
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(run.stdout(), "checked\n", "{}", run.stderr());
+}
+
 #[test]
 fn resource_limits_are_enforced_by_cgroups() {
     let d = Dir::new("limits");
@@ -541,6 +576,31 @@ fn resource_limits_are_enforced_by_cgroups() {
     );
     assert_ne!(run.0.status.code(), Some(0));
     assert!(run.stderr().contains("can't fork"), "{}", run.stderr());
+    // The container cannot raise it: its cgroups are read-only, as in
+    // Docker's (the hierarchy's own file is found through the v1 or v2
+    // layout).
+    let raise = d.berth_with(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--pids-limit",
+            "10",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "for f in /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max; do \
+             [ -e $f ] && { echo max > $f; cat $f; }; done",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(raise.stdout(), "10\n", "{}", raise.stderr());
+    assert!(
+        raise.stderr().contains("Read-only file system"),
+        "{}",
+        raise.stderr()
+    );
     // … and not below it.
     let out = d
         .berth_with(

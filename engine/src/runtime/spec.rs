@@ -634,11 +634,11 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
     ));
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     if req.privileged {
-        // A privileged container may write /sys, as with Docker.
-        for m in mounts
-            .iter_mut()
-            .filter(|m| m.destination() == Path::new("/sys"))
-        {
+        // A privileged container may write /sys and its cgroups, as with
+        // Docker.
+        for m in mounts.iter_mut().filter(|m| {
+            m.destination() == Path::new("/sys") || m.destination() == Path::new("/sys/fs/cgroup")
+        }) {
             let options = m.options().clone().unwrap_or_default();
             m.set_options(Some(options.into_iter().filter(|o| o != "ro").collect()));
         }

@@ -331,6 +331,13 @@ impl Mount {
         tracing::debug!("cgroup root: {:?}", cgroup_root);
 
         let symlink = Symlink::new();
+        // berth: the hierarchies are read-only when the spec's cgroup mount
+        // is (Docker's default), as with runc; 0.7.0 mounted them writable,
+        // so a container could change its own limits.
+        let read_only = cgroup_mount
+            .options()
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| o == "ro"));
 
         // setup cgroup mounts for container
         for host_mount in &host_mounts {
@@ -341,6 +348,7 @@ impl Mount {
                         options,
                         subsystem_name,
                         subsystem_name == "systemd",
+                        read_only,
                     )?;
                 } else {
                     self.setup_emulated_subsystem(
@@ -350,6 +358,7 @@ impl Mount {
                         subsystem_name == "systemd",
                         host_mount,
                         &process_cgroups,
+                        read_only,
                     )?;
                 }
 
@@ -357,6 +366,23 @@ impl Mount {
             } else {
                 tracing::warn!("could not get subsystem name from {:?}", host_mount);
             }
+        }
+
+        if read_only {
+            // The tmpfs holding them too, now that their directories and
+            // links are made (a bind remount changes this mount only).
+            self.syscall.mount(
+                None,
+                &cgroup_root,
+                None,
+                MsFlags::MS_REMOUNT
+                    | MsFlags::MS_BIND
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOEXEC
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV,
+                None,
+            )?;
         }
 
         Ok(())
@@ -371,6 +397,7 @@ impl Mount {
         options: &MountOptions,
         subsystem_name: &str,
         named: bool,
+        read_only: bool,
     ) -> Result<()> {
         tracing::debug!(
             "Mounting (namespaced) {:?} cgroup subsystem",
@@ -398,8 +425,14 @@ impl Mount {
             subsystem_name.into()
         };
 
+        let mut flags = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        if read_only {
+            // Of this mount (mount_setattr), not of the hierarchy's
+            // superblock, which the host's mounts share.
+            flags |= MsFlags::MS_RDONLY;
+        }
         let mount_options_config = MountOptionConfig {
-            flags: MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            flags,
             data: vec![data.into_owned()],
             rec_attr: None,
         };
@@ -425,6 +458,7 @@ impl Mount {
         named: bool,
         host_mount: &Path,
         process_cgroups: &HashMap<String, String>,
+        read_only: bool,
     ) -> Result<()> {
         tracing::debug!("Mounting (emulated) {:?} cgroup subsystem", subsystem_name);
         let named_hierarchy: Cow<str> = if named {
@@ -460,7 +494,7 @@ impl Mount {
                 )
                 .typ("bind")
                 .options(
-                    ["rw", "rbind"]
+                    [if read_only { "ro" } else { "rw" }, "rbind"]
                         .iter()
                         .map(|o| o.to_string())
                         .collect::<Vec<String>>(),
