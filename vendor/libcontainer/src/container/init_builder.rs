@@ -158,7 +158,13 @@ impl InitContainerBuilder {
 
         builder_impl.create()?;
 
-        container.refresh_state()?;
+        // berth: the state the builder saved, not read back from its file.
+        match builder_impl.container.take() {
+            Some(saved) => container = saved,
+            None => {
+                container.refresh_state()?;
+            }
+        }
 
         Ok(container)
     }
