@@ -1,18 +1,19 @@
 //! Container start benchmark: create + start + wait + delete of `/bin/true`
 //! from a busybox image, by berth (in-process, as `container run --rm` does)
-//! and, in the same run, by Debian's `runc run` on an equivalent bundle when
-//! runc is installed. Prints medians and the ratio. Needs root and
+//! and, in the same run (rounds alternating), by Debian's `runc run` and
+//! `crun run` on an equivalent bundle where they are installed. Prints
+//! medians and the ratios. Needs root and
 //! /bin/busybox. Run with `cargo bench -p berth-engine --bench run`.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth_engine::image::{ImageStore, Reference, archive};
+use berth_engine::image::{self, ImageStore, archive};
 use berth_engine::runtime::run::NoNetwork;
 use berth_engine::runtime::{RunRequest, run_foreground};
 
-const ROUNDS: usize = 20;
+const ROUNDS: usize = 30;
 
 fn busybox_tar() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -68,7 +69,7 @@ fn main() {
     }
     let root = tempfile::tempdir().expect("tempdir");
     let store = ImageStore::open(root.path()).expect("store");
-    let image = Reference::parse("localhost/bench-busybox:latest").expect("ref");
+    let image = image::Reference::parse("localhost/bench-busybox:latest").expect("ref");
     let rec = archive::import(&store, &busybox_tar()[..], Some(&image), &[]).expect("import");
     let req = RunRequest {
         image: "localhost/bench-busybox:latest".into(),
@@ -79,54 +80,90 @@ fn main() {
         },
         ..RunRequest::default()
     };
-    let mut times = Vec::new();
-    for _ in 0..ROUNDS {
-        let t = Instant::now();
-        let code = run_foreground(root.path(), &store, &req, &mut NoNetwork).expect("run");
-        assert_eq!(code, 0);
-        times.push(t.elapsed());
-    }
-    let berth = median(times);
-    println!("container run --rm /bin/true: berth median {berth:?} over {ROUNDS} runs");
-
     // The references get the image's layer as a plain directory: no
     // overlay to mount, and `spec`'s default bundle has no seccomp filter,
     // both of which only favour them.
     let rootfs = store.layers(&rec).expect("layers")[0].clone();
-    for tool in ["runc", "crun"] {
-        match reference(tool, root.path(), &rootfs) {
-            Some(t) => println!(
-                "{tool} run /bin/true: median {t:?}; berth is {:.1}x faster",
-                t.as_secs_f64() / berth.as_secs_f64()
-            ),
-            None => println!("{tool} not usable here: no reference measured for it"),
+    let references: Vec<Reference> = ["runc", "crun"]
+        .into_iter()
+        .filter_map(|tool| {
+            let r = Reference::new(tool, root.path(), &rootfs);
+            if r.is_none() {
+                println!("{tool} not usable here: no reference measured for it");
+            }
+            r
+        })
+        .collect();
+    // Rounds alternate between the tools, so that the drift of this VM's
+    // speed (a fifth within an hour) and what one tool's deletions leave
+    // the filesystem to do fall on all of them alike.
+    let mut berth = Vec::new();
+    let mut others = vec![Vec::new(); references.len()];
+    for i in 0..ROUNDS {
+        let t = Instant::now();
+        let code = run_foreground(root.path(), &store, &req, &mut NoNetwork).expect("run");
+        assert_eq!(code, 0);
+        berth.push(t.elapsed());
+        for (r, times) in references.iter().zip(&mut others) {
+            times.push(r.run(i));
         }
+    }
+    let berth = median(berth);
+    println!("container run --rm /bin/true: berth median {berth:?} over {ROUNDS} runs");
+    for (r, times) in references.iter().zip(others) {
+        let t = median(times);
+        println!(
+            "{} run /bin/true: median {t:?}; berth is {:.1}x faster",
+            r.tool,
+            t.as_secs_f64() / berth.as_secs_f64()
+        );
     }
 }
 
-/// The median time of `tool run` of `/bin/true` on `rootfs`. crun refuses a
+/// `tool run` of `/bin/true` on a bundle of `rootfs`. crun refuses a
 /// hybrid cgroup layout (v1 controllers and a v2 mount, as on this host),
 /// so it runs in a mount namespace of its own where the v2 mount is gone.
-fn reference(tool: &str, root: &Path, rootfs: &Path) -> Option<Duration> {
-    let works = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let bundle = root.join(format!("{tool}-bundle"));
-    std::fs::create_dir_all(&bundle).expect("bundle dir");
-    if !works || !bundle_for(tool, &bundle, rootfs) {
-        return None;
+struct Reference {
+    tool: &'static str,
+    state: std::path::PathBuf,
+    bundle: std::path::PathBuf,
+    hybrid: bool,
+}
+
+impl Reference {
+    fn new(tool: &'static str, root: &Path, rootfs: &Path) -> Option<Reference> {
+        let works = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let bundle = root.join(format!("{tool}-bundle"));
+        std::fs::create_dir_all(&bundle).expect("bundle dir");
+        if !works || !bundle_for(tool, &bundle, rootfs) {
+            return None;
+        }
+        let r = Reference {
+            tool,
+            state: root.join(format!("{tool}-state")),
+            bundle,
+            hybrid: tool == "crun" && Path::new("/sys/fs/cgroup/unified").exists(),
+        };
+        // One run to see that it works at all.
+        r.try_run(ROUNDS).map(|_| r)
     }
-    let hybrid = tool == "crun" && Path::new("/sys/fs/cgroup/unified").exists();
-    let mut times = Vec::new();
-    for i in 0..ROUNDS {
-        let mut cmd = Command::new(tool);
+
+    fn run(&self, i: usize) -> Duration {
+        self.try_run(i)
+            .unwrap_or_else(|| panic!("{} run failed", self.tool))
+    }
+
+    fn try_run(&self, i: usize) -> Option<Duration> {
+        let mut cmd = Command::new(self.tool);
         cmd.arg("--root")
-            .arg(root.join(format!("{tool}-state")))
+            .arg(&self.state)
             .args(["run", "--bundle"])
-            .arg(&bundle)
+            .arg(&self.bundle)
             .arg(format!("bench-{}-{i}", std::process::id()));
-        if hybrid {
+        if self.hybrid {
             use std::os::unix::process::CommandExt;
             // SAFETY: only async-signal-safe syscalls between fork and exec.
             unsafe {
@@ -135,12 +172,8 @@ fn reference(tool: &str, root: &Path, rootfs: &Path) -> Option<Duration> {
         }
         let t = Instant::now();
         let ok = cmd.status().is_ok_and(|s| s.success());
-        times.push(t.elapsed());
-        if !ok {
-            return None;
-        }
+        ok.then(|| t.elapsed())
     }
-    Some(median(times))
 }
 
 fn hide_cgroup2() -> std::io::Result<()> {
