@@ -1,8 +1,8 @@
 //! Container start benchmark: create + start + wait + delete of `/bin/true`
 //! from a busybox image, by berth (in-process, as `container run --rm` does)
 //! and, in the same run (rounds alternating), by Debian's `runc run` and
-//! `crun run` on an equivalent bundle where they are installed. Prints
-//! medians and the ratios. Needs root and
+//! `crun run` on an equivalent bundle where they are installed and by
+//! `docker run --rm` where a dockerd runs. Prints medians and the ratios. Needs root and
 //! /bin/busybox. Run with `cargo bench -p berth-engine --bench run`.
 
 use std::path::Path;
@@ -84,16 +84,22 @@ fn main() {
     // overlay to mount, and `spec`'s default bundle has no seccomp filter,
     // both of which only favour them.
     let rootfs = store.layers(&rec).expect("layers")[0].clone();
-    let references: Vec<Reference> = ["runc", "crun"]
+    let mut references: Vec<Reference> = ["runc", "crun"]
         .into_iter()
         .filter_map(|tool| {
-            let r = Reference::new(tool, root.path(), &rootfs);
+            let r = Reference::runtime(tool, root.path(), &rootfs);
             if r.is_none() {
                 println!("{tool} not usable here: no reference measured for it");
             }
             r
         })
         .collect();
+    match Reference::docker(&busybox_tar()) {
+        Some(r) => references.push(r),
+        None => {
+            println!("docker not usable here (no dockerd running): no reference measured for it")
+        }
+    }
     // Rounds alternate between the tools, so that the drift of this VM's
     // speed (a fifth within an hour) and what one tool's deletions leave
     // the filesystem to do fall on all of them alike.
@@ -118,20 +124,30 @@ fn main() {
             t.as_secs_f64() / berth.as_secs_f64()
         );
     }
+    if references.iter().any(|r| r.tool == "docker") {
+        let _ = Command::new("docker").args(["rmi", DOCKER_IMAGE]).output();
+    }
 }
 
-/// `tool run` of `/bin/true` on a bundle of `rootfs`. crun refuses a
-/// hybrid cgroup layout (v1 controllers and a v2 mount, as on this host),
-/// so it runs in a mount namespace of its own where the v2 mount is gone.
+/// The image the Docker reference runs, imported from the same tarball.
+const DOCKER_IMAGE: &str = "berth-bench-busybox:latest";
+
+/// A reference tool's run of `/bin/true`: `runc`/`crun run` of a bundle of
+/// the image's layer, or `docker run --rm` of the image imported into
+/// Docker (no network, as berth's run here: a namespace with a loopback).
+/// crun refuses a hybrid cgroup layout (v1 controllers and a v2 mount, as
+/// on this host), so it runs in a mount namespace of its own where the v2
+/// mount is gone.
 struct Reference {
     tool: &'static str,
-    state: std::path::PathBuf,
-    bundle: std::path::PathBuf,
+    args: Vec<std::ffi::OsString>,
+    /// runc and crun take the container's id last, unique per run.
+    named: bool,
     hybrid: bool,
 }
 
 impl Reference {
-    fn new(tool: &'static str, root: &Path, rootfs: &Path) -> Option<Reference> {
+    fn runtime(tool: &'static str, root: &Path, rootfs: &Path) -> Option<Reference> {
         let works = Command::new(tool)
             .arg("--version")
             .output()
@@ -143,11 +159,54 @@ impl Reference {
         }
         let r = Reference {
             tool,
-            state: root.join(format!("{tool}-state")),
-            bundle,
+            args: vec![
+                "--root".into(),
+                root.join(format!("{tool}-state")).into(),
+                "run".into(),
+                "--bundle".into(),
+                bundle.into(),
+            ],
+            named: true,
             hybrid: tool == "crun" && Path::new("/sys/fs/cgroup/unified").exists(),
         };
         // One run to see that it works at all.
+        r.try_run(ROUNDS).map(|_| r)
+    }
+
+    fn docker(tar: &[u8]) -> Option<Reference> {
+        use std::io::Write;
+        let running = Command::new("docker")
+            .arg("info")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !running {
+            return None;
+        }
+        let mut import = Command::new("docker")
+            .args(["import", "-", DOCKER_IMAGE])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        import.stdin.take()?.write_all(tar).ok()?;
+        if !import.wait().is_ok_and(|s| s.success()) {
+            return None;
+        }
+        let r = Reference {
+            tool: "docker",
+            args: [
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                DOCKER_IMAGE,
+                "/bin/true",
+            ]
+            .map(Into::into)
+            .into(),
+            named: false,
+            hybrid: false,
+        };
         r.try_run(ROUNDS).map(|_| r)
     }
 
@@ -158,11 +217,10 @@ impl Reference {
 
     fn try_run(&self, i: usize) -> Option<Duration> {
         let mut cmd = Command::new(self.tool);
-        cmd.arg("--root")
-            .arg(&self.state)
-            .args(["run", "--bundle"])
-            .arg(&self.bundle)
-            .arg(format!("bench-{}-{i}", std::process::id()));
+        cmd.args(&self.args);
+        if self.named {
+            cmd.arg(format!("bench-{}-{i}", std::process::id()));
+        }
         if self.hybrid {
             use std::os::unix::process::CommandExt;
             // SAFETY: only async-signal-safe syscalls between fork and exec.

@@ -558,42 +558,34 @@ fn resource_limits_are_enforced_by_cgroups() {
     let root = busybox_root(&d);
     let env = [("BERTH_ROOT", root.as_str())];
     let spawn = "i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); done; echo all started";
+    let with_pids_limit = |limit: &str, script: &str| {
+        d.berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--pids-limit",
+                limit,
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                script,
+            ],
+            &env,
+            None,
+        )
+    };
     // A fork bomb stops at the pids limit …
-    let run = d.berth_with(
-        &[
-            "container",
-            "run",
-            "--rm",
-            "--pids-limit",
-            "10",
-            "localhost/busybox-test",
-            "sh",
-            "-c",
-            spawn,
-        ],
-        &env,
-        None,
-    );
+    let run = with_pids_limit("10", spawn);
     assert_ne!(run.0.status.code(), Some(0));
     assert!(run.stderr().contains("can't fork"), "{}", run.stderr());
     // The container cannot raise it: its cgroups are read-only, as in
     // Docker's (the hierarchy's own file is found through the v1 or v2
     // layout).
-    let raise = d.berth_with(
-        &[
-            "container",
-            "run",
-            "--rm",
-            "--pids-limit",
-            "10",
-            "localhost/busybox-test",
-            "sh",
-            "-c",
-            "for f in /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max; do \
-             [ -e $f ] && { echo max > $f; cat $f; }; done",
-        ],
-        &env,
-        None,
+    let raise = with_pids_limit(
+        "10",
+        "for f in /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max; do \
+         [ -e $f ] && { echo max > $f; cat $f; }; done",
     );
     assert_eq!(raise.stdout(), "10\n", "{}", raise.stderr());
     assert!(
@@ -602,23 +594,7 @@ fn resource_limits_are_enforced_by_cgroups() {
         raise.stderr()
     );
     // … and not below it.
-    let out = d
-        .berth_with(
-            &[
-                "container",
-                "run",
-                "--rm",
-                "--pids-limit",
-                "64",
-                "localhost/busybox-test",
-                "sh",
-                "-c",
-                spawn,
-            ],
-            &env,
-            None,
-        )
-        .ok();
+    let out = with_pids_limit("64", spawn).ok();
     assert_eq!(out, "all started\n");
     // A process over its memory limit is killed.
     let run = d.berth_with(
