@@ -110,6 +110,8 @@ impl ContainerFs {
         if layers.is_empty() {
             return Err(Error::Layer("an image needs at least one layer".into()));
         }
+        // Named as Docker's are (`df`, mountinfo); "none" otherwise.
+        fsconfig_set_string(&fs, "source", "overlay").map_err(|e| err("source", e))?;
         // A kernel before 5.10 has no volatile overlays: it syncs then.
         if volatile {
             let _ = fsconfig_set_flag(&fs, "volatile");

@@ -517,6 +517,55 @@ fn detached_containers_are_supervised_logged_stopped_and_removed() {
     assert_eq!(mounts_under(&root), 0);
 }
 
+/// What a process sees of itself matches Docker's containers (compared
+/// with `docker run` of the same image on this host): its groups, the
+/// `HOSTNAME` variable, how `/proc` and the root are mounted.
+#[test]
+fn a_container_looks_from_inside_as_dockers_do() {
+    let d = Dir::new("dockerlike");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let probe = r#"id; echo "$HOSTNAME"
+        awk '$5 == "/proc" { print $6 }' /proc/self/mountinfo
+        grep ' / / ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1,2"#;
+    let run = |user: &str| {
+        d.berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--hostname",
+                "box",
+                "-u",
+                user,
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                probe,
+            ],
+            &env,
+            None,
+        )
+    };
+    let root_user = run("0");
+    assert_eq!(
+        root_user.stdout(),
+        "uid=0(root) gid=0(root) groups=0(root)\nbox\n\
+         rw,nosuid,nodev,noexec,relatime\noverlay overlay\n",
+        "{}",
+        root_user.stderr()
+    );
+    // Another user's primary group is among its groups too.
+    let other = run("1000:1000");
+    assert!(
+        other
+            .stdout()
+            .starts_with("uid=1000 gid=1000 groups=1000\n"),
+        "{}",
+        other.stdout()
+    );
+}
+
 /// RT-17 (CVE-2022-0492, `release_agent`) and RT-18 (CVE-2023-25809,
 /// writable cgroupfs): a default container's cgroups are private and
 /// read-only.

@@ -76,7 +76,7 @@ fn start(
     }
     let lc =
         |e: libcontainer::error::LibcontainerError| Error::Conflict(format!("exec in {name}: {e}"));
-    let env: HashMap<String, String> = req
+    let mut env: HashMap<String, String> = req
         .env
         .iter()
         .map(|kv| match kv.split_once('=') {
@@ -84,6 +84,10 @@ fn start(
             None => (kv.clone(), String::new()),
         })
         .collect();
+    // On a terminal, as Docker's `exec -t`.
+    if console.is_some() {
+        env.entry("TERM".into()).or_insert_with(|| "xterm".into());
+    }
     if let Some(root) = dir.parent().and_then(Path::parent) {
         super::seccomp::cache::use_root(root);
     }

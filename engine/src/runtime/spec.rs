@@ -309,19 +309,24 @@ pub fn command_line(image: &RunConfig, req: &ProcessRequest) -> Result<Vec<Strin
     Ok(args)
 }
 
-/// The environment: image's, then the request's (later keys win).
-pub fn environment(image: &RunConfig, extra: &[String]) -> Vec<String> {
-    let mut env: Vec<String> = image.env.clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
+/// The environment, as Docker composes it: its own defaults (`PATH`,
+/// `HOSTNAME`, and `TERM=xterm` on a terminal), then the image's variables
+/// and the request's, each replacing a variable of the same name where it
+/// stands or coming after.
+pub fn environment(image: &RunConfig, extra: &[String], hostname: &str, tty: bool) -> Vec<String> {
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if tty {
+        env.push("TERM=xterm".into());
     }
-    for e in extra {
+    for e in image.env.iter().flatten().chain(extra) {
         let key = e.split('=').next().unwrap_or(e);
-        env.retain(|x| x.split('=').next() != Some(key));
-        env.push(e.clone());
+        match env.iter_mut().find(|x| x.split('=').next() == Some(key)) {
+            Some(x) => x.clone_from(e),
+            None => env.push(e.clone()),
+        }
     }
     env
 }
@@ -581,7 +586,7 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
             }
             args
         })
-        .env(environment(image, &req.env))
+        .env(environment(image, &req.env, hostname, req.tty))
         .cwd(
             req.workdir
                 .clone()
@@ -633,6 +638,13 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
             .map_err(oci)?,
     ));
     let mut mounts = spec.mounts().clone().unwrap_or_default();
+    // Docker's /proc: nothing set-uid, executable or a device from it.
+    for m in mounts
+        .iter_mut()
+        .filter(|m| m.destination() == Path::new("/proc"))
+    {
+        m.set_options(Some(["nosuid", "noexec", "nodev"].map(String::from).into()));
+    }
     if req.privileged {
         // A privileged container may write /sys and its cgroups, as with
         // Docker.
@@ -824,6 +836,37 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_is_dockers_defaults_then_the_images_then_the_requests() {
+        let image = RunConfig {
+            env: Some(vec!["PATH=/bin".into(), "A=image".into(), "B=image".into()]),
+            ..RunConfig::default()
+        };
+        assert_eq!(
+            environment(&image, &["B=run".into(), "C=run".into()], "box", true),
+            [
+                "PATH=/bin",
+                "HOSTNAME=box",
+                "TERM=xterm",
+                "A=image",
+                "B=run",
+                "C=run"
+            ]
+        );
+        assert_eq!(
+            environment(
+                &RunConfig::default(),
+                &["HOSTNAME=mine".into()],
+                "box",
+                false
+            ),
+            [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOSTNAME=mine"
+            ]
+        );
+    }
 
     #[test]
     fn entrypoint_and_cmd_follow_docker_rules() {

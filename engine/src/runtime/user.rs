@@ -50,10 +50,11 @@ fn parse_id(s: &str, user: &str) -> Result<u32> {
 
 /// Resolves `name[:group]` or `uid[:gid]` inside `root`: (uid, gid,
 /// supplementary gids). Numeric ids are taken as ids even when a user has
-/// that name.
+/// that name. The supplementary groups are, as with Docker, the primary
+/// group and then those that list the user as a member.
 pub fn resolve(root: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
     if user.is_empty() {
-        return Ok((0, 0, Vec::new()));
+        return Ok((0, 0, vec![0]));
     }
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -102,7 +103,7 @@ pub fn resolve(root: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
             parse_id(f[2], user)?
         };
     }
-    let mut extra = Vec::new();
+    let mut extra = vec![gid];
     if let Some(name) = name {
         for f in group
             .lines()
@@ -112,7 +113,7 @@ pub fn resolve(root: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
             if f.len() >= 4
                 && f[3].split(',').any(|m| m == name)
                 && let Ok(id) = parse_id(f[2], user)
-                && id != gid
+                && !extra.contains(&id)
             {
                 extra.push(id);
             }
@@ -141,7 +142,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             resolve(dir.path(), "app").unwrap(),
-            (1001, 1001, vec![2000])
+            (1001, 1001, vec![1001, 2000])
         );
         assert_eq!(
             resolve(dir.path(), "1000").unwrap().0,
@@ -149,7 +150,8 @@ mod tests {
             "numeric means id, not name"
         );
         assert_eq!(resolve(dir.path(), "app:root").unwrap().1, 0);
-        assert_eq!(resolve(dir.path(), "5:7").unwrap(), (5, 7, vec![]));
+        assert_eq!(resolve(dir.path(), "5:7").unwrap(), (5, 7, vec![7]));
+        assert_eq!(resolve(dir.path(), "").unwrap(), (0, 0, vec![0]));
         for bad in ["nobody", "4294967296", "-1", "4294967295"] {
             assert!(resolve(dir.path(), bad).is_err(), "{bad}");
         }
