@@ -186,18 +186,40 @@ fn users_capabilities_and_read_only_roots_apply() {
             "--rm",
             "--read-only",
             "localhost/busybox-test",
-            "touch",
-            "/x",
+            "sh",
+            "-c",
+            "touch /x; echo >> /etc/hosts",
         ],
         &env,
         None,
     );
     assert_eq!(run.0.status.code(), Some(1));
-    assert!(
-        run.stderr().contains("Read-only file system"),
+    // The root and, as with Docker, the name files.
+    assert_eq!(
+        run.stderr().matches("Read-only file system").count(),
+        2,
         "{}",
         run.stderr()
     );
+    // Privileged: every capability, and nothing of /proc or /sys masked
+    // or read-only (Docker's rule).
+    let out = d
+        .berth_with(
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--privileged",
+                "localhost/busybox-test",
+                "sh",
+                "-c",
+                "grep -c ' /proc/\\| /sys/firmware ' /proc/self/mountinfo",
+            ],
+            &env,
+            None,
+        )
+        .stdout();
+    assert_eq!(out, "0\n");
     // The container's PID namespace: it is PID 1 there.
     let out = d
         .berth_with(

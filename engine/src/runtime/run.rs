@@ -561,23 +561,19 @@ fn prepare_for(
             write_replace(&dir.join("hosts"), hosts.as_bytes())?;
             write_replace(&dir.join("resolv.conf"), resolv_conf(&req.dns).as_bytes())?;
         }
-        let mut binds = vec![
-            Bind {
-                source: net_files.join("resolv.conf"),
-                target: "/etc/resolv.conf".into(),
-                read_only: false,
-            },
-            Bind {
-                source: net_files.join("hostname"),
-                target: "/etc/hostname".into(),
-                read_only: false,
-            },
-            Bind {
-                source: net_files.join("hosts"),
-                target: "/etc/hosts".into(),
-                read_only: false,
-            },
-        ];
+        // Read-only in a read-only container, as with Docker.
+        let mut binds: Vec<Bind> = [
+            ("resolv.conf", "/etc/resolv.conf"),
+            ("hostname", "/etc/hostname"),
+            ("hosts", "/etc/hosts"),
+        ]
+        .into_iter()
+        .map(|(file, target)| Bind {
+            source: net_files.join(file),
+            target: target.into(),
+            read_only: req.read_only,
+        })
+        .collect();
         binds.extend(prepared.binds);
         let cgroup = format!("/berth/{id}");
         let oci = spec::build(&spec::SpecRequest {

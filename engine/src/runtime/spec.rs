@@ -809,10 +809,14 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
                     .collect(),
             ));
         }
-        if !req.privileged {
-            linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|s| s.to_string()).collect()));
-            linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|s| s.to_string()).collect()));
-        }
+        // Privileged: none at all (not oci-spec's defaults), as with Docker.
+        let (masked, readonly): (&[&str], &[&str]) = if req.privileged {
+            (&[], &[])
+        } else {
+            (MASKED_PATHS, READONLY_PATHS)
+        };
+        linux.set_masked_paths(Some(masked.iter().map(|s| s.to_string()).collect()));
+        linux.set_readonly_paths(Some(readonly.iter().map(|s| s.to_string()).collect()));
         let (mut nodes, mut rules) = super::devices::mapped(&req.devices)?;
         if req.privileged {
             let (all, any) = super::devices::all_host()?;
