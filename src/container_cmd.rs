@@ -191,8 +191,13 @@ fn dns_ready(global: &Global, networks: &[String]) -> anyhow::Result<()> {
 }
 
 impl Network for NetplaneHook {
-    fn connect(&mut self, record: &ContainerRecord, pid: i32) -> berth_engine::Result<()> {
+    fn connect(
+        &mut self,
+        record: &ContainerRecord,
+        pid: i32,
+    ) -> berth_engine::Result<Option<std::net::IpAddr>> {
         let conflict = |e: String| berth_engine::Error::Conflict(e);
+        let mut first = None;
         let mut names = vec![record.name.clone()];
         names.extend(record.dns_names.iter().cloned());
         names.push(record.id[..12].to_string());
@@ -221,6 +226,9 @@ impl Network for NetplaneHook {
                     },
                 )
                 .map_err(|e| conflict(format!("network {n}: {e}")))?;
+            if i == 0 {
+                first = Some(att.ip.into());
+            }
             if i == 0 && !record.ports.is_empty() {
                 let reqs = record
                     .ports
@@ -239,7 +247,7 @@ impl Network for NetplaneHook {
                 record.name
             )));
         }
-        Ok(())
+        Ok(first)
     }
 
     fn disconnect(&mut self, record: &ContainerRecord) {

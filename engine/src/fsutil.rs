@@ -61,6 +61,21 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     }
 }
 
+/// Writes `bytes` over the file at `path` itself (same inode), cut to
+/// their length: for a file a running container has bind-mounted, which a
+/// replacement would not reach. Not atomic; not truncated first (see
+/// `replace`).
+pub fn write_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all_at(bytes, 0)
+        .and_then(|()| f.set_len(bytes.len() as u64))
+        .map_err(|e| Error::io(path, e))
+}
+
 /// fsyncs a directory so that renames into it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)

@@ -394,6 +394,10 @@ networks:
         .berth(&d, &root, &["exec", "api", "ip", "-o", "-4", "addr"])
         .ok();
     assert!(addrs.contains("10.97.1.50/24"), "{addrs}");
+    // Its hostname names its address on its first network, as with Docker
+    // (`/etc/hosts`' last line).
+    let own = ns.berth(&d, &root, &["exec", "api", "hostname", "-i"]).ok();
+    assert_eq!(own, "10.97.1.50\n");
     // Automatic addresses come from the ip range, past the reserved one.
     let addrs = ns
         .berth(&d, &root, &["exec", "client", "ip", "-o", "-4", "addr"])

@@ -14,6 +14,7 @@
 //! containers/<id>/container-json.log       logs of detached containers
 //! ```
 
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -548,12 +549,12 @@ fn prepare_for(
         };
         if joined.is_none() {
             write_replace(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
+            // The container's own address comes once it has one (see
+            // `name_own_address`).
             let mut hosts = if host_network {
                 std::fs::read_to_string("/etc/hosts").unwrap_or_default()
             } else {
-                format!(
-                    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-                )
+                HOSTS_HEADER.to_string()
             };
             for (name, addr) in &req.extra_hosts {
                 hosts.push_str(&format!("{addr}\t{name}\n"));
@@ -719,8 +720,9 @@ pub fn process_start(pid: i32) -> Option<u64> {
 /// before its process runs, and again after it exited. The engine knows no
 /// network plane; the caller wires one in.
 pub trait Network {
-    /// Connects the network namespace of `pid` for `record`.
-    fn connect(&mut self, record: &ContainerRecord, pid: i32) -> Result<()>;
+    /// Connects the network namespace of `pid` for `record`; returns the
+    /// container's address on its first network, if it has one.
+    fn connect(&mut self, record: &ContainerRecord, pid: i32) -> Result<Option<IpAddr>>;
     /// Undoes [`Network::connect`] (leases, host-side links); errors are
     /// the implementation's to report.
     fn disconnect(&mut self, record: &ContainerRecord);
@@ -730,8 +732,8 @@ pub trait Network {
 pub struct NoNetwork;
 
 impl Network for NoNetwork {
-    fn connect(&mut self, _: &ContainerRecord, _: i32) -> Result<()> {
-        Ok(())
+    fn connect(&mut self, _: &ContainerRecord, _: i32) -> Result<Option<IpAddr>> {
+        Ok(None)
     }
     fn disconnect(&mut self, _: &ContainerRecord) {}
 }
@@ -747,6 +749,35 @@ pub struct Streams {
     /// A console socket: the process runs on a terminal whose master the
     /// runtime sends there (the streams above are then unused).
     pub console: Option<PathBuf>,
+}
+
+/// Docker's `/etc/hosts` for a container before its own line.
+const HOSTS_HEADER: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+    fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+/// Names the container's address after its hostname in its `/etc/hosts`,
+/// as the last line, as Docker does (programs that look up their own name
+/// to tell peers where they are get an address the peers can reach). The
+/// line a previous start added goes: the address may have changed. The
+/// file is written over in place, since the container has it bind-mounted.
+fn name_own_address(dir: &Path, ip: IpAddr) -> Result<()> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))
+    };
+    let hostname = read("hostname")?.trim().to_string();
+    let hosts = read("hosts")?;
+    let mut lines: Vec<&str> = hosts.lines().collect();
+    let own = |l: &str| {
+        l.split_once('\t')
+            .is_some_and(|(a, n)| n == hostname && a.parse::<IpAddr>().is_ok())
+    };
+    if lines.last().is_some_and(|l| own(l)) {
+        lines.pop();
+    }
+    let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    text.push_str(&format!("{ip}\t{hostname}\n"));
+    crate::fsutil::write_in_place(&dir.join("hosts"), text.as_bytes())
 }
 
 /// Whether a container has a network namespace of its own that berth
@@ -855,7 +886,11 @@ pub fn execute(
         if runtime_made_netns {
             super::netns::loopback_up_of(pid.as_raw())?;
         }
-        net.connect(&p.record, pid.as_raw())?;
+        let address = net.connect(&p.record, pid.as_raw())?;
+        // Its name files are its own unless it joined another's network.
+        if let Some(ip) = address.filter(|_| !p.record.network_mode.starts_with("container:")) {
+            name_own_address(&p.dir, ip)?;
+        }
         container.start().map_err(lc)?;
         p.record.status = "running".into();
         p.record.pid = Some(pid.as_raw());
