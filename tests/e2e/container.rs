@@ -588,6 +588,77 @@ fn a_container_looks_from_inside_as_dockers_do() {
     );
 }
 
+/// RT-03 (CVE-2024-21626, "Leaky Vessels"): no descriptor of the host
+/// reaches a container, its init or an exec'd process, even from a berth
+/// started holding many; a working directory through one is refused.
+#[test]
+fn no_host_descriptor_reaches_a_container() {
+    let d = Dir::new("fdleak");
+    let root = busybox_root(&d);
+    // A caller that leaks the host's root on descriptors 3 to 30.
+    let leaky = |args: &[&str]| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(r#"for i in $(seq 3 30); do eval "exec $i</"; done; exec "$@""#)
+            .arg("bash")
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .env("BERTH_ROOT", &root)
+            .current_dir(d.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run berth");
+        crate::sandbox::Run(out)
+    };
+    let own_fds = "ls /proc/$$/fd | tr '\\n' ' '";
+    let run = leaky(&[
+        "container",
+        "run",
+        "--rm",
+        "localhost/busybox-test",
+        "sh",
+        "-c",
+        own_fds,
+    ]);
+    assert_eq!(run.stdout(), "0 1 2 ", "{}", run.stderr());
+    leaky(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "fds",
+        "localhost/busybox-test",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let exec = leaky(&["container", "exec", "fds", "sh", "-c", own_fds]);
+    assert_eq!(exec.stdout(), "0 1 2 ", "{}", exec.stderr());
+    let init = leaky(&["container", "exec", "fds", "ls", "/proc/1/fd"]).ok();
+    assert_eq!(init, "0\n1\n2\n");
+    for n in ["3", "5", "30"] {
+        let cwd = format!("/proc/self/fd/{n}");
+        let run = leaky(&[
+            "container",
+            "run",
+            "--rm",
+            "-w",
+            &cwd,
+            "localhost/busybox-test",
+            "ls",
+        ])
+        .fails();
+        let exec = leaky(&["container", "exec", "-w", &cwd, "fds", "ls"]).fails();
+        for err in [run, exec] {
+            assert!(
+                err.contains(&cwd) && err.contains("outside the container"),
+                "{err}"
+            );
+        }
+    }
+    leaky(&["container", "rm", "-f", "fds"]).ok();
+}
+
 /// RT-17 (CVE-2022-0492, `release_agent`) and RT-18 (CVE-2023-25809,
 /// writable cgroupfs): a default container's cgroups are private and
 /// read-only.

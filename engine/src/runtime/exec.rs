@@ -113,7 +113,12 @@ fn start(
         .with_no_new_privs(no_new_privs)
         .with_container_args(req.args.clone())
         .with_env(env)
-        .with_cwd(req.workdir.clone())
+        .with_cwd(
+            req.workdir
+                .clone()
+                .map(super::spec::check_workdir)
+                .transpose()?,
+        )
         .with_terminal(console.is_some())
         .with_detach(console.is_some());
     if let Some(u) = &req.user {

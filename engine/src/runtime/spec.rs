@@ -331,6 +331,30 @@ pub fn environment(image: &RunConfig, extra: &[String], hostname: &str, tty: boo
     env
 }
 
+/// Refuses a working directory through `/proc`'s links to a process's
+/// open files, root or cwd (`/proc/self/fd/3`): at the runtime's `chdir`
+/// they can still name a directory of the host (CVE-2024-21626). The
+/// runtime refuses them too, without saying why.
+pub fn check_workdir(dir: String) -> Result<String> {
+    let parts: Vec<&str> = dir
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let magic = parts.len() >= 3
+        && parts[0] == "proc"
+        && matches!(
+            parts[2],
+            "fd" | "fdinfo" | "cwd" | "root" | "map_files" | "task"
+        );
+    if magic {
+        return Err(Error::Conflict(format!(
+            "working directory {dir}: a path through /proc's links to open files can lead \
+             outside the container (CVE-2024-21626)"
+        )));
+    }
+    Ok(dir)
+}
+
 /// Resource limits, with Docker's flag semantics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources {
@@ -587,13 +611,13 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
             args
         })
         .env(environment(image, &req.env, hostname, req.tty))
-        .cwd(
+        .cwd(check_workdir(
             req.workdir
                 .clone()
                 .or_else(|| image.working_dir.clone())
                 .filter(|w| !w.is_empty())
                 .unwrap_or_else(|| "/".into()),
-        )
+        )?)
         .user(user)
         .capabilities(capabilities)
         .terminal(req.tty)
@@ -870,6 +894,21 @@ mod tests {
                 "HOSTNAME=mine"
             ]
         );
+    }
+
+    #[test]
+    fn working_directories_through_proc_links_are_refused() {
+        for bad in [
+            "/proc/self/fd/3",
+            "/proc/1/cwd",
+            "//proc/./thread-self/root/x",
+            "/proc/7/task/7/fd/4",
+        ] {
+            assert!(check_workdir(bad.into()).is_err(), "{bad}");
+        }
+        for good in ["/", "/proc", "/proc/sys", "/srv/proc/self/fd", "/app"] {
+            assert_eq!(check_workdir(good.into()).unwrap(), good);
+        }
     }
 
     #[test]
