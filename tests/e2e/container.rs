@@ -5,12 +5,44 @@ use crate::sandbox::Dir;
 /// A state root in the sandbox holding `localhost/busybox-test:latest`,
 /// built from Debian's busybox-static (which `scripts/test` installs).
 pub fn busybox_root(d: &Dir) -> String {
+    let root = d.path().join("state").to_string_lossy().into_owned();
+    import_image(d, &root, busybox_tar(&[]), "localhost/busybox-test:latest");
+    root
+}
+
+/// Imports the tarball `b` into the state root `root` as `tag`.
+fn import_image(d: &Dir, root: &str, b: tar::Builder<Vec<u8>>, tag: &str) {
+    let tar_path = d.path().join("image.tar");
+    std::fs::write(&tar_path, b.into_inner().unwrap()).unwrap();
+    d.berth_with(
+        &[
+            "image",
+            "import",
+            "-c",
+            "CMD [\"sh\"]",
+            "-c",
+            "ENV PATH=/bin",
+            &tar_path.to_string_lossy(),
+            tag,
+        ],
+        &[("BERTH_ROOT", root)],
+        None,
+    )
+    .ok();
+}
+
+/// The busybox image's files, but for the top-level entries in `skip`,
+/// which a test adds as it likes.
+fn busybox_tar(skip: &[&str]) -> tar::Builder<Vec<u8>> {
     assert!(
         std::path::Path::new("/bin/busybox").exists(),
         "/bin/busybox is missing: scripts/test installs Debian's busybox-static"
     );
     let mut b = tar::Builder::new(Vec::new());
     for dir in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "www"] {
+        if skip.contains(&dir) {
+            continue;
+        }
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
         h.set_mode(if dir == "tmp" { 0o1777 } else { 0o755 });
@@ -45,31 +77,25 @@ pub fn busybox_root(d: &Dir) -> String {
         ("etc/group", &group[..]),
         ("www/index.html", &index[..]),
     ] {
+        if skip.iter().any(|top| name.starts_with(&format!("{top}/"))) {
+            continue;
+        }
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_entry_type(tar::EntryType::Regular);
         b.append_data(&mut h, name, data).unwrap();
     }
-    let tar_path = d.path().join("busybox.tar");
-    std::fs::write(&tar_path, b.into_inner().unwrap()).unwrap();
-    let root = d.path().join("state").to_string_lossy().into_owned();
-    d.berth_with(
-        &[
-            "image",
-            "import",
-            "-c",
-            "CMD [\"sh\"]",
-            "-c",
-            "ENV PATH=/bin",
-            &tar_path.to_string_lossy(),
-            "localhost/busybox-test:latest",
-        ],
-        &[("BERTH_ROOT", &root)],
-        None,
-    )
-    .ok();
-    root
+    b
+}
+
+/// Adds a symlink `path -> target` to `b`.
+fn add_symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    b.append_link(&mut h, path, target).unwrap();
 }
 
 fn mounts_under(path: &str) -> usize {
@@ -586,6 +612,179 @@ fn a_container_looks_from_inside_as_dockers_do() {
         "{}",
         other.stdout()
     );
+}
+
+/// Images whose paths the runtime writes through are symlinks out of the
+/// root (RT-06 `/proc` and `/sys`, RT-07 `/dev/null`, RT-10 `/dev`, RT-11
+/// the name files): nothing outside the root is touched, masked files stay
+/// masked, and what cannot be made safe fails with an error.
+#[test]
+fn image_symlinks_never_redirect_the_runtime_out_of_the_root() {
+    let d = Dir::new("hostile");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let sentinel = d.path().join("sentinel");
+    std::fs::create_dir_all(&sentinel).unwrap();
+    std::fs::write(sentinel.join("ptmx"), "keep").unwrap();
+    std::fs::write(sentinel.join("hosts"), "keep").unwrap();
+    let s = sentinel.to_string_lossy().into_owned();
+    let snapshot = || {
+        let mut names: Vec<(String, String)> = std::fs::read_dir(&sentinel)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                (e.file_name().to_string_lossy().into_owned(), text)
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let before = snapshot();
+    let run = |tag: &str, script: &str| {
+        d.berth_with(
+            &["container", "run", "--rm", tag, "sh", "-c", script],
+            &env,
+            None,
+        )
+    };
+    // RT-10: /dev out of the root, absolute and relative.
+    for (i, target) in [s.clone(), format!("../../../../../../../..{s}")]
+        .iter()
+        .enumerate()
+    {
+        let mut b = busybox_tar(&["dev"]);
+        add_symlink(&mut b, "dev", target);
+        let tag = format!("localhost/dev-out-{i}:latest");
+        import_image(&d, &root, b, &tag);
+        let r = run(&tag, "ls /dev/null /dev/ptmx >/dev/null && echo fresh");
+        assert!(
+            r.stdout() == "fresh\n" || !r.0.status.success(),
+            "{}{}",
+            r.stdout(),
+            r.stderr()
+        );
+    }
+    // RT-11: the name files out of the root.
+    let mut b = busybox_tar(&[]);
+    add_symlink(&mut b, "etc/hosts", &format!("{s}/hosts"));
+    add_symlink(
+        &mut b,
+        "etc/resolv.conf",
+        &format!("../../../../../../..{s}/resolv.conf"),
+    );
+    add_symlink(&mut b, "etc/hostname", &format!("{s}/hostname"));
+    import_image(&d, &root, b, "localhost/names-out:latest");
+    let r = run(
+        "localhost/names-out:latest",
+        "grep -c localhost /etc/hosts; echo x >> /etc/hosts; echo x >> /etc/resolv.conf",
+    );
+    assert_eq!(r.stdout(), "2\n", "{}", r.stderr());
+    // RT-07: /dev/null in the image a symlink to a procfs file; masked
+    // files stay the null device and procfs stays read-only.
+    let mut b = busybox_tar(&["dev"]);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    b.append_data(&mut h, "dev", &[][..]).unwrap();
+    add_symlink(&mut b, "dev/null", "/proc/sys/kernel/core_pattern");
+    import_image(&d, &root, b, "localhost/null-link:latest");
+    let r = run(
+        "localhost/null-link:latest",
+        "stat -c '%t:%T' /proc/keys /proc/timer_list; \
+         echo x 2>/dev/null > /proc/sys/kernel/core_pattern || echo refused",
+    );
+    assert_eq!(r.stdout(), "1:3\n1:3\nrefused\n", "{}", r.stderr());
+    // RT-06: /proc or /sys a symlink: refused, with the path named.
+    for top in ["proc", "sys"] {
+        let mut b = busybox_tar(&[top]);
+        add_symlink(&mut b, top, &format!("{s}/{top}"));
+        let tag = format!("localhost/{top}-link:latest");
+        import_image(&d, &root, b, &tag);
+        let r = run(&tag, "true");
+        assert!(
+            !r.0.status.success() && r.stderr().contains(top),
+            "{}{}",
+            r.stdout(),
+            r.stderr()
+        );
+    }
+    assert_eq!(snapshot(), before, "the sentinel directory changed");
+}
+
+/// RT-13 (no inheritable or ambient capabilities, for root or another
+/// user, run or exec) and RT-24 (device nodes a container makes cannot be
+/// opened: the device cgroup allows only the standard ones).
+#[test]
+fn no_inherited_capabilities_and_no_device_beyond_the_standard_ones() {
+    let d = Dir::new("capsdev");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let caps = "grep -E '^Cap(Inh|Amb)' /proc/self/status";
+    let none = "CapInh:\t0000000000000000\nCapAmb:\t0000000000000000\n";
+    for user in ["0", "1000"] {
+        let out = d
+            .berth_with(
+                &[
+                    "container",
+                    "run",
+                    "--rm",
+                    "-u",
+                    user,
+                    "localhost/busybox-test",
+                    "sh",
+                    "-c",
+                    caps,
+                ],
+                &env,
+                None,
+            )
+            .ok();
+        assert_eq!(out, none, "user {user}");
+    }
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "caps",
+            "localhost/busybox-test",
+            "sleep",
+            "60",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    let out = d
+        .berth_with(
+            &["container", "exec", "-u", "1000", "caps", "sh", "-c", caps],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(out, none, "exec");
+    // A disk and /dev/mem made with CAP_MKNOD: made, not opened.
+    let out = d
+        .berth_with(
+            &[
+                "container",
+                "exec",
+                "caps",
+                "sh",
+                "-c",
+                "for n in 'sda b 8 0' 'mem c 1 1'; do set -- $n; mknod /tmp/$1 $2 $3 $4 && \
+                 { head -c1 /tmp/$1 >/dev/null 2>&1 && echo \"$1 opened\" || echo \"$1 denied\"; }; done",
+            ],
+            &env,
+            None,
+        )
+        .ok();
+    assert_eq!(out, "sda denied\nmem denied\n");
+    d.berth_with(&["container", "rm", "-f", "caps"], &env, None)
+        .ok();
 }
 
 /// RT-03 (CVE-2024-21626, "Leaky Vessels"): no descriptor of the host

@@ -512,6 +512,7 @@ fn prepare_for(
     let own_netns = start == Start::Next && owns_netns(&req.network_mode, userns.is_some());
     let body = || -> Result<ContainerRecord> {
         fs.mount(&layers, userns.as_ref(), req.remove)?;
+        kernel_mount_points(&fs.merged, &req.image)?;
         let mut process = req.process.clone();
         process.user = user::resolve(
             &fs.merged,
@@ -749,6 +750,27 @@ pub struct Streams {
     /// A console socket: the process runs on a terminal whose master the
     /// runtime sends there (the streams above are then unused).
     pub console: Option<PathBuf>,
+}
+
+/// Refuses an image whose `/proc` or `/sys` is anything but a directory
+/// (a symlink out of the root, a file): the runtime mounts the kernel's
+/// filesystems there and writes through them (sysctls, masks), so they
+/// must be the container's own (catalog RT-06). The runtime refuses such
+/// an image too, without saying why.
+fn kernel_mount_points(merged: &Path, image: &str) -> Result<()> {
+    for top in ["proc", "sys"] {
+        let what = match std::fs::symlink_metadata(merged.join(top)) {
+            Err(_) => continue,
+            Ok(m) if m.is_dir() => continue,
+            Ok(m) if m.file_type().is_symlink() => "a symbolic link",
+            Ok(_) => "not a directory",
+        };
+        return Err(Error::Conflict(format!(
+            "image {image}: /{top} is {what}; the kernel's filesystem is mounted there, \
+             so it must be a directory of the image's own"
+        )));
+    }
+    Ok(())
 }
 
 /// Docker's `/etc/hosts` for a container before its own line.
