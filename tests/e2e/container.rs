@@ -787,6 +787,59 @@ fn no_inherited_capabilities_and_no_device_beyond_the_standard_ones() {
         .ok();
 }
 
+/// RT-22 (mount propagation): a mount a container makes, allowed to by
+/// SYS_ADMIN, never shows on the host, and nothing stays mounted after.
+#[test]
+fn a_containers_own_mounts_stay_in_the_container() {
+    let d = Dir::new("propagation");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "--name",
+            "mounter",
+            "--cap-add",
+            "SYS_ADMIN",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "mkdir -p /m && mount -t tmpfs berth-rt22 /m && touch /m/made && sleep 60",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    let exec = |cmd: &str| {
+        d.berth_with(
+            &["container", "exec", "mounter", "sh", "-c", cmd],
+            &env,
+            None,
+        )
+        .stdout()
+    };
+    let mut seen = String::new();
+    for _ in 0..50 {
+        seen = exec("ls /m 2>/dev/null");
+        if seen == "made\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(seen, "made\n", "the container's mount");
+    let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !host.contains("berth-rt22"),
+        "the container's mount reached the host"
+    );
+    d.berth_with(&["container", "rm", "-f", "mounter"], &env, None)
+        .ok();
+    // Other tests mount in parallel: only this root's mounts are counted.
+    assert_eq!(mounts_under(&root), 0);
+}
+
 /// RT-03 (CVE-2024-21626, "Leaky Vessels"): no descriptor of the host
 /// reaches a container, its init or an exec'd process, even from a berth
 /// started holding many; a working directory through one is refused.

@@ -156,4 +156,21 @@ mod tests {
             assert!(resolve(dir.path(), bad).is_err(), "{bad}");
         }
     }
+
+    /// Catalog RT-21 (CVE-2026-30892, crun `exec -u 1` ran as uid 0): the
+    /// user strings of its table resolve to exactly these ids, or fail.
+    #[test]
+    fn the_catalogs_user_strings_resolve_exactly_or_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        std::fs::write(dir.path().join("etc/group"), "root:x:0:\n").unwrap();
+        let ids = |u: &str| resolve(dir.path(), u).ok().map(|(u, g, _)| (u, g));
+        assert_eq!(ids("1"), Some((1, 0)));
+        assert_eq!(ids("1:1"), Some((1, 1)));
+        assert_eq!(ids("root:1000"), Some((0, 1000)));
+        for bad in ["0x1", " 1", "+1", "1:", ":1", "4294967295"] {
+            assert_eq!(ids(bad), None, "{bad:?}");
+        }
+    }
 }
