@@ -840,6 +840,96 @@ fn a_containers_own_mounts_stay_in_the_container() {
     assert_eq!(mounts_under(&root), 0);
 }
 
+/// RT-28 (CVE-2020-15257, containerd-shim's abstract socket): a
+/// supervisor's sockets (a terminal's, attach's) are paths in directories
+/// only root may enter, never abstract names a host-network container
+/// could reach.
+#[test]
+fn a_supervisors_sockets_are_paths_in_private_directories() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new("ctlsock");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    d.berth_with(
+        &[
+            "container",
+            "run",
+            "-d",
+            "-t",
+            "-i",
+            "--name",
+            "ctl",
+            "localhost/busybox-test",
+            "sh",
+        ],
+        &env,
+        None,
+    )
+    .ok();
+    // This root's supervisor.
+    let shim = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("__shim") && c.contains(root.as_str())
+            })
+        })
+        .expect("the container's supervisor");
+    let names: std::collections::HashMap<String, String> =
+        std::fs::read_to_string("/proc/net/unix")
+            .unwrap()
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((f.get(6)?.to_string(), f.get(7)?.to_string()))
+            })
+            .collect();
+    let mut named = 0;
+    for fd in std::fs::read_dir(format!("/proc/{shim}/fd")).unwrap() {
+        let fd = fd.unwrap().path();
+        let Ok(link) = std::fs::read_link(&fd) else {
+            continue;
+        };
+        let link = link.to_string_lossy().into_owned();
+        let Some(inode) = link
+            .strip_prefix("socket:[")
+            .and_then(|l| l.strip_suffix(']'))
+        else {
+            continue;
+        };
+        let Some(name) = names.get(inode) else {
+            continue;
+        };
+        named += 1;
+        assert!(!name.starts_with('@'), "abstract socket {name}");
+        // Bound through a descriptor of the container's directory (closed
+        // since): the socket is found there.
+        let dir = if let Some(rest) = name.strip_prefix("/proc/self/fd/") {
+            let file = rest.rsplit('/').next().unwrap().to_string();
+            std::fs::read_dir(std::path::Path::new(&root).join("containers"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|c| c.join(&file).exists())
+                .unwrap_or_else(|| panic!("{name} is in no container's directory"))
+        } else {
+            std::path::Path::new(name).parent().unwrap().to_path_buf()
+        };
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{name} in {} (mode {mode:o})",
+            dir.display()
+        );
+    }
+    assert!(named > 0, "the supervisor of a terminal holds a socket");
+    d.berth_with(&["container", "rm", "-f", "ctl"], &env, None)
+        .ok();
+}
+
 /// RT-03 (CVE-2024-21626, "Leaky Vessels"): no descriptor of the host
 /// reaches a container, its init or an exec'd process, even from a berth
 /// started holding many; a working directory through one is refused.
