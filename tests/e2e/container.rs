@@ -766,6 +766,33 @@ fn no_inherited_capabilities_and_no_device_beyond_the_standard_ones() {
         )
         .ok();
     assert_eq!(out, none, "exec");
+    // RT-14: privileged as another user holds nothing effective but may
+    // gain all; `--cap-drop ALL` with one added holds exactly that one.
+    let status = |flags: &[&str]| {
+        let mut args = vec!["container", "run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend([
+            "localhost/busybox-test",
+            "grep",
+            "-E",
+            "^Cap(Eff|Bnd)",
+            "/proc/self/status",
+        ]);
+        d.berth_with(&args, &env, None).ok()
+    };
+    let root_privileged = status(&["--privileged"]);
+    let user_privileged = status(&["--privileged", "-u", "1000"]);
+    assert_eq!(
+        user_privileged,
+        root_privileged.replace(
+            root_privileged.lines().next().unwrap(),
+            "CapEff:\t0000000000000000"
+        )
+    );
+    assert_eq!(
+        status(&["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"]),
+        "CapEff:\t0000000000001000\nCapBnd:\t0000000000001000\n"
+    );
     // A disk and /dev/mem made with CAP_MKNOD: made, not opened.
     let out = d
         .berth_with(
@@ -928,6 +955,52 @@ fn a_supervisors_sockets_are_paths_in_private_directories() {
     assert!(named > 0, "the supervisor of a terminal holds a socket");
     d.berth_with(&["container", "rm", "-f", "ctl"], &env, None)
         .ok();
+}
+
+/// RT-12: Docker's masked paths (with the 2023-2025 additions) are absent,
+/// the null device or empty read-only directories, its read-only paths
+/// are read-only mounts.
+#[test]
+fn dockers_masked_and_read_only_paths_hold() {
+    let d = Dir::new("masked");
+    let root = busybox_root(&d);
+    let env = [("BERTH_ROOT", root.as_str())];
+    let probe = r#"
+        for p in /proc/asound /proc/acpi /proc/interrupts /proc/kcore /proc/keys \
+                 /proc/latency_stats /proc/timer_list /proc/timer_stats \
+                 /proc/sched_debug /proc/scsi /sys/firmware \
+                 /sys/devices/virtual/powercap \
+                 $(ls -d /sys/devices/system/cpu/cpu*/thermal_throttle 2>/dev/null); do
+            if [ -c $p ]; then
+                [ "$(stat -c %t:%T $p)" = 1:3 ] || echo "$p is a device but not null"
+            elif [ -d $p ]; then
+                [ -z "$(ls -A $p)" ] || echo "$p shows its entries"
+                touch $p/x 2>/dev/null && echo "$p is writable"
+            elif [ -e $p ]; then
+                echo "$p is not masked"
+            fi
+        done
+        for p in /proc/bus /proc/fs /proc/irq /proc/sys /proc/sysrq-trigger; do
+            [ -e $p ] || continue
+            o=$(awk -v p=$p '$5 == p { split($6, o, ","); print o[1] }' /proc/self/mountinfo)
+            [ "$o" = ro ] || echo "$p is not read-only"
+        done
+        echo 1 2>/dev/null > /proc/sysrq-trigger && echo "sysrq-trigger written"
+        echo checked"#;
+    let run = d.berth_with(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            probe,
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(run.stdout(), "checked\n", "{}", run.stderr());
 }
 
 /// RT-03 (CVE-2024-21626, "Leaky Vessels"): no descriptor of the host

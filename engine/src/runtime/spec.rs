@@ -48,6 +48,29 @@ pub const MASKED_PATHS: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
+/// [`MASKED_PATHS`] and, as Docker masks them since 2025 (a side channel
+/// on CPU temperature, GHSA-6fw5-f8r9-fgfm), each of this host's CPUs'
+/// `thermal_throttle` directory.
+fn masked_paths() -> Vec<String> {
+    let mut paths: Vec<String> = MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+    let cpus = Path::new("/sys/devices/system/cpu");
+    let mut throttles: Vec<String> = std::fs::read_dir(cpus)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            let n = name.strip_prefix("cpu")?;
+            (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some(name)
+        })
+        .map(|cpu| cpus.join(cpu).join("thermal_throttle"))
+        .filter(|p| p.exists())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    throttles.sort();
+    paths.extend(throttles);
+    paths
+}
+
 /// Docker's read-only paths.
 pub const READONLY_PATHS: &[&str] = &[
     "/proc/bus",
@@ -834,13 +857,16 @@ pub fn build(r: &SpecRequest<'_>) -> Result<Spec> {
             ));
         }
         // Privileged: none at all (not oci-spec's defaults), as with Docker.
-        let (masked, readonly): (&[&str], &[&str]) = if req.privileged {
-            (&[], &[])
+        let (masked, readonly) = if req.privileged {
+            (Vec::new(), Vec::new())
         } else {
-            (MASKED_PATHS, READONLY_PATHS)
+            (
+                masked_paths(),
+                READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+            )
         };
-        linux.set_masked_paths(Some(masked.iter().map(|s| s.to_string()).collect()));
-        linux.set_readonly_paths(Some(readonly.iter().map(|s| s.to_string()).collect()));
+        linux.set_masked_paths(Some(masked));
+        linux.set_readonly_paths(Some(readonly));
         let (mut nodes, mut rules) = super::devices::mapped(&req.devices)?;
         if req.privileged {
             let (all, any) = super::devices::all_host()?;
