@@ -922,6 +922,34 @@ mod tests {
         );
     }
 
+    /// Catalog RT-25: only namespaced sysctls, `net.*` only with a network
+    /// of the container's own.
+    #[test]
+    fn only_namespaced_sysctls_pass() {
+        for bad in [
+            "kernel.core_pattern",
+            "kernel.modprobe",
+            "vm.swappiness",
+            "vm.overcommit_memory",
+            "fs.file-max",
+            "fs.protected_symlinks",
+            "kernel.shm",
+            "kernel.domainname",
+        ] {
+            assert!(check_sysctl(bad, false).is_err(), "{bad}");
+        }
+        for good in [
+            "net.ipv4.ip_forward",
+            "kernel.shmmax",
+            "kernel.msgmnb",
+            "kernel.sem",
+            "fs.mqueue.msg_max",
+        ] {
+            assert!(check_sysctl(good, false).is_ok(), "{good}");
+        }
+        assert!(check_sysctl("net.ipv4.ip_forward", true).is_err());
+    }
+
     #[test]
     fn working_directories_through_proc_links_are_refused() {
         for bad in [
