@@ -213,6 +213,44 @@ impl<'a> HostRuntime<'a> {
                     .map_err(|e| format!("service {}: {e}", d.service))?,
             );
         }
+        // File secrets and configs are read-only bind mounts, as Docker
+        // Compose makes them outside a swarm: secrets under /run/secrets,
+        // configs at the root, unless a target says otherwise.
+        for (kind, refs, objects, base) in [
+            (
+                "secret",
+                &svc.secrets,
+                &self.project.secrets,
+                "/run/secrets",
+            ),
+            ("config", &svc.configs, &self.project.configs, ""),
+        ] {
+            for r in refs {
+                let object = objects.get(&r.source).ok_or_else(|| {
+                    format!(
+                        "service {}: {kind} {:?} is not defined at the top level",
+                        d.service, r.source
+                    )
+                })?;
+                if object.file.is_empty() {
+                    return Err(format!(
+                        "service {}: {kind} {:?}: {kind}s from the environment, inline \
+                         content or outside the project are not supported yet (only from a file)",
+                        d.service, r.source
+                    ));
+                }
+                let target = match r.target.as_str() {
+                    "" => format!("{base}/{}", r.source),
+                    t if t.starts_with('/') => t.to_string(),
+                    t => format!("{base}/{t}"),
+                };
+                mounts.push(MountRequest::Bind {
+                    source: PathBuf::from(&object.file),
+                    target,
+                    read_only: true,
+                });
+            }
+        }
         let networks = match svc.network_mode.as_str() {
             "" => {
                 let mut keys: Vec<(&String, i64)> = svc

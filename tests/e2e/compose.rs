@@ -683,6 +683,85 @@ services:
     assert_eq!(ns.berth(&d, &root, &["ps", "-aq"]).ok(), "");
 }
 
+/// File secrets and configs are mounted read-only where Docker Compose
+/// puts them (`/run/secrets/<name>`, `/<name>`, or their target); the
+/// kinds berth cannot mount yet are refused, not left out.
+#[test]
+fn file_secrets_and_configs_are_mounted_read_only() {
+    let d = Dir::new("secrets");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    d.write("db_password.txt", "s3cret\n");
+    d.write("app.conf", "level=debug\n");
+    d.write(
+        "compose.yaml",
+        r#"
+name: sec
+services:
+  app:
+    image: localhost/busybox-test:latest
+    network_mode: none
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    secrets:
+      - db_password
+      - source: db_password
+        target: again
+    configs:
+      - app.conf
+      - source: app.conf
+        target: /etc/app/app.conf
+secrets:
+  db_password:
+    file: ./db_password.txt
+configs:
+  app.conf:
+    file: ./app.conf
+"#,
+    );
+    ns.berth(&d, &root, &["up", "-d"]).ok();
+    let out = ns
+        .berth(
+            &d,
+            &root,
+            &[
+                "exec",
+                "app",
+                "sh",
+                "-c",
+                "cat /run/secrets/db_password /run/secrets/again /app.conf /etc/app/app.conf; \
+                 echo x 2>/dev/null >> /run/secrets/db_password || echo read-only",
+            ],
+        )
+        .ok();
+    assert_eq!(out, "s3cret\ns3cret\nlevel=debug\nlevel=debug\nread-only\n");
+    ns.berth(&d, &root, &["down"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("db_password.txt")).unwrap(),
+        "s3cret\n"
+    );
+    // A secret from the environment is refused, not left out.
+    d.write(
+        "compose.yaml",
+        r#"
+name: sec
+services:
+  app:
+    image: localhost/busybox-test:latest
+    network_mode: none
+    secrets: [token]
+secrets:
+  token:
+    environment: HOME
+"#,
+    );
+    let err = ns.berth(&d, &root, &["up", "-d"]).fails();
+    assert!(
+        err.contains("token") && err.contains("not supported yet"),
+        "{err}"
+    );
+    ns.berth(&d, &root, &["down"]).ok();
+}
+
 #[test]
 fn ulimits_sysctls_shm_size_and_oom_score_adj_reach_the_container() {
     let d = Dir::new("limits-misc");
