@@ -98,6 +98,15 @@ fn add_symlink(b: &mut tar::Builder<Vec<u8>>, path: &str, target: &str) {
     b.append_link(&mut h, path, target).unwrap();
 }
 
+/// `container run --rm FLAGS localhost/busybox-test sh -c SCRIPT` with the
+/// state root `root`.
+fn run_script(d: &Dir, root: &str, flags: &[&str], script: &str) -> crate::sandbox::Run {
+    let mut args = vec!["container", "run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend(["localhost/busybox-test", "sh", "-c", script]);
+    d.berth_with(&args, &[("BERTH_ROOT", root)], None)
+}
+
 fn mounts_under(path: &str) -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -572,29 +581,10 @@ fn detached_containers_are_supervised_logged_stopped_and_removed() {
 fn a_container_looks_from_inside_as_dockers_do() {
     let d = Dir::new("dockerlike");
     let root = busybox_root(&d);
-    let env = [("BERTH_ROOT", root.as_str())];
     let probe = r#"id; echo "$HOSTNAME"
         awk '$5 == "/proc" { print $6 }' /proc/self/mountinfo
         grep ' / / ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1,2"#;
-    let run = |user: &str| {
-        d.berth_with(
-            &[
-                "container",
-                "run",
-                "--rm",
-                "--hostname",
-                "box",
-                "-u",
-                user,
-                "localhost/busybox-test",
-                "sh",
-                "-c",
-                probe,
-            ],
-            &env,
-            None,
-        )
-    };
+    let run = |user: &str| run_script(&d, &root, &["--hostname", "box", "-u", user], probe);
     let root_user = run("0");
     assert_eq!(
         root_user.stdout(),
@@ -724,23 +714,7 @@ fn no_inherited_capabilities_and_no_device_beyond_the_standard_ones() {
     let caps = "grep -E '^Cap(Inh|Amb)' /proc/self/status";
     let none = "CapInh:\t0000000000000000\nCapAmb:\t0000000000000000\n";
     for user in ["0", "1000"] {
-        let out = d
-            .berth_with(
-                &[
-                    "container",
-                    "run",
-                    "--rm",
-                    "-u",
-                    user,
-                    "localhost/busybox-test",
-                    "sh",
-                    "-c",
-                    caps,
-                ],
-                &env,
-                None,
-            )
-            .ok();
+        let out = run_script(&d, &root, &["-u", user], caps).ok();
         assert_eq!(out, none, "user {user}");
     }
     d.berth_with(
@@ -769,16 +743,13 @@ fn no_inherited_capabilities_and_no_device_beyond_the_standard_ones() {
     // RT-14: privileged as another user holds nothing effective but may
     // gain all; `--cap-drop ALL` with one added holds exactly that one.
     let status = |flags: &[&str]| {
-        let mut args = vec!["container", "run", "--rm"];
-        args.extend_from_slice(flags);
-        args.extend([
-            "localhost/busybox-test",
-            "grep",
-            "-E",
-            "^Cap(Eff|Bnd)",
-            "/proc/self/status",
-        ]);
-        d.berth_with(&args, &env, None).ok()
+        run_script(
+            &d,
+            &root,
+            flags,
+            "grep -E '^Cap(Eff|Bnd)' /proc/self/status",
+        )
+        .ok()
     };
     let root_privileged = status(&["--privileged"]);
     let user_privileged = status(&["--privileged", "-u", "1000"]);
@@ -964,7 +935,6 @@ fn a_supervisors_sockets_are_paths_in_private_directories() {
 fn dockers_masked_and_read_only_paths_hold() {
     let d = Dir::new("masked");
     let root = busybox_root(&d);
-    let env = [("BERTH_ROOT", root.as_str())];
     let probe = r#"
         for p in /proc/asound /proc/acpi /proc/interrupts /proc/kcore /proc/keys \
                  /proc/latency_stats /proc/timer_list /proc/timer_stats \
@@ -987,19 +957,7 @@ fn dockers_masked_and_read_only_paths_hold() {
         done
         echo 1 2>/dev/null > /proc/sysrq-trigger && echo "sysrq-trigger written"
         echo checked"#;
-    let run = d.berth_with(
-        &[
-            "container",
-            "run",
-            "--rm",
-            "localhost/busybox-test",
-            "sh",
-            "-c",
-            probe,
-        ],
-        &env,
-        None,
-    );
+    let run = run_script(&d, &root, &[], probe);
     assert_eq!(run.stdout(), "checked\n", "{}", run.stderr());
 }
 
@@ -1081,7 +1039,6 @@ fn no_host_descriptor_reaches_a_container() {
 fn a_container_cannot_write_any_cgroup_or_leave_its_own() {
     let d = Dir::new("cgroupro");
     let root = busybox_root(&d);
-    let env = [("BERTH_ROOT", root.as_str())];
     let probe = r#"
         for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs \
                  /sys/fs/cgroup/*/tasks /sys/fs/cgroup/*/notify_on_release \
@@ -1093,19 +1050,7 @@ fn a_container_cannot_write_any_cgroup_or_leave_its_own() {
         grep -v ':/$' /proc/self/cgroup
         unshare -UrmC true 2>/dev/null && echo "unshared a user namespace"
         echo checked"#;
-    let run = d.berth_with(
-        &[
-            "container",
-            "run",
-            "--rm",
-            "localhost/busybox-test",
-            "sh",
-            "-c",
-            probe,
-        ],
-        &env,
-        None,
-    );
+    let run = run_script(&d, &root, &[], probe);
     assert_eq!(run.stdout(), "checked\n", "{}", run.stderr());
 }
 
