@@ -40,24 +40,17 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     // file renamed over another at once, 0.1 ms a write here. The old
     // content, now under the temporary name, goes after.
     use rustix::fs::{CWD, RenameFlags, renameat_with};
-    match renameat_with(CWD, &tmp, CWD, path, RenameFlags::EXCHANGE) {
-        Ok(()) => {
-            if durable {
-                sync_dir(dir)?;
-            }
-            match std::fs::remove_file(&tmp) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&tmp, e)),
-                _ => Ok(()),
-            }
-        }
-        // No target yet, or a filesystem without exchange.
-        Err(_) => {
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-            if durable {
-                sync_dir(dir)?;
-            }
-            Ok(())
-        }
+    // It fails where there is no target yet, or the filesystem cannot.
+    let exchanged = renameat_with(CWD, &tmp, CWD, path, RenameFlags::EXCHANGE).is_ok();
+    if !exchanged {
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    }
+    if durable {
+        sync_dir(dir)?;
+    }
+    match exchanged.then(|| std::fs::remove_file(&tmp)) {
+        Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&tmp, e)),
+        _ => Ok(()),
     }
 }
 

@@ -509,7 +509,7 @@ fn prepare_for(
     let mut anonymous = Vec::new();
     let mut created = Vec::new();
     let mut resolved = Vec::new();
-    let own_netns = start == Start::Next && owns_netns(&req.network_mode, userns.is_some());
+    let own_netns = owns_netns(&req.network_mode, userns.is_some());
     let body = || -> Result<ContainerRecord> {
         fs.mount(&layers, userns.as_ref(), req.remove)?;
         kernel_mount_points(&fs.merged, &req.image)?;
@@ -640,21 +640,25 @@ fn prepare_for(
         drop(creating);
         Ok(record)
     };
-    let result = std::thread::scope(|s| {
-        // Made on the side while the root is prepared: the cgroup
-        // hierarchies every start reads, the network namespace.
-        let side = s.spawn(|| {
-            libcgroups::v1::util::preload();
-            own_netns.then(super::netns::create_here).transpose()
-        });
-        let record = body();
-        let netns = side.join().unwrap_or_else(|_| {
-            Err(Error::Conflict(
-                "preparing the container: a thread panicked".into(),
-            ))
-        });
-        Ok((record?, netns?))
-    });
+    let result = match start {
+        // Nothing made here would reach the supervisor that starts it.
+        Start::Later => body().map(|record| (record, None)),
+        Start::Next => std::thread::scope(|s| {
+            // Made on the side while the root is prepared: the cgroup
+            // hierarchies every start reads, the network namespace.
+            let side = s.spawn(|| {
+                libcgroups::v1::util::preload();
+                own_netns.then(super::netns::create_here).transpose()
+            });
+            let record = body();
+            let netns = side.join().unwrap_or_else(|_| {
+                Err(Error::Conflict(
+                    "preparing the container: a thread panicked".into(),
+                ))
+            });
+            Ok((record?, netns?))
+        }),
+    };
     match result {
         Ok((record, netns)) => {
             crate::events::container(root, "create", &record, &[]);

@@ -52,7 +52,14 @@ pub const MASKED_PATHS: &[&str] = &[
 /// on CPU temperature, GHSA-6fw5-f8r9-fgfm), each of this host's CPUs'
 /// `thermal_throttle` directory.
 fn masked_paths() -> Vec<String> {
+    // The host's CPUs, looked up once per process.
+    static THROTTLES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let mut paths: Vec<String> = MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+    paths.extend(THROTTLES.get_or_init(cpu_throttles).iter().cloned());
+    paths
+}
+
+fn cpu_throttles() -> Vec<String> {
     let cpus = Path::new("/sys/devices/system/cpu");
     let mut throttles: Vec<String> = std::fs::read_dir(cpus)
         .into_iter()
@@ -67,8 +74,7 @@ fn masked_paths() -> Vec<String> {
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
     throttles.sort();
-    paths.extend(throttles);
-    paths
+    throttles
 }
 
 /// Docker's read-only paths.
