@@ -279,6 +279,8 @@ pub enum ContainerCommand {
     Cp(CpArgs),
     /// List the files a container added (A), changed (C) or deleted (D)
     Diff(ContainerNameArg),
+    /// Show the processes running in a container
+    Top(ContainerNameArg),
     /// Write a container's filesystem to a tarball
     Export(ContainerExportArgs),
     /// Make an image of a container's changes

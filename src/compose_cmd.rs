@@ -1993,56 +1993,18 @@ fn wait_ready(
     }
 }
 
-/// `berth top`: every process in each running container, found by the
-/// container's pid namespace.
+/// `berth top`: every process in each running container.
 pub fn top(global: &Global, a: &ServicesArgs) -> anyhow::Result<ExitCode> {
     let project = load(global)?;
     let mut out = std::io::stdout().lock();
     for (_, r) in project_containers(global, &project, &a.services)? {
-        let Some(init) = r.pid.filter(|_| shim::is_up(&r)) else {
-            continue;
-        };
-        let Ok(ns) = std::fs::read_link(format!("/proc/{init}/ns/pid")) else {
-            continue;
-        };
-        writeln!(out, "{}", r.name)?;
-        writeln!(out, "{:<8}{:<10}{:<10}CMD", "UID", "PID", "PPID")?;
-        let mut pids: Vec<u32> = std::fs::read_dir("/proc")?
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .filter(|pid: &u32| {
-                std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|p| p == ns)
-            })
-            .collect();
-        pids.sort_unstable();
-        for pid in pids {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            let field = |name: &str| {
-                status
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .and_then(|v| v.split_whitespace().next())
-                    .unwrap_or("?")
-                    .to_string()
-            };
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    c.split(|b| *b == 0)
-                        .filter(|a| !a.is_empty())
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "{:<8}{:<10}{:<10}{cmd}",
-                field("Uid:"),
-                pid,
-                field("PPid:")
-            )?;
+        if let Some(table) = r
+            .pid
+            .filter(|_| shim::is_up(&r))
+            .and_then(crate::top::table)
+        {
+            writeln!(out, "{}\n{table}", r.name)?;
         }
-        writeln!(out)?;
     }
     Ok(ExitCode::SUCCESS)
 }

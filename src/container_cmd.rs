@@ -1096,6 +1096,16 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
+        ContainerCommand::Top(a) => {
+            let (_, r) = find(root, &a.name)?;
+            let table = r
+                .pid
+                .filter(|_| berth_engine::runtime::shim::is_up(&r))
+                .and_then(crate::top::table);
+            let table = table.with_context(|| format!("container {} is not running", r.name))?;
+            write!(out, "{table}")?;
+            Ok(ExitCode::SUCCESS)
+        }
         ContainerCommand::Export(a) => {
             crate::image_cmd::write_archive(a.output.as_deref(), &mut out, |w| {
                 Ok(berth_engine::runtime::changes::export(root, &a.name, w)?)

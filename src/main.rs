@@ -13,6 +13,7 @@ mod inspect;
 mod network_cmd;
 mod progress;
 mod project_lock;
+mod top;
 mod volume_cmd;
 
 use std::process::ExitCode;

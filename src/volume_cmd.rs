@@ -8,12 +8,15 @@ use berth_engine::volume::VolumeStore;
 
 use crate::cli::{Global, VolumeCommand};
 
-/// Runs one `berth volume` command. No containers exist yet, so no volume
-/// is in use.
+/// Runs one `berth volume` command.
 pub fn run(global: &Global, cmd: &VolumeCommand) -> anyhow::Result<ExitCode> {
     let store = VolumeStore::open(&global.root)
         .with_context(|| format!("opening the volume store in {}", global.root.display()))?;
-    let in_use = |_: &str| false;
+    let used = std::cell::OnceCell::new();
+    let in_use = |name: &str| {
+        used.get_or_init(|| berth_engine::runtime::run::volumes_in_use(&global.root))
+            .contains(name)
+    };
     let mut out = std::io::stdout().lock();
     match cmd {
         VolumeCommand::Create(a) => {

@@ -3,6 +3,7 @@
 //! Each test gets a fresh sandbox directory ([`sandbox::Dir`]) and runs the
 //! real binary built by cargo, asserting what a user would see.
 
+mod attacks;
 mod compat;
 mod compose;
 mod config;

@@ -52,17 +52,7 @@ fn base_name(path: &str) -> Result<String> {
 fn copy_file(src: OwnedFd, dst_dir: &OwnedFd, name: &str, shown: &Path) -> Result<()> {
     let io = |e: rustix::io::Errno| Error::io(shown, e.into());
     let st = rustix::fs::fstat(&src).map_err(io)?;
-    // Replace a file of that name, never write through a link there.
-    match rustix::fs::statat(dst_dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(old) if FileType::from_raw_mode(old.st_mode) == FileType::Directory => {
-            return Err(Error::Conflict(format!(
-                "cp: {} is a directory",
-                shown.display()
-            )));
-        }
-        Ok(_) => rustix::fs::unlinkat(dst_dir, name, AtFlags::empty()).map_err(io)?,
-        Err(_) => {}
-    }
+    remove_non_dir(dst_dir, name, shown)?;
     let mut out = crate::fsutil::create_new_at(dst_dir, name).map_err(io)?;
     std::io::copy(&mut std::fs::File::from(src), &mut out).map_err(|e| Error::io(shown, e))?;
     rustix::fs::fchmod(&out, Mode::from_raw_mode(st.st_mode & 0o7777)).map_err(io)?;
@@ -121,12 +111,12 @@ fn destination(
 pub fn copy_out(root: &Path, name: &str, src: &str, dest: &Path) -> Result<()> {
     let (croot, record) = container_root(root, name)?;
     let shown = PathBuf::from(format!("{}:{src}", record.name));
+    let failed = |e: rustix::io::Errno| Error::Conflict(format!("cp: {}: {e}", shown.display()));
     let from = in_root(
         &croot,
         src,
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK,
-    )
-    .map_err(|e| Error::Conflict(format!("cp: {}: {e}", shown.display())))?;
+    );
     let open_dir = |p: &str| {
         rustix::fs::open(
             p,
@@ -135,7 +125,38 @@ pub fn copy_out(root: &Path, name: &str, src: &str, dest: &Path) -> Result<()> {
         )
     };
     let (dir, leaf) = destination(open_dir, &dest.to_string_lossy(), src)?;
-    copy_any(from, &dir, &leaf, &shown)
+    match from {
+        Ok(from) => copy_any(from, &dir, &leaf, &shown),
+        // A symlink comes out as itself, as with `docker cp`: its target
+        // means something only inside the container.
+        Err(rustix::io::Errno::LOOP) => {
+            let link = in_root(&croot, src, OFlags::PATH | OFlags::NOFOLLOW).map_err(failed)?;
+            let target = rustix::fs::readlinkat(&link, "", Vec::new()).map_err(failed)?;
+            copy_link(&target, &dir, &leaf, &shown)
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// Makes `name` in `dst_dir` a symlink to `target`, in place of a file or
+/// link of that name.
+fn copy_link(target: &std::ffi::CStr, dst_dir: &OwnedFd, name: &str, shown: &Path) -> Result<()> {
+    let io = |e: rustix::io::Errno| Error::io(shown, e.into());
+    remove_non_dir(dst_dir, name, shown)?;
+    rustix::fs::symlinkat(target, dst_dir, name).map_err(io)
+}
+
+/// Clears the way for a new file `name` in `dst_dir`: removes a file or
+/// link there (never writing through it), refuses a directory.
+fn remove_non_dir(dst_dir: &OwnedFd, name: &str, shown: &Path) -> Result<()> {
+    match rustix::fs::statat(dst_dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(old) if FileType::from_raw_mode(old.st_mode) == FileType::Directory => Err(
+            Error::Conflict(format!("cp: {} is a directory", shown.display())),
+        ),
+        Ok(_) => rustix::fs::unlinkat(dst_dir, name, AtFlags::empty())
+            .map_err(|e| Error::io(shown, e.into())),
+        Err(_) => Ok(()),
+    }
 }
 
 /// `cp SRC CONTAINER:DEST`.

@@ -332,6 +332,21 @@ pub fn load_record(dir: &Path) -> Result<ContainerRecord> {
     })
 }
 
+/// The volumes some container of a state root mounts, running or not:
+/// Docker refuses to remove those.
+pub fn volumes_in_use(root: &Path) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (_, r) in list_records(root) {
+        for m in &r.mounts {
+            if let super::mounts::MountRequest::Volume { name: Some(n), .. } = m {
+                names.insert(n.clone());
+            }
+        }
+        names.extend(r.anonymous_volumes);
+    }
+    names
+}
+
 /// All container records of a state root, oldest first.
 pub fn list_records(root: &Path) -> Vec<(PathBuf, ContainerRecord)> {
     let mut out: Vec<(PathBuf, ContainerRecord)> = std::fs::read_dir(containers_dir(root))
@@ -756,13 +771,15 @@ pub struct Streams {
     pub console: Option<PathBuf>,
 }
 
-/// Refuses an image whose `/proc` or `/sys` is anything but a directory
-/// (a symlink out of the root, a file): the runtime mounts the kernel's
-/// filesystems there and writes through them (sysctls, masks), so they
-/// must be the container's own (catalog RT-06). The runtime refuses such
+/// Refuses an image whose `/proc`, `/sys` or `/dev` is anything but a
+/// directory (a symlink out of the root, a file): the runtime mounts
+/// filesystems there and writes through them (sysctls, masks, device
+/// nodes and links), so they must be the container's own (catalog RT-06,
+/// RT-10). The runtime refuses such
 /// an image too, without saying why.
 fn kernel_mount_points(merged: &Path, image: &str) -> Result<()> {
-    for top in ["proc", "sys"] {
+    // `/dev` too: the runtime makes its nodes and links by path under it.
+    for top in ["proc", "sys", "dev"] {
         let what = match std::fs::symlink_metadata(merged.join(top)) {
             Err(_) => continue,
             Ok(m) if m.is_dir() => continue,
@@ -770,8 +787,8 @@ fn kernel_mount_points(merged: &Path, image: &str) -> Result<()> {
             Ok(_) => "not a directory",
         };
         return Err(Error::Conflict(format!(
-            "image {image}: /{top} is {what}; the kernel's filesystem is mounted there, \
-             so it must be a directory of the image's own"
+            "image {image}: /{top} is {what}; a filesystem of the container's own is \
+             mounted there, so it must be a directory of the image's own"
         )));
     }
     Ok(())

@@ -1696,17 +1696,22 @@ mod in_root {
     }
 
     /// The directory `path`, made (0755 before the umask) with each
-    /// missing parent. A component that exists but is no directory, or a
-    /// dangling symlink, is an error.
+    /// missing parent. A dangling symlink on the way gets its target made,
+    /// inside the root as the kernel resolves it (as runc's MkdirAll
+    /// does); a component that exists but is no directory is an error.
     pub fn dir(root: BorrowedFd, path: &Path) -> io::Result<OwnedFd> {
+        dir_within(root, &lexical(path), 0)
+    }
+
+    fn dir_within(root: BorrowedFd, path: &Path, links: u32) -> io::Result<OwnedFd> {
         match open(root, path, libc::O_DIRECTORY) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
             found => return found,
         }
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        let (Some(parent_path), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         };
-        let parent = dir(root, parent)?;
+        let parent = dir_within(root, parent_path, links)?;
         let name = std::ffi::CString::new(name.as_bytes())?;
         // SAFETY: a plain syscall on a live fd and a C string.
         if unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) } != 0 {
@@ -1714,8 +1719,45 @@ mod in_root {
             if e.raw_os_error() != Some(libc::EEXIST) {
                 return Err(e);
             }
+            let mut target = vec![0u8; libc::PATH_MAX as usize];
+            // SAFETY: the buffer outlives the call, which writes at most its length.
+            let n = unsafe {
+                libc::readlinkat(
+                    parent.as_raw_fd(),
+                    name.as_ptr(),
+                    target.as_mut_ptr().cast(),
+                    target.len(),
+                )
+            };
+            if n > 0 {
+                if links >= 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                target.truncate(n as usize);
+                let target = Path::new(std::ffi::OsStr::from_bytes(&target));
+                dir_within(root, &lexical(&parent_path.join(target)), links + 1)?;
+            }
         }
         open(root, path, libc::O_DIRECTORY)
+    }
+
+    /// `path` from the root with `.` and `..` taken away by name, `..`
+    /// stopping at the root as the kernel's RESOLVE_IN_ROOT does. Only
+    /// where a missing directory is made depends on it: every open stays
+    /// in the root whatever the path says.
+    fn lexical(path: &Path) -> std::path::PathBuf {
+        use std::path::Component;
+        let mut out = std::path::PathBuf::from("/");
+        for c in path.components() {
+            match c {
+                Component::Normal(n) => out.push(n),
+                Component::ParentDir => {
+                    out.pop();
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// A regular file `name` in `parent`, made empty (0644) unless something
