@@ -120,10 +120,13 @@ pub struct Networks {
     dir: PathBuf,
 }
 
+/// Longest name: the record is `<name>.json`, one file name.
+const NAME_MAX: usize = 250;
+
 fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
-        && b.len() <= 128
+        && b.len() <= NAME_MAX
         && b[0].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
@@ -292,7 +295,8 @@ impl Networks {
     pub fn create(&self, req: &NetworkRequest) -> Result<NetworkRecord> {
         if !valid_name(&req.name) {
             return Err(Error::Invalid(format!(
-                "invalid network name {:?}",
+                "invalid network name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, \
+                 at most {NAME_MAX} of them",
                 req.name
             )));
         }

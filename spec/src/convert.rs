@@ -463,7 +463,7 @@ pub fn service(name: &str, n: &Node, path: &P<'_>) -> Result<Service> {
         cpu_shares: f.int("cpu_shares")?,
         command: f.object("command", shell_command)?.flatten(),
         configs: f.items("configs", file_reference)?,
-        container_name: f.string("container_name")?,
+        container_name: container_name(&f)?,
         credential_spec: f.object("credential_spec", credential_spec)?,
         depends_on: f.object("depends_on", depends_on)?.unwrap_or_default(),
         deploy: f.object("deploy", deploy)?,
@@ -551,6 +551,26 @@ pub fn service(name: &str, n: &Node, path: &P<'_>) -> Result<Service> {
     };
     f.finish()?;
     Ok(s)
+}
+
+/// `container_name`, as Docker allows it: it becomes a path and a
+/// hostname.
+fn container_name(f: &Fields<'_, '_>) -> Result<String> {
+    let name = f.string("container_name")?;
+    let b = name.as_bytes();
+    let ok = b.is_empty()
+        || (b.len() >= 2
+            && b[0].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')));
+    match f.get("container_name") {
+        Some(n) if !ok => Err(err(
+            n,
+            &f.path("container_name"),
+            format!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"),
+        )),
+        _ => Ok(name),
+    }
 }
 
 fn duration_or_int(f: &Fields<'_, '_>, key: &'static str) -> Result<i64> {

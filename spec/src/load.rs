@@ -435,15 +435,27 @@ fn to_project(root: &Node, name: &str) -> Result<Project> {
         extensions: convert::extensions(root),
         ..Project::default()
     };
+    /// A top-level section; its keys as the schema allows them
+    /// (`^[a-zA-Z0-9._-]+$`), since they become names of containers,
+    /// volumes and networks, and so paths and interface names.
     fn section<'a>(root: &'a Node, key: &str) -> Result<Option<&'a yaml::Map>> {
-        match root.get(key) {
-            None => Ok(None),
+        let map = match root.get(key) {
+            None => return Ok(None),
             Some(n) => match &n.value {
-                Value::Map(m) => Ok(Some(m)),
-                Value::Null => Ok(None),
-                _ => Err(Error::invalid(&n.mark, key, "must be a mapping")),
+                Value::Map(m) => m,
+                Value::Null => return Ok(None),
+                _ => return Err(Error::invalid(&n.mark, key, "must be a mapping")),
             },
+        };
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if let Some(k) = map.keys().find(|k| !k.name.chars().all(allowed)) {
+            return Err(Error::invalid(
+                &k.mark,
+                key,
+                format!("additional property {:?} is not allowed", k.name),
+            ));
         }
+        Ok(Some(map))
     }
     if let Some(services) = section(root, "services")? {
         for (k, v) in services {

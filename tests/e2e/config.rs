@@ -297,3 +297,46 @@ fn model_conflicts_are_refused() {
         "{err}"
     );
 }
+
+/// Catalog FS-15: names become paths, interface names and firewall
+/// identifiers, so a name with `/`, `..` or characters beyond Compose's
+/// schema is refused where it is written; a long one is fine.
+#[test]
+fn names_that_could_be_paths_are_refused_at_their_line() {
+    let d = Dir::new("names");
+    for (yaml, expected) in [
+        (
+            "services:\n  app:\n    image: x\n    container_name: x/../../y\n",
+            "compose.yaml:4:21: services.app.container_name: invalid container name \"x/../../y\"",
+        ),
+        (
+            "services:\n  app:\n    image: x\nvolumes:\n  ../../etc: {}\n",
+            "compose.yaml:5:3: volumes: additional property \"../../etc\" is not allowed",
+        ),
+        (
+            "services:\n  app:\n    image: x\nnetworks:\n  netwörk: {}\n",
+            "compose.yaml:5:3: networks: additional property \"netwörk\" is not allowed",
+        ),
+        (
+            "services:\n  a/b:\n    image: x\n",
+            "compose.yaml:2:3: services: additional property \"a/b\" is not allowed",
+        ),
+    ] {
+        d.write("compose.yaml", yaml);
+        let err = d.berth(&["config"]).fails();
+        assert!(err.contains(expected), "{err}");
+    }
+    d.write("compose.yaml", "services:\n  app:\n    image: x\n");
+    for project in ["a/b", "..", "../../etc"] {
+        let err = d.berth(&["-p", project, "config"]).fails();
+        assert!(err.contains("invalid project name"), "{err}");
+    }
+    let long = "n".repeat(200);
+    d.write(
+        "compose.yaml",
+        &format!(
+            "services:\n  app:\n    image: x\n    networks: [{long}]\nnetworks:\n  {long}: {{}}\n"
+        ),
+    );
+    d.berth(&["config", "-q"]).ok();
+}
