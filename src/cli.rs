@@ -1039,6 +1039,11 @@ pub struct UpArgs {
     /// predecessors'
     #[arg(short = 'V', long)]
     pub renew_anon_volumes: bool,
+    /// Do not start the named services' dependencies
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Only these services (and what they depend on); all when none
+    pub services: Vec<String>,
 }
 
 /// `berth down`
@@ -1214,6 +1219,8 @@ pub struct CreateArgs {
     /// Replicas per service (`SERVICE=NUM`)
     #[arg(long, value_name = "SERVICE=NUM")]
     pub scale: Vec<String>,
+    /// Only these services (and what they depend on); all when none
+    pub services: Vec<String>,
 }
 
 /// `berth rm`

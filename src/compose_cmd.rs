@@ -189,6 +189,11 @@ impl<'a> HostRuntime<'a> {
                         target: v.target.clone(),
                         read_only: v.read_only,
                         nocopy: v.volume.as_ref().is_some_and(|o| o.nocopy),
+                        subpath: v
+                            .volume
+                            .as_ref()
+                            .map(|o| o.subpath.clone())
+                            .filter(|s| !s.is_empty()),
                     });
                 }
                 "tmpfs" => mounts.push(MountRequest::Tmpfs {
@@ -958,10 +963,33 @@ pub fn up(global: &Global, a: &UpArgs) -> anyhow::Result<ExitCode> {
             n.parse::<u32>().context("--scale takes SERVICE=NUM")?,
         );
     }
-    let desired = desired_state(&project, &scale);
+    let mut desired = desired_state(&project, &scale);
+    let mut untouched = BTreeSet::new();
+    if !a.services.is_empty() {
+        let mut selected = BTreeSet::new();
+        for s in &a.services {
+            if !project.services.contains_key(s) {
+                anyhow::bail!("no such service: {s}");
+            }
+            if !a.no_deps {
+                selected.extend(dependencies(&project, s));
+            }
+            selected.insert(s.clone());
+        }
+        desired
+            .containers
+            .retain(|_, c| selected.contains(&c.service));
+        untouched = project
+            .services
+            .keys()
+            .filter(|s| !selected.contains(*s))
+            .cloned()
+            .collect();
+    }
     let lock = ProjectLock::acquire(&global.root, &project.name)?;
     let observed = observe(&global.root, &project.name)?;
     let opts = UpOptions {
+        untouched,
         force_recreate: a.force_recreate,
         no_recreate: a.no_recreate,
         remove_orphans: a.remove_orphans,

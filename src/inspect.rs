@@ -94,11 +94,14 @@ pub fn container(root: &Path, dir: &Path, r: &ContainerRecord) -> Value {
                 name,
                 target,
                 read_only,
+                subpath,
                 ..
             } => json!({
                 "Type": "volume",
                 "Name": name,
-                "Source": name.as_ref().zip(volumes.as_ref()).map(|(n, v)| v.data_path(n)),
+                "Source": name.as_ref().zip(volumes.as_ref()).map(|(n, v)| {
+                    v.data_path(n).join(subpath.as_deref().unwrap_or_default())
+                }),
                 "Destination": target,
                 "Driver": "local",
                 "RW": !read_only,

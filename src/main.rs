@@ -116,6 +116,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
                 no_log_prefix: false,
                 no_color: false,
                 renew_anon_volumes: false,
+                no_deps: false,
+                services: args.services.clone(),
             },
         ),
         cli::Command::Rm(args) => compose_cmd::rm(&cli.global, args),

@@ -36,6 +36,9 @@ pub struct UpOptions {
     pub no_start: bool,
     /// `--pull`.
     pub pull: PullPolicy,
+    /// Services of the project `up SERVICE…` did not name: their
+    /// containers are left as they are, not taken for orphans.
+    pub untouched: BTreeSet<String>,
 }
 
 /// The flags of `berth down` that steer planning.
@@ -438,6 +441,9 @@ pub fn plan_up(
             continue;
         }
         let service = o.service().unwrap_or_default();
+        if opts.untouched.contains(service) {
+            continue;
+        }
         let cause = if desired_services.contains(service) {
             let n = desired
                 .containers

@@ -270,6 +270,33 @@ fn orphans_are_reported_and_removed_on_request() {
 }
 
 #[test]
+fn services_up_did_not_name_are_neither_orphans_nor_touched() {
+    let d = desired(QUICKSTART);
+    let s = apply(
+        &d,
+        &ObservedState::default(),
+        &plan_up(&d, &ObservedState::default(), &UpOptions::default()).unwrap(),
+    );
+    // `up` of nothing but the first service, the others running.
+    let first = d.containers.values().next().unwrap().service.clone();
+    let mut only = d.clone();
+    only.containers.retain(|_, c| c.service == first);
+    let untouched = d
+        .containers
+        .values()
+        .map(|c| c.service.clone())
+        .filter(|s| *s != first)
+        .collect();
+    let opts = UpOptions {
+        remove_orphans: true,
+        untouched,
+        ..UpOptions::default()
+    };
+    let plan = plan_up(&only, &s, &opts).unwrap();
+    assert!(plan.is_empty() && plan.warnings.is_empty(), "{plan}");
+}
+
+#[test]
 fn stopped_containers_are_started_after_their_dependencies() {
     let d = desired(QUICKSTART);
     let mut s = apply(

@@ -680,3 +680,66 @@ fn fifty_runs_with_mounts_leave_no_mount_on_the_host() {
     }
     assert_eq!(ours(), 0, "a mount under the sandbox is left");
 }
+
+/// FS-14: a service mounts a subpath of a volume in which another
+/// exchanges that subpath with a symlink to a host directory in a loop:
+/// each run mounts the volume's own directory or fails, never the host's;
+/// a subpath climbing out of the volume is refused.
+#[test]
+fn a_volume_subpath_stays_in_the_volume_while_a_container_swaps_it() {
+    let d = Dir::new("subpath");
+    let ns = Netns::new();
+    let root = busybox_root(&d);
+    let sentinel = Sentinel::new(&d);
+    let racer = static_binary(&d, "racer");
+    let s = sentinel.path();
+    let compose = |subpath: &str| {
+        format!(
+            r#"
+name: subpath
+services:
+  swapper:
+    image: localhost/busybox-test:latest
+    network_mode: none
+    volumes: ["data:/v", "{racer}"]
+    command: ["sh", "-c", "mkdir -p /v/a/b && echo inside > /v/a/b/f && ln -sfn {s} /v/a/l && exec /racer swap /v/a/b /v/a/l"]
+  user:
+    image: localhost/busybox-test:latest
+    network_mode: none
+    command: ["cat", "/sub/f"]
+    volumes:
+      - type: volume
+        source: data
+        target: /sub
+        volume:
+          subpath: {subpath}
+volumes:
+  data: {{}}
+"#
+        )
+    };
+    d.write("compose.yaml", &compose("a/b"));
+    ns.berth(&d, &root, &["up", "-d", "swapper"]).ok();
+    wait_for_log(
+        &|args: &[&str]| ns.berth(&d, &root, args),
+        "subpath-swapper-1",
+        "racing",
+    );
+    let mut mounted = 0;
+    for _ in 0..30 {
+        let r = ns.berth(&d, &root, &["run", "--rm", "user"]);
+        assert!(!r.stdout().contains(&sentinel.token), "{}", r.stdout());
+        if r.stdout() == "inside\n" {
+            mounted += 1;
+        }
+    }
+    assert!(mounted > 0, "no run mounted the subpath at all");
+    d.write("compose.yaml", &compose("../../etc"));
+    let err = ns.berth(&d, &root, &["run", "--rm", "user"]).fails();
+    assert!(
+        err.contains("subpath \"../../etc\" must be a relative path that stays inside the volume"),
+        "{err}"
+    );
+    ns.berth(&d, &root, &["down", "-v"]).ok();
+    sentinel.assert_intact();
+}

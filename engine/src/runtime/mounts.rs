@@ -45,6 +45,10 @@ pub enum MountRequest {
         read_only: bool,
         /// Do not fill a new volume with the image's content.
         nocopy: bool,
+        /// A directory inside the volume to mount instead of its root
+        /// (Compose's `volume.subpath`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subpath: Option<String>,
     },
 }
 
@@ -122,6 +126,7 @@ pub fn parse(spec: &str) -> Result<MountRequest> {
             target: target.to_string(),
             read_only,
             nocopy,
+            subpath: None,
         });
     }
     if source.starts_with('/') {
@@ -139,6 +144,7 @@ pub fn parse(spec: &str) -> Result<MountRequest> {
         target: target.to_string(),
         read_only,
         nocopy,
+        subpath: None,
     })
 }
 
@@ -201,6 +207,7 @@ pub fn prepare(
                 target,
                 read_only,
                 nocopy,
+                subpath,
             } => {
                 let (name, fresh) = match name {
                     Some(n) => {
@@ -244,17 +251,27 @@ pub fn prepare(
                         super::userns::traversable(dir)?;
                     }
                 }
-                if (fresh || empty) && !nocopy {
+                // Docker fills no volume mounted by a subpath.
+                if (fresh || empty) && !nocopy && subpath.is_none() {
                     copy_up(rootfs, target, &data)?;
                 }
+                let source = match subpath {
+                    None => data,
+                    Some(sub) => {
+                        check_subpath(&name, sub)?;
+                        let n = out.resolved.iter().filter(|m| has_subpath(m)).count();
+                        subpath_fd_path(n)?
+                    }
+                };
                 out.resolved.push(MountRequest::Volume {
                     name: Some(name.clone()),
                     target: target.clone(),
                     read_only: *read_only,
                     nocopy: true,
+                    subpath: subpath.clone(),
                 });
                 out.binds.push(Bind {
-                    source: data,
+                    source,
                     target: target.clone(),
                     read_only: *read_only,
                 });
@@ -262,6 +279,115 @@ pub fn prepare(
         }
     }
     Ok(out)
+}
+
+/// Where the `n`th subpath mount of a container is pinned for its runtime:
+/// a descriptor number the process that starts the container fills with
+/// [`pin_subpaths`]. The runtime mounts what the descriptor holds, not a
+/// path a container sharing the volume could swap for a symlink meanwhile
+/// (catalog FS-14).
+fn subpath_fd_path(n: usize) -> Result<PathBuf> {
+    if n >= SUBPATH_FDS {
+        return Err(Error::Conflict(format!(
+            "more than {SUBPATH_FDS} volume subpath mounts"
+        )));
+    }
+    Ok(PathBuf::from(format!("/proc/self/fd/{}", SUBPATH_FD + n)))
+}
+
+/// The first descriptor of subpath pins, and how many: high, below the
+/// usual soft limit of 1024 open files.
+const SUBPATH_FD: usize = 900;
+const SUBPATH_FDS: usize = 100;
+
+fn has_subpath(m: &MountRequest) -> bool {
+    matches!(
+        m,
+        MountRequest::Volume {
+            subpath: Some(_),
+            ..
+        }
+    )
+}
+
+/// A subpath names a place inside its volume: relative, without `..`.
+fn check_subpath(volume: &str, sub: &str) -> Result<()> {
+    let inside = !sub.is_empty()
+        && Path::new(sub).components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+    if inside {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "volume {volume}: subpath {sub:?} must be a relative path that stays inside the volume"
+        )))
+    }
+}
+
+/// Opens each subpath mount's directory inside its volume (never
+/// following a symlink out of it) at the descriptor the container's spec
+/// names; the runtime mounts from there. Held until the container is
+/// built; each start resolves them anew, as Docker does.
+pub fn pin_subpaths(root: &Path, mounts: &[MountRequest]) -> Result<Vec<OwnedFd>> {
+    let mut pins = Vec::new();
+    for m in mounts {
+        let MountRequest::Volume {
+            name: Some(name),
+            subpath: Some(sub),
+            ..
+        } = m
+        else {
+            continue;
+        };
+        let data = VolumeStore::open(root)?.data_path(name);
+        let failed =
+            |e: rustix::io::Errno| Error::Conflict(format!("volume {name}: subpath {sub:?}: {e}"));
+        let dir = rustix::fs::open(
+            &data,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(&data, e.into()))?;
+        let fd = rustix::fs::openat2(
+            &dir,
+            sub.as_str(),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(failed)?;
+        // A detached copy of the mount there: the runtime's init, in a
+        // mount namespace of its own, may attach it but not clone it.
+        let tree = rustix::mount::open_tree(
+            &fd,
+            "",
+            rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+                | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | rustix::mount::OpenTreeFlags::AT_EMPTY_PATH
+                | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
+        )
+        .map_err(failed)?;
+        let number = SUBPATH_FD + pins.len();
+        // SAFETY: the number is reserved for pins (see SUBPATH_FD); the fd
+        // returned by dup3 is owned below.
+        let pinned = unsafe {
+            let n = libc::dup3(
+                std::os::fd::AsRawFd::as_raw_fd(&tree),
+                number as i32,
+                libc::O_CLOEXEC,
+            );
+            if n < 0 {
+                return Err(Error::io(&data, std::io::Error::last_os_error()));
+            }
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n)
+        };
+        pins.push(pinned);
+    }
+    Ok(pins)
 }
 
 /// Copies the image's content at `target` (inside `rootfs`) into `dest`.

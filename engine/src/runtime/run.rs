@@ -897,6 +897,7 @@ pub fn execute(
     // Before the clone, so that the runtime's processes find them read
     // (a no-op after `prepare`): read in each would cost 0.3 ms a start.
     libcgroups::v1::util::preload();
+    let pins = super::mounts::pin_subpaths(p.root(), &p.record.mounts)?;
     let mut builder = ContainerBuilder::new(p.record.id.clone(), SyscallType::Linux)
         .with_root_path(&p.dir)
         .map_err(lc)?
@@ -918,8 +919,9 @@ pub fn execute(
         init = init.with_namespace_path(LinuxNamespaceType::Network, path);
     }
     let mut container = init.build().map_err(lc)?;
-    // The init has joined it.
+    // The init has joined it, and made its mounts.
     drop(made);
+    drop(pins);
     let code = (|| {
         let pid = container
             .pid()
@@ -1067,6 +1069,7 @@ fn mount_requests(
             target: path.clone(),
             read_only: false,
             nocopy: false,
+            subpath: None,
         };
         if !out.iter().any(|o| target(o) == target(&m)) {
             out.push(m);

@@ -645,10 +645,17 @@ impl Mount {
 
         let source = m.source().as_ref().ok_or(MountError::NoSource)?;
         let (src, dest) = if is_bind(m) {
-            let src = canonicalize(source).map_err(|err| {
-                tracing::error!("failed to canonicalize {:?}: {}", source, err);
-                err
-            })?;
+            // berth: a source under /proc/self/fd is a mount tree the caller
+            // pinned; resolved to a path again, a container could swap a
+            // component of it for a symlink before the mount.
+            let src = if source.starts_with("/proc/self/fd/") {
+                source.clone()
+            } else {
+                canonicalize(source).map_err(|err| {
+                    tracing::error!("failed to canonicalize {:?}: {}", source, err);
+                    err
+                })?
+            };
 
             let dest = if src.is_dir() {
                 in_root::dir(root, container_dest)?
@@ -687,9 +694,21 @@ impl Mount {
             };
 
             let src_str = src.to_str().ok_or(SyscallError::Nix(Errno::EINVAL))?;
-            let mount_fd_owned =
-                self.syscall
-                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?;
+            // berth: a pinned source is a detached mount tree the caller
+            // cloned in its own namespace (a clone of a mount outside this
+            // one is refused); it is moved into place as it is.
+            let pinned = src_str
+                .strip_prefix("/proc/self/fd/")
+                .and_then(|n| n.parse::<std::os::fd::RawFd>().ok());
+            let mount_fd_owned = match pinned {
+                // SAFETY: the caller keeps the descriptor open across the clone.
+                Some(n) => unsafe { std::os::fd::BorrowedFd::borrow_raw(n) }
+                    .try_clone_to_owned()
+                    .map_err(|e| SyscallError::Nix(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?,
+                None => self
+                    .syscall
+                    .open_tree(libc::AT_FDCWD, Some(src_str), open_tree_flags)?,
+            };
             let mount_fd = mount_fd_owned.as_fd();
 
             // mount_setattr
