@@ -7,6 +7,7 @@
 //! ([`volume::VolumeStore`]). The runtime follows (see the engine issues).
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod error;
 pub mod events;
 pub mod fsutil;

@@ -199,9 +199,12 @@ impl VolumeStore {
     pub fn export(&self, name: &str, out: impl std::io::Write) -> Result<()> {
         self.inspect(name)?;
         let mut b = tar::Builder::new(out);
-        b.follow_symlinks(false);
-        b.append_dir_all(".", self.data_path(name))
-            .map_err(Error::Read)?;
+        let data = crate::archive::open_dir(&self.data_path(name))?;
+        crate::archive::append_tree(
+            &mut b,
+            &data,
+            crate::archive::Tree::Files(&|u, g| (u.into(), g.into())),
+        )?;
         b.into_inner().map_err(Error::Read)?;
         Ok(())
     }

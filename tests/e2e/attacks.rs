@@ -743,3 +743,60 @@ volumes:
     ns.berth(&d, &root, &["down", "-v"]).ok();
     sentinel.assert_intact();
 }
+
+/// FS-08: a container exchanges a directory with a symlink to a host
+/// directory in a loop, in a volume and in its own root, while the host
+/// exports both: no archive holds the host's files.
+#[test]
+fn exports_never_follow_a_link_swapped_in_mid_walk() {
+    let d = Dir::new("export-race");
+    let root = busybox_root(&d);
+    let sentinel = Sentinel::new(&d);
+    let racer = static_binary(&d, "racer");
+    let run = berth(&d, &root);
+    let s = sentinel.path();
+    let script = format!(
+        "for t in /v /w; do mkdir -p $t/d && echo inside > $t/d/f && ln -s {s} $t/l; done; \
+         /racer swap /w/d /w/l & exec /racer swap /v/d /v/l"
+    );
+    run(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "exported",
+        "-v",
+        "exported:/v",
+        "-v",
+        &racer,
+        "localhost/busybox-test",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .ok();
+    wait_for_log(&run, "exported", "racing");
+    let out = d.path().join("out.tar");
+    let out = out.to_str().unwrap();
+    let mut with_file = 0;
+    for i in 0..120 {
+        let r = if i % 4 == 0 {
+            run(&["container", "export", "-o", out, "exported"])
+        } else {
+            run(&["volume", "export", "-o", out, "exported"])
+        };
+        r.ok();
+        let archive = std::fs::read(out).unwrap();
+        let text = String::from_utf8_lossy(&archive);
+        assert!(
+            !text.contains(&sentinel.token),
+            "an archive holds the host's file"
+        );
+        if text.contains("inside\n") {
+            with_file += 1;
+        }
+    }
+    run(&["container", "rm", "-f", "exported"]).ok();
+    assert!(with_file > 0, "no archive held the container's file");
+    sentinel.assert_intact();
+}

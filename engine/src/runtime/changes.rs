@@ -10,7 +10,6 @@ use crate::rootfs::ContainerFs;
 use crate::{Error, Result};
 
 use super::run::find;
-use super::userns::IdRange;
 
 /// One change: `A`dded, `C`hanged or `D`eleted, and the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,14 +95,21 @@ pub fn export(root: &Path, name: &str, out: impl Write) -> Result<()> {
     }
     let result = (|| {
         let mut b = tar::Builder::new(out);
-        // Links inside the container stay links: nothing is followed out.
-        b.follow_symlinks(false);
-        match &record.userns {
-            None => b
-                .append_dir_all(".", &fs.merged)
-                .map_err(|e| Error::Archive(format!("exporting {name}: {e}")))?,
-            Some(range) => shifted_entries(&mut b, &fs.merged, Path::new(""), 0, range)?,
-        }
+        // Owners as the container sees them; outside its range, nobody.
+        let unshift = |id: u32, base: u32, size: u32| {
+            if (base..base.saturating_add(size)).contains(&id) {
+                u64::from(id - base)
+            } else {
+                65534
+            }
+        };
+        let ids = |uid: u32, gid: u32| match &record.userns {
+            None => (u64::from(uid), u64::from(gid)),
+            Some(r) => (unshift(uid, r.uid, r.size), unshift(gid, r.gid, r.size)),
+        };
+        let root = crate::archive::open_dir(&fs.merged)?;
+        crate::archive::append_tree(&mut b, &root, crate::archive::Tree::Files(&ids))
+            .map_err(|e| Error::Archive(format!("exporting {name}: {e}")))?;
         b.into_inner()
             .map_err(|e| Error::Archive(format!("exporting {name}: {e}")))?
             .flush()
@@ -113,111 +119,6 @@ pub fn export(root: &Path, name: &str, out: impl Write) -> Result<()> {
         fs.unmount()?;
     }
     result
-}
-
-/// Appends `top/rel` to a tarball with the owners a remapped container
-/// sees (the merged root shows host ids in its range).
-fn shifted_entries<W: Write>(
-    b: &mut tar::Builder<W>,
-    top: &Path,
-    rel: &Path,
-    depth: usize,
-    range: &IdRange,
-) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let tar_err = |e: std::io::Error| Error::Archive(format!("exporting: {e}"));
-    if depth > 256 {
-        return Err(Error::Conflict(
-            "export: directories nest too deeply".into(),
-        ));
-    }
-    let unshift = |id: u32, base: u32| {
-        if (base..base.saturating_add(range.size)).contains(&id) {
-            u64::from(id - base)
-        } else {
-            65534
-        }
-    };
-    for e in sorted_entries(&top.join(rel))? {
-        let name = rel.join(e.file_name());
-        let path = e.path();
-        let m = std::fs::symlink_metadata(&path).map_err(|err| Error::io(&path, err))?;
-        let mut h = tar::Header::new_gnu();
-        h.set_metadata_in_mode(&m, tar::HeaderMode::Complete);
-        h.set_uid(unshift(m.uid(), range.uid));
-        h.set_gid(unshift(m.gid(), range.gid));
-        if m.file_type().is_symlink() {
-            let target = std::fs::read_link(&path).map_err(|err| Error::io(&path, err))?;
-            b.append_link(&mut h, &name, target).map_err(tar_err)?;
-        } else if m.is_file() {
-            // Never through a link swapped in since the look above.
-            let f = rustix::fs::open(
-                &path,
-                rustix::fs::OFlags::RDONLY
-                    | rustix::fs::OFlags::NOFOLLOW
-                    | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .map_err(|err| Error::io(&path, err.into()))?;
-            b.append_data(&mut h, &name, std::fs::File::from(f))
-                .map_err(tar_err)?;
-        } else {
-            h.set_size(0);
-            b.append_data(&mut h, &name, std::io::empty())
-                .map_err(tar_err)?;
-        }
-        if m.is_dir() {
-            shifted_entries(b, top, &name, depth + 1, range)?;
-        }
-    }
-    Ok(())
-}
-
-/// Appends the upper directory `upper/rel` to a layer tarball: overlayfs
-/// whiteouts become `.wh.` files and opaque directories `.wh..wh..opq`, as
-/// image layers spell them.
-fn layer_entries<W: Write>(
-    b: &mut tar::Builder<W>,
-    upper: &Path,
-    rel: &Path,
-    depth: usize,
-) -> Result<()> {
-    let tar_err = |e: std::io::Error| Error::Archive(format!("writing the layer: {e}"));
-    if depth > 256 {
-        return Err(Error::Conflict(
-            "commit: directories nest too deeply".into(),
-        ));
-    }
-    for e in sorted_entries(&upper.join(rel))? {
-        let name = rel.join(e.file_name());
-        let m = std::fs::symlink_metadata(e.path()).map_err(|err| Error::io(e.path(), err))?;
-        if is_whiteout(&m) {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(0);
-            h.set_mode(0o644);
-            let wh = rel.join(format!(".wh.{}", e.file_name().to_string_lossy()));
-            b.append_data(&mut h, wh, std::io::empty())
-                .map_err(tar_err)?;
-            continue;
-        }
-        b.append_path_with_name(e.path(), &name).map_err(tar_err)?;
-        if m.is_dir() {
-            let mut opaque = [0u8; 1];
-            if rustix::fs::lgetxattr(e.path().as_path(), "trusted.overlay.opaque", &mut opaque)
-                .is_ok_and(|n| n == 1 && opaque[0] == b'y')
-            {
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(0);
-                h.set_mode(0o644);
-                b.append_data(&mut h, name.join(".wh..wh..opq"), std::io::empty())
-                    .map_err(tar_err)?;
-            }
-            layer_entries(b, upper, &name, depth + 1)?;
-        }
-    }
-    Ok(())
 }
 
 /// `commit`: a new image made of container `name`'s image plus one layer
@@ -240,8 +141,8 @@ pub fn commit(
     let written = (|| {
         let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut b = tar::Builder::new(std::io::BufWriter::new(f));
-        b.follow_symlinks(false);
-        layer_entries(&mut b, &fs.upper, Path::new(""), 0)?;
+        let upper = crate::archive::open_dir(&fs.upper)?;
+        crate::archive::append_tree(&mut b, &upper, crate::archive::Tree::Layer)?;
         b.into_inner()
             .map_err(|e| Error::Archive(format!("writing the layer: {e}")))?
             .flush()
