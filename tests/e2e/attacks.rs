@@ -800,3 +800,113 @@ fn exports_never_follow_a_link_swapped_in_mid_walk() {
     assert!(with_file > 0, "no archive held the container's file");
     sentinel.assert_intact();
 }
+
+/// RT-13: a binary of the image carries file capabilities
+/// `cap_net_admin,cap_sys_module+ei`; run or exec'd as a user other than
+/// root, with or without `--cap-add`, it gains none (no inheritable or
+/// ambient set to combine them with); as root it gains none beyond the
+/// bounding set.
+#[test]
+fn file_capabilities_in_the_image_lift_no_process() {
+    let d = Dir::new("file-caps");
+    let root = d.path().join("state").to_string_lossy().into_owned();
+    let mut b = busybox_tar(&[]);
+    for dir in ["opt", "opt/fcap"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, dir, &[][..]).unwrap();
+    }
+    // vfs_cap_data revision 2, effective flag, inheritable NET_ADMIN (12)
+    // and SYS_MODULE (16), nothing permitted.
+    let mut caps = Vec::new();
+    for word in [0x0200_0001u32, 0, (1 << 12) | (1 << 16), 0, 0] {
+        caps.extend_from_slice(&word.to_le_bytes());
+    }
+    b.append_pax_extensions([("SCHILY.xattr.security.capability", &caps[..])])
+        .unwrap();
+    // busybox picks the applet by its name: this one is `grep`.
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(busybox.len() as u64);
+    h.set_mode(0o755);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "opt/fcap/grep", &busybox[..])
+        .unwrap();
+    import_image(&d, &root, b, "localhost/busybox-test:latest");
+    // The layer kept the capabilities (else this tests nothing).
+    let found = std::process::Command::new("find")
+        .args([&root, "-path", "*opt/fcap/grep"])
+        .output()
+        .unwrap();
+    let layer_file = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .next()
+        .map(String::from);
+    let layer_file = layer_file.expect("the layer holds opt/fcap/grep");
+    let mut kept = [0u8; 64];
+    let n = rustix::fs::getxattr(layer_file.as_str(), "security.capability", &mut kept).unwrap();
+    assert_eq!(&kept[..n], &caps[..]);
+    let run = berth(&d, &root);
+    let caps_of = |out: &str| -> Vec<(String, u64)> {
+        out.lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                Some((k.to_string(), u64::from_str_radix(v.trim(), 16).ok()?))
+            })
+            .collect()
+    };
+    let probe = ["/opt/fcap/grep", "^Cap", "/proc/self/status"];
+    let sys_module = 1u64 << 16;
+    let net_admin = 1u64 << 12;
+    for flags in [
+        &["-u", "1000"][..],
+        &["-u", "1000", "--cap-add", "NET_ADMIN"],
+    ] {
+        let mut args = vec!["container", "run", "--rm"];
+        args.extend_from_slice(flags);
+        args.push("localhost/busybox-test");
+        args.extend_from_slice(&probe);
+        let out = run(&args).ok();
+        for (k, v) in caps_of(&out) {
+            if k != "CapBnd" {
+                assert_eq!(v, 0, "{k} with {flags:?}: {out}");
+            }
+        }
+    }
+    run(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "fcap",
+        "localhost/busybox-test",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let out = run(&[
+        "container",
+        "exec",
+        "-u",
+        "1000",
+        "fcap",
+        probe[0],
+        probe[1],
+        probe[2],
+    ])
+    .ok();
+    for (k, v) in caps_of(&out) {
+        if k != "CapBnd" {
+            assert_eq!(v, 0, "{k} in exec: {out}");
+        }
+    }
+    let out = run(&["container", "exec", "fcap", probe[0], probe[1], probe[2]]).ok();
+    run(&["container", "rm", "-f", "fcap"]).ok();
+    let as_root: std::collections::BTreeMap<_, _> = caps_of(&out).into_iter().collect();
+    assert_eq!(as_root["CapEff"] & sys_module, 0, "{out}");
+    assert_eq!(as_root["CapInh"], 0, "{out}");
+    assert_eq!(as_root["CapAmb"], 0, "{out}");
+    assert_ne!(as_root["CapEff"] & net_admin, net_admin, "{out}");
+}
