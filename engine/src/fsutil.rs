@@ -115,6 +115,26 @@ pub fn create_new_at(
     .map(std::fs::File::from)
 }
 
+/// `openat2`, again while the kernel answers EAGAIN: under
+/// RESOLVE_IN_ROOT or RESOLVE_BENEATH it does when a rename or mount
+/// anywhere on the host raced a `..` it was resolving (a symlink's
+/// included), which a busy host makes common.
+pub fn openat2<P: rustix::path::Arg + Copy>(
+    dir: &impl std::os::fd::AsFd,
+    path: P,
+    flags: rustix::fs::OFlags,
+    mode: rustix::fs::Mode,
+    resolve: rustix::fs::ResolveFlags,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(dir, path, flags, mode, resolve) {
+            Err(rustix::io::Errno::AGAIN) if tries < 64 => tries += 1,
+            done => return done,
+        }
+    }
+}
+
 /// 64 random hex characters (container and volume ids).
 pub fn random_id() -> Result<String> {
     use std::io::Read;

@@ -910,3 +910,43 @@ fn file_capabilities_in_the_image_lift_no_process() {
     assert_eq!(as_root["CapAmb"], 0, "{out}");
     assert_ne!(as_root["CapEff"] & net_admin, net_admin, "{out}");
 }
+
+/// RT-07 (b): a container's `/dev` is a volume another container shares,
+/// which exchanges the `null` node there with a symlink to
+/// `/proc/sys/kernel/core_pattern` in a loop while the first starts again
+/// and again: each start masks with the null device or fails; none masks
+/// with a procfs file.
+#[test]
+fn masks_stay_the_null_device_while_a_container_swaps_a_shared_dev() {
+    let d = Dir::new("dev-race");
+    let root = busybox_root(&d);
+    let racer = static_binary(&d, "racer");
+    let run = berth(&d, &root);
+    run(&[
+        "container", "run", "-d", "--name", "devswapper", "-v", "devvol:/d", "-v", &racer,
+        "localhost/busybox-test", "sh", "-c",
+        "mknod /d/null c 1 3; ln -s /proc/sys/kernel/core_pattern /d/evil; exec /racer swap /d/null /d/evil",
+    ])
+    .ok();
+    wait_for_log(&run, "devswapper", "racing");
+    let mut started = 0;
+    for _ in 0..40 {
+        let r = run(&[
+            "container",
+            "run",
+            "--rm",
+            "-v",
+            "devvol:/dev",
+            "localhost/busybox-test",
+            "sh",
+            "-c",
+            "stat -c '%t:%T' /proc/keys /proc/timer_list",
+        ]);
+        if r.0.status.success() {
+            started += 1;
+            assert_eq!(r.stdout(), "1:3\n1:3\n");
+        }
+    }
+    run(&["container", "rm", "-f", "devswapper"]).ok();
+    assert!(started > 0, "no start got through at all");
+}

@@ -32,7 +32,7 @@ fn container_root(root: &Path, name: &str) -> Result<(OwnedFd, ContainerRecord)>
 
 fn in_root(root: &OwnedFd, path: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
     let rel = path.trim_start_matches('/');
-    rustix::fs::openat2(
+    crate::fsutil::openat2(
         root,
         if rel.is_empty() { "." } else { rel },
         flags | OFlags::CLOEXEC,

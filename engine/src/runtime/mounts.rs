@@ -352,7 +352,7 @@ pub fn pin_subpaths(root: &Path, mounts: &[MountRequest]) -> Result<Vec<OwnedFd>
             Mode::empty(),
         )
         .map_err(|e| Error::io(&data, e.into()))?;
-        let fd = rustix::fs::openat2(
+        let fd = crate::fsutil::openat2(
             &dir,
             sub.as_str(),
             OFlags::PATH | OFlags::CLOEXEC,
@@ -399,7 +399,7 @@ pub fn copy_up(rootfs: &Path, target: &str, dest: &Path) -> Result<()> {
     )
     .map_err(|e| Error::io(rootfs, e.into()))?;
     let rel = target.trim_start_matches('/');
-    let src = match rustix::fs::openat2(
+    let src = match crate::fsutil::openat2(
         &root,
         if rel.is_empty() { "." } else { rel },
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,

@@ -21,7 +21,7 @@ fn read_in_root(root: &Path, rel: &str) -> Option<String> {
         Mode::empty(),
     )
     .ok()?;
-    let fd = rustix::fs::openat2(
+    let fd = crate::fsutil::openat2(
         &dir,
         rel,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,

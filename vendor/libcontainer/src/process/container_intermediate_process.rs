@@ -179,7 +179,16 @@ pub fn container_intermediate_process(
                 Ok(_) => 0,
                 Err(e) => {
                     tracing::error!("failed to initialize container process: {e}");
-                    if let Err(err) = init_main_sender.exec_failed(e.to_string()) {
+                    // berth: with its causes: "failed to prepare rootfs"
+                    // alone does not say which mount or device failed.
+                    let mut full = e.to_string();
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(c) = cause {
+                        full.push_str(&format!(": {c}"));
+                        cause = c.source();
+                    }
+                    let e = full;
+                    if let Err(err) = init_main_sender.exec_failed(e.clone()) {
                         tracing::error!(?err, "failed sending error to main sender");
                     }
                     if let ContainerType::TenantContainer { exec_notify_fd } = args.container_type {

@@ -5,11 +5,11 @@ use libc;
 use nix::fcntl::{OFlag, open};
 use nix::mount::MsFlags;
 use nix::sys::stat::{FileStat, Mode, fstat, umask};
-use nix::unistd::{Gid, Uid, close};
+use nix::unistd::close;
 use oci_spec::runtime::LinuxDevice;
 
 use super::utils::to_sflag;
-use crate::syscall::Syscall;
+use crate::syscall::{Syscall, SyscallError};
 use crate::syscall::syscall::create_syscall;
 use crate::utils::PathBufExt;
 
@@ -153,14 +153,19 @@ impl Device {
 
         let full_container_path = create_container_dev_path(rootfs, dev)?;
 
-        self.syscall
-            .mknod(
-                &full_container_path,
-                to_sflag(dev.typ()),
-                Mode::from_bits_truncate(dev.file_mode().unwrap_or(0o666)),
-                makedev(dev.major(), dev.minor()),
-            )
-            .map_err(|err| {
+        // berth: a node already there (a `/dev` volume kept from a previous
+        // start) is left as it is, as runc does; whatever it is, masks
+        // check `/dev/null` before they use it.
+        let made = self.syscall.mknod(
+            &full_container_path,
+            to_sflag(dev.typ()),
+            Mode::from_bits_truncate(dev.file_mode().unwrap_or(0o666)),
+            makedev(dev.major(), dev.minor()),
+        );
+        if matches!(&made, Err(SyscallError::Nix(nix::errno::Errno::EEXIST))) {
+            return Ok(());
+        }
+        made.map_err(|err| {
                 tracing::error!(
                     ?err,
                     path = ?full_container_path,
@@ -171,12 +176,22 @@ impl Device {
 
                 err
             })?;
-        self.syscall
-            .chown(
-                &full_container_path,
-                dev.uid().map(Uid::from_raw),
-                dev.gid().map(Gid::from_raw),
+        // berth: never through a symlink swapped in since the mknod (a
+        // `/dev` volume another container shares): it would chown a file
+        // of the host, whose root the init still sees.
+        let path = std::ffi::CString::new(full_container_path.as_os_str().as_encoded_bytes())
+            .map_err(|_| DeviceError::InvalidDevicePath(full_container_path.clone()))?;
+        // SAFETY: a plain syscall on a C string; -1 leaves an id as it is.
+        let owned = unsafe {
+            libc::fchownat(
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                dev.uid().unwrap_or(u32::MAX),
+                dev.gid().unwrap_or(u32::MAX),
+                libc::AT_SYMLINK_NOFOLLOW,
             )
+        };
+        (if owned == 0 { Ok(()) } else { Err(SyscallError::Nix(nix::errno::Errno::last())) })
             .map_err(|err| {
                 tracing::error!(
                     path = ?full_container_path,

@@ -1697,19 +1697,28 @@ mod in_root {
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = (libc::O_PATH | libc::O_CLOEXEC | flags) as u64;
         how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-        // SAFETY: valid pointers for the call; the fd returned is owned below.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root.as_raw_fd(),
-                path.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            )
+        let mut tries = 0;
+        let fd = loop {
+            // SAFETY: valid pointers for the call; the fd returned is owned below.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    root.as_raw_fd(),
+                    path.as_ptr(),
+                    &how as *const libc::open_how,
+                    std::mem::size_of::<libc::open_how>(),
+                )
+            };
+            if fd >= 0 {
+                break fd;
+            }
+            let e = io::Error::last_os_error();
+            // A rename or mount anywhere raced a `..` on the way: again.
+            if e.raw_os_error() != Some(libc::EAGAIN) || tries == 64 {
+                return Err(e);
+            }
+            tries += 1;
         };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
         // SAFETY: the kernel just returned this fd.
         Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
     }

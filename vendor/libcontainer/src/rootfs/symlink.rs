@@ -96,9 +96,15 @@ impl Symlink {
             ("/proc/self/fd/2", "dev/stderr"),
         ];
         for (src, dst) in defaults {
-            self.syscall
-                .symlink(Path::new(src), &rootfs.join(dst))
-                .map_err(|err| {
+            // berth: one there already (a `/dev` volume kept from a previous
+            // start) is left, as runc does.
+            let made = self.syscall.symlink(Path::new(src), &rootfs.join(dst));
+            if let Err(crate::syscall::SyscallError::IO(e)) = &made {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    continue;
+                }
+            }
+            made.map_err(|err| {
                     tracing::error!("failed to symlink defaults");
                     SymlinkError::Syscall { source: err }
                 })?;
