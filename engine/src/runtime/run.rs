@@ -307,11 +307,26 @@ pub fn bundle_dir(dir: &Path) -> PathBuf {
 const SPEC_FILE: &str = "config.json";
 
 /// The directory libcontainer keeps a container's runtime state under (in
-/// a directory named after its id): the container's own directory, or its
-/// `state/` for one an earlier berth started (which kept it there).
+/// a directory named after its id): [`RUNTIME_DIR`], or where an earlier
+/// berth that started the container kept it (its own directory, or its
+/// `state/`).
 pub fn state_root(dir: &Path, id: &str) -> PathBuf {
-    crate::fsutil::own_or_older(dir, "state", id)
+    for older in [dir.to_path_buf(), dir.join("state")] {
+        if older.join(id).exists() {
+            return older;
+        }
+    }
+    PathBuf::from(RUNTIME_DIR)
 }
+
+/// Where running containers' runtime state lives (`state.json`, the
+/// runtime's socket), as `/run/crun` and `/run/containerd` hold theirs:
+/// a tmpfs on most hosts, emptied by a reboot, which ends every container
+/// anyway. Ids are random, so state roots never collide in it. (On a disk
+/// with online discard, such as this project's test machine's, where
+/// `/run` is no tmpfs, the three files and the directory made and
+/// removed at every start cost a quarter of a millisecond.)
+pub const RUNTIME_DIR: &str = "/run/berth";
 
 /// Writes a container's record.
 pub fn save_record(dir: &Path, record: &ContainerRecord) -> Result<()> {
@@ -871,11 +886,17 @@ pub fn execute(
     p.refresh_networks();
     // A previous run's state, from a supervisor that was killed (or from
     // a berth that kept it under `state/`).
-    for stale in [p.dir.join(&p.record.id), p.dir.join("state")] {
+    let runtime = PathBuf::from(RUNTIME_DIR);
+    for stale in [
+        p.dir.join(&p.record.id),
+        p.dir.join("state"),
+        runtime.join(&p.record.id),
+    ] {
         if stale.exists() {
             remove_dir(&stale)?;
         }
     }
+    crate::fsutil::private_dir(&runtime)?;
     // The network namespace the init joins: another container's (its init
     // of now: it may have restarted since), or its own, made here unless
     // `prepare` made it; in a user namespace, the init makes it.
@@ -899,7 +920,7 @@ pub fn execute(
     libcgroups::v1::util::preload();
     let pins = super::mounts::pin_subpaths(p.root(), &p.record.mounts)?;
     let mut builder = ContainerBuilder::new(p.record.id.clone(), SyscallType::Linux)
-        .with_root_path(&p.dir)
+        .with_root_path(&runtime)
         .map_err(lc)?
         .with_console_socket(streams.console.as_deref());
     if let Some(fd) = streams.stdout {
