@@ -139,3 +139,62 @@ fn overlay_roots_stack_layers_and_write_to_the_container_layer() {
     result.unwrap();
     assert!(!fs.merged.join("etc").exists(), "unmounted");
 }
+
+#[test]
+fn a_removed_containers_directory_comes_back_bare_for_the_next() {
+    requires_root();
+    use berth_engine::runtime::spares;
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let trash = root.path().join(".removing-c1");
+    for d in [
+        "upper/etc/deep",
+        "work/work/incompat/volatile",
+        "merged",
+        "lower/0",
+    ] {
+        std::fs::create_dir_all(trash.join(d)).unwrap();
+    }
+    for f in [
+        "container.json",
+        "hostname",
+        "upper/etc/passwd",
+        "upper/etc/deep/x",
+        "upper/top",
+    ] {
+        std::fs::write(trash.join(f), b"left").unwrap();
+    }
+    std::fs::set_permissions(trash.join("upper"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    rustix::fs::setxattr(
+        trash.join("upper").as_path(),
+        "user.left",
+        b"1",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
+    assert!(spares::keep(root.path(), &trash, "c1"));
+    assert!(!trash.exists());
+    let spare = root.path().join("spares/c1");
+    let mut names: Vec<_> = std::fs::read_dir(&spare)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["merged", "upper", "work"]);
+    for d in ["upper", "work", "merged"] {
+        assert_eq!(std::fs::read_dir(spare.join(d)).unwrap().count(), 0, "{d}");
+    }
+    let upper = std::fs::metadata(spare.join("upper")).unwrap();
+    assert_eq!(upper.permissions().mode() & 0o7777, 0o755);
+    let mut attrs = [0u8; 256];
+    let n = rustix::fs::listxattr(spare.join("upper").as_path(), &mut attrs).unwrap();
+    assert!(!attrs[..n].windows(9).any(|w| w == b"user.left"));
+    // The next container takes it, once.
+    let staging = root.path().join(".creating-c2");
+    assert!(spares::take(root.path(), &staging));
+    assert!(staging.join("upper").is_dir());
+    assert!(!spares::take(
+        root.path(),
+        &root.path().join(".creating-c3")
+    ));
+}

@@ -950,3 +950,25 @@ fn masks_stay_the_null_device_while_a_container_swaps_a_shared_dev() {
     run(&["container", "rm", "-f", "devswapper"]).ok();
     assert!(started > 0, "no start got through at all");
 }
+
+/// A removed container's directory is reused by the next container (see
+/// `engine/src/runtime/spares.rs`): nothing the first wrote, and none of
+/// what it did to its root, reaches the next.
+#[test]
+fn nothing_a_removed_container_left_reaches_the_next() {
+    let d = Dir::new("spares");
+    let root = busybox_root(&d);
+    run_script(
+        &d,
+        &root,
+        &[],
+        "echo left > /left && mkdir -p /a/b && echo deep > /a/b/c && chmod 700 / && chown 65534 /",
+    )
+    .ok();
+    let out = run_script(&d, &root, &[], "ls /left /a 2>&1; stat -c '%a %u' /").ok();
+    assert!(
+        out.contains("/left: No such file") && out.contains("/a: No such file"),
+        "{out}"
+    );
+    assert!(out.ends_with("755 0\n"), "{out}");
+}

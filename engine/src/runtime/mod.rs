@@ -20,6 +20,7 @@ pub mod run;
 pub mod seal;
 pub mod seccomp;
 pub mod shim;
+pub mod spares;
 pub mod spec;
 pub mod stats;
 pub mod succession;

@@ -523,7 +523,9 @@ fn prepare_for(
     // that no `collect_orphans` finds it named and not yet locked.
     let dir = containers_dir(root).join(&id);
     let staging = containers_dir(root).join(format!("{STAGING}{id}"));
-    private_dir(&staging)?;
+    if !super::spares::take(root, &staging) {
+        private_dir(&staging)?;
+    }
     let creating = std::fs::File::open(&staging).map_err(|e| Error::io(&staging, e))?;
     rustix::fs::flock(&creating, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| Error::io(&staging, e.into()))?;
@@ -1020,7 +1022,11 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
     let trash = dir.with_file_name(format!(".removing-{}", record.id));
     std::fs::rename(dir, &trash).map_err(|e| Error::io(dir, e))?;
     crate::events::container(root, "destroy", record, &[]);
-    remove_dir(&trash)?;
+    // A remapped container's directories are owned and mounted for its
+    // range: those are not for another.
+    if record.userns.is_some() || !super::spares::keep(root, &trash, &record.id) {
+        remove_dir(&trash)?;
+    }
     if volumes {
         let store = VolumeStore::open(root)?;
         for v in &record.anonymous_volumes {
