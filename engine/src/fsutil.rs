@@ -69,6 +69,23 @@ pub fn write_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// Writes `bytes` as the file at `path`, made if missing, else written
+/// over in place and cut to length: for a file no one reads yet (one of a
+/// container being created, in a directory reused from a removed one),
+/// where a temporary file and a rename would make and free an inode.
+pub fn write_fresh(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all_at(bytes, 0)
+        .and_then(|()| f.set_len(bytes.len() as u64))
+        .map_err(|e| Error::io(path, e))
+}
+
 /// fsyncs a directory so that renames into it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)

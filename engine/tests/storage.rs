@@ -180,7 +180,7 @@ fn a_removed_containers_directory_comes_back_bare_for_the_next() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["merged", "upper", "work"]);
+    assert_eq!(names, ["hostname", "merged", "upper", "work"]);
     for d in ["upper", "work", "merged"] {
         assert_eq!(std::fs::read_dir(spare.join(d)).unwrap().count(), 0, "{d}");
     }

@@ -27,7 +27,7 @@ use super::mounts::MountRequest;
 use super::spec::{self, Bind, ProcessRequest};
 use super::user;
 use crate::error::{Error, Result};
-use crate::fsutil::{private_dir, write_atomic, write_replace};
+use crate::fsutil::{private_dir, write_atomic, write_fresh, write_replace};
 use crate::image::ImageStore;
 use crate::image::archive::rfc3339;
 use crate::image::store::remove_dir;
@@ -581,7 +581,7 @@ fn prepare_for(
             (None, None) => id[..12].to_string(),
         };
         if joined.is_none() {
-            write_replace(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
+            write_fresh(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
             // The container's own address comes once it has one (see
             // `name_own_address`).
             let mut hosts = if host_network {
@@ -592,8 +592,8 @@ fn prepare_for(
             for (name, addr) in &req.extra_hosts {
                 hosts.push_str(&format!("{addr}\t{name}\n"));
             }
-            write_replace(&dir.join("hosts"), hosts.as_bytes())?;
-            write_replace(&dir.join("resolv.conf"), resolv_conf(&req.dns).as_bytes())?;
+            write_fresh(&dir.join("hosts"), hosts.as_bytes())?;
+            write_fresh(&dir.join("resolv.conf"), resolv_conf(&req.dns).as_bytes())?;
         }
         // Read-only in a read-only container, as with Docker.
         let mut binds: Vec<Bind> = [
@@ -623,8 +623,9 @@ fn prepare_for(
             tmpfs: &prepared.tmpfs,
             userns: userns.as_ref(),
         })?;
-        oci.save(dir.join(SPEC_FILE))
+        let spec = serde_json::to_vec(&oci)
             .map_err(|e| Error::Conflict(format!("writing the runtime spec: {e}")))?;
+        write_fresh(&dir.join(SPEC_FILE), &spec)?;
         let record = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
