@@ -16,7 +16,7 @@ use crate::image::unpack::remove_tree;
 use crate::{Error, Result};
 
 /// How many spares wait at most.
-const KEEP: usize = 4;
+const KEEP: usize = 16;
 
 /// The directories a spare keeps.
 const KEPT: [&str; 3] = ["upper", "work", "merged"];
