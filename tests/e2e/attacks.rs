@@ -57,6 +57,16 @@ impl Sentinel {
     }
 }
 
+/// How many times a race is run: a count every CI run affords, or with
+/// `BERTH_SOAK=1` set, the catalog's count for its soak tier (X).
+fn rounds(ci: usize, soak: usize) -> usize {
+    if std::env::var_os("BERTH_SOAK").is_some() {
+        soak
+    } else {
+        ci
+    }
+}
+
 /// `berth` with the state root `root`.
 fn berth<'a>(d: &'a Dir, root: &'a str) -> impl Fn(&[&str]) -> Run + 'a {
     move |args| d.berth_with(args, &[("BERTH_ROOT", root)], None)
@@ -132,7 +142,7 @@ fn processes_joining_a_container_cannot_be_traced_before_they_exec() {
         "/racer ptrace 60; sleep 0.5",
     ])
     .ok();
-    for _ in 0..60 {
+    for _ in 0..rounds(60, 500) {
         run(&["container", "exec", "traced", "true"]).ok();
         run(&["container", "exec", "traced", "sleep", "0.02"]).ok();
     }
@@ -186,7 +196,7 @@ fn mount_targets_stay_in_the_root_while_a_container_swaps_them() {
     d.write("bound", "bound file\n");
     let bound = format!("{}:/data/dir/file", d.path().join("bound").display());
     let mut mounted = 0;
-    for _ in 0..40 {
+    for _ in 0..rounds(40, 1000) {
         let r = run(&[
             "container",
             "run",
@@ -365,7 +375,7 @@ fn cp_never_reaches_the_host_through_a_containers_symlinks_even_mid_swap() {
     let payload = d.path().join("payload");
     let payload = payload.to_str().unwrap();
     let mut copied = 0;
-    for i in 0..200 {
+    for i in 0..rounds(200, 2000) {
         let file = out.join(format!("f{i}"));
         if run(&["container", "cp", "cpvictim:/w/d/f", file.to_str().unwrap()])
             .stderr()
@@ -726,7 +736,7 @@ volumes:
         "racing",
     );
     let mut mounted = 0;
-    for _ in 0..30 {
+    for _ in 0..rounds(30, 1000) {
         let r = ns.berth(&d, &root, &["run", "--rm", "user"]);
         assert!(!r.stdout().contains(&sentinel.token), "{}", r.stdout());
         if r.stdout() == "inside\n" {
@@ -779,7 +789,7 @@ fn exports_never_follow_a_link_swapped_in_mid_walk() {
     let out = d.path().join("out.tar");
     let out = out.to_str().unwrap();
     let mut with_file = 0;
-    for i in 0..120 {
+    for i in 0..rounds(120, 1000) {
         let r = if i % 4 == 0 {
             run(&["container", "export", "-o", out, "exported"])
         } else {
@@ -930,7 +940,7 @@ fn masks_stay_the_null_device_while_a_container_swaps_a_shared_dev() {
     .ok();
     wait_for_log(&run, "devswapper", "racing");
     let mut started = 0;
-    for _ in 0..40 {
+    for _ in 0..rounds(40, 500) {
         let r = run(&[
             "container",
             "run",
