@@ -87,17 +87,23 @@ fn walk<W: Write>(
                 Mode::empty(),
             )
         };
-        let gone = |e: Errno| matches!(e, Errno::NOENT | Errno::LOOP | Errno::NOTDIR);
-        let handle = match at(OFlags::PATH) {
-            Ok(fd) => fd,
-            Err(e) if gone(e) => continue,
-            Err(e) => return Err(failed(e.into())),
+        // None for what vanished or turned into something else meanwhile.
+        let reopen = |flags: OFlags| match at(flags) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(failed(e.into())),
         };
-        let meta = std::fs::File::from(handle.try_clone().map_err(failed)?)
-            .metadata()
-            .map_err(failed)?;
-        let ft = meta.file_type();
-        if matches!(how, Tree::Layer) && ft.is_char_device() && meta.rdev() == 0 {
+        let meta_of = |fd: &OwnedFd| {
+            std::fs::File::from(fd.try_clone().map_err(failed)?)
+                .metadata()
+                .map_err(failed)
+        };
+        let Some(handle) = reopen(OFlags::PATH)? else {
+            continue;
+        };
+        let first = meta_of(&handle)?;
+        let ft = first.file_type();
+        if matches!(how, Tree::Layer) && ft.is_char_device() && first.rdev() == 0 {
             let mut wh = std::ffi::OsString::from(".wh.");
             wh.push(&name);
             marker(b, &rel.join(wh)).map_err(failed)?;
@@ -106,20 +112,16 @@ fn walk<W: Write>(
         // Files and directories are read through a descriptor of their
         // own, and described as what that descriptor holds.
         let opened = if ft.is_file() {
-            at(OFlags::RDONLY | OFlags::NONBLOCK)
+            reopen(OFlags::RDONLY | OFlags::NONBLOCK)?
         } else if ft.is_dir() {
-            at(OFlags::RDONLY | OFlags::DIRECTORY)
+            reopen(OFlags::RDONLY | OFlags::DIRECTORY)?
         } else {
-            Ok(handle)
+            Some(handle)
         };
-        let fd = match opened {
-            Ok(fd) => fd,
-            Err(e) if gone(e) => continue,
-            Err(e) => return Err(failed(e.into())),
+        let Some(fd) = opened else {
+            continue;
         };
-        let meta = std::fs::File::from(fd.try_clone().map_err(failed)?)
-            .metadata()
-            .map_err(failed)?;
+        let meta = meta_of(&fd)?;
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         if let Tree::Files(ids) = how {

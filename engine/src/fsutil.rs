@@ -59,14 +59,7 @@ fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
 /// replacement would not reach. Not atomic; not truncated first (see
 /// `replace`).
 pub fn write_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.write_all_at(bytes, 0)
-        .and_then(|()| f.set_len(bytes.len() as u64))
-        .map_err(|e| Error::io(path, e))
+    write_over(path, bytes, false)
 }
 
 /// Writes `bytes` as the file at `path`, made if missing, else written
@@ -74,10 +67,14 @@ pub fn write_in_place(path: &Path, bytes: &[u8]) -> Result<()> {
 /// container being created, in a directory reused from a removed one),
 /// where a temporary file and a rename would make and free an inode.
 pub fn write_fresh(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_over(path, bytes, true)
+}
+
+fn write_over(path: &Path, bytes: &[u8], create: bool) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
+        .create(create)
         .truncate(false)
         .open(path)
         .map_err(|e| Error::io(path, e))?;

@@ -83,6 +83,25 @@ fn wait_for_log(run: &dyn Fn(&[&str]) -> Run, name: &str, line: &str) {
     panic!("{name} never logged {line:?}");
 }
 
+/// Starts container `name` running `script` (which ends in a `racer`
+/// that prints "racing") with the racer at `/racer` and `volume`
+/// mounted, and waits until the race is on.
+fn start_racing(
+    run: &dyn Fn(&[&str]) -> Run,
+    racer: &str,
+    name: &str,
+    volume: Option<&str>,
+    script: &str,
+) {
+    let mut args = vec!["container", "run", "-d", "--name", name, "-v", racer];
+    if let Some(v) = volume {
+        args.extend(["-v", v]);
+    }
+    args.extend(["localhost/busybox-test", "sh", "-c", script]);
+    run(&args).ok();
+    wait_for_log(run, name, "racing");
+}
+
 fn host_root_entries() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("/")
         .unwrap()
@@ -175,23 +194,7 @@ fn mount_targets_stay_in_the_root_while_a_container_swaps_them() {
         "mkdir -p /v/dir && ln -sfn {} /v/link && exec /racer swap /v/dir /v/link",
         sentinel.path()
     );
-    run(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        "swapper",
-        "-v",
-        "shared:/v",
-        "-v",
-        &racer,
-        "localhost/busybox-test",
-        "sh",
-        "-c",
-        &script,
-    ])
-    .ok();
-    wait_for_log(&run, "swapper", "racing");
+    start_racing(&run, &racer, "swapper", Some("shared:/v"), &script);
     let host_before = host_root_entries();
     d.write("bound", "bound file\n");
     let bound = format!("{}:/data/dir/file", d.path().join("bound").display());
@@ -354,21 +357,7 @@ fn cp_never_reaches_the_host_through_a_containers_symlinks_even_mid_swap() {
          && ln -s {s} /dst && echo star > '/x*' && echo a > /xa \
          && exec /racer swap /w/d /w/l"
     );
-    run(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        "cpvictim",
-        "-v",
-        &racer,
-        "localhost/busybox-test",
-        "sh",
-        "-c",
-        &script,
-    ])
-    .ok();
-    wait_for_log(&run, "cpvictim", "racing");
+    start_racing(&run, &racer, "cpvictim", None, &script);
     let out = d.path().join("out");
     std::fs::create_dir(&out).unwrap();
     d.write("payload", "payload\n");
@@ -594,23 +583,7 @@ fn removal_and_reuse_follow_no_symlink_a_container_planted() {
     let race = format!(
         "mkdir -p /v/d/e && echo x > /v/d/e/x && ln -s {s} /v/l && exec /racer swap /v/d /v/l"
     );
-    run(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        "swapper",
-        "-v",
-        "raced:/v",
-        "-v",
-        &racer,
-        "localhost/busybox-test",
-        "sh",
-        "-c",
-        &race,
-    ])
-    .ok();
-    wait_for_log(&run, "swapper", "racing");
+    start_racing(&run, &racer, "swapper", Some("raced:/v"), &race);
     run(&[
         "container",
         "run",
@@ -769,23 +742,7 @@ fn exports_never_follow_a_link_swapped_in_mid_walk() {
         "for t in /v /w; do mkdir -p $t/d && echo inside > $t/d/f && ln -s {s} $t/l; done; \
          /racer swap /w/d /w/l & exec /racer swap /v/d /v/l"
     );
-    run(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        "exported",
-        "-v",
-        "exported:/v",
-        "-v",
-        &racer,
-        "localhost/busybox-test",
-        "sh",
-        "-c",
-        &script,
-    ])
-    .ok();
-    wait_for_log(&run, "exported", "racing");
+    start_racing(&run, &racer, "exported", Some("exported:/v"), &script);
     let out = d.path().join("out.tar");
     let out = out.to_str().unwrap();
     let mut with_file = 0;
@@ -932,13 +889,14 @@ fn masks_stay_the_null_device_while_a_container_swaps_a_shared_dev() {
     let root = busybox_root(&d);
     let racer = static_binary(&d, "racer");
     let run = berth(&d, &root);
-    run(&[
-        "container", "run", "-d", "--name", "devswapper", "-v", "devvol:/d", "-v", &racer,
-        "localhost/busybox-test", "sh", "-c",
-        "mknod /d/null c 1 3; ln -s /proc/sys/kernel/core_pattern /d/evil; exec /racer swap /d/null /d/evil",
-    ])
-    .ok();
-    wait_for_log(&run, "devswapper", "racing");
+    start_racing(
+        &run,
+        &racer,
+        "devswapper",
+        Some("devvol:/d"),
+        "mknod /d/null c 1 3; ln -s /proc/sys/kernel/core_pattern /d/evil; \
+         exec /racer swap /d/null /d/evil",
+    );
     let mut started = 0;
     for _ in 0..rounds(40, 500) {
         let r = run(&[
