@@ -67,6 +67,16 @@ fn rounds(ci: usize, soak: usize) -> usize {
     }
 }
 
+/// A sandbox `name` with the busybox image in its state root, a sentinel
+/// outside it and the racer built (its bind, for `-v`).
+fn scene(name: &str) -> (Dir, String, Sentinel, String) {
+    let d = Dir::new(name);
+    let root = busybox_root(&d);
+    let sentinel = Sentinel::new(&d);
+    let racer = static_binary(&d, "racer");
+    (d, root, sentinel, racer)
+}
+
 /// `berth` with the state root `root`.
 fn berth<'a>(d: &'a Dir, root: &'a str) -> impl Fn(&[&str]) -> Run + 'a {
     move |args| d.berth_with(args, &[("BERTH_ROOT", root)], None)
@@ -185,10 +195,7 @@ fn processes_joining_a_container_cannot_be_traced_before_they_exec() {
 /// one resolves inside the new container's root.
 #[test]
 fn mount_targets_stay_in_the_root_while_a_container_swaps_them() {
-    let d = Dir::new("mount-race");
-    let root = busybox_root(&d);
-    let sentinel = Sentinel::new(&d);
-    let racer = static_binary(&d, "racer");
+    let (d, root, sentinel, racer) = scene("mount-race");
     let run = berth(&d, &root);
     let script = format!(
         "mkdir -p /v/dir && ln -sfn {} /v/link && exec /racer swap /v/dir /v/link",
@@ -346,10 +353,7 @@ configs:
 /// through them; a symlink is copied as a link; no glob is expanded.
 #[test]
 fn cp_never_reaches_the_host_through_a_containers_symlinks_even_mid_swap() {
-    let d = Dir::new("cp-race");
-    let root = busybox_root(&d);
-    let sentinel = Sentinel::new(&d);
-    let racer = static_binary(&d, "racer");
+    let (d, root, sentinel, racer) = scene("cp-race");
     let run = berth(&d, &root);
     let s = sentinel.path();
     let script = format!(
@@ -541,10 +545,7 @@ fn no_command_runs_a_helper_or_loads_a_library_from_the_image() {
 /// `volume rm` follow none of them. Bind sources stay as they were.
 #[test]
 fn removal_and_reuse_follow_no_symlink_a_container_planted() {
-    let d = Dir::new("planted");
-    let root = busybox_root(&d);
-    let sentinel = Sentinel::new(&d);
-    let racer = static_binary(&d, "racer");
+    let (d, root, sentinel, racer) = scene("planted");
     let run = berth(&d, &root);
     let s = sentinel.path();
     d.write("bindfile", "bind file\n");
@@ -670,11 +671,8 @@ fn fifty_runs_with_mounts_leave_no_mount_on_the_host() {
 /// a subpath climbing out of the volume is refused.
 #[test]
 fn a_volume_subpath_stays_in_the_volume_while_a_container_swaps_it() {
-    let d = Dir::new("subpath");
+    let (d, root, sentinel, racer) = scene("subpath");
     let ns = Netns::new();
-    let root = busybox_root(&d);
-    let sentinel = Sentinel::new(&d);
-    let racer = static_binary(&d, "racer");
     let s = sentinel.path();
     let compose = |subpath: &str| {
         format!(
@@ -732,10 +730,7 @@ volumes:
 /// exports both: no archive holds the host's files.
 #[test]
 fn exports_never_follow_a_link_swapped_in_mid_walk() {
-    let d = Dir::new("export-race");
-    let root = busybox_root(&d);
-    let sentinel = Sentinel::new(&d);
-    let racer = static_binary(&d, "racer");
+    let (d, root, sentinel, racer) = scene("export-race");
     let run = berth(&d, &root);
     let s = sentinel.path();
     let script = format!(
