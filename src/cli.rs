@@ -281,6 +281,8 @@ pub enum ContainerCommand {
     Diff(ContainerNameArg),
     /// Show the processes running in a container
     Top(ContainerNameArg),
+    /// List a container's published ports, or where one of them is
+    Port(ContainerPortArgs),
     /// Write a container's filesystem to a tarball
     Export(ContainerExportArgs),
     /// Make an image of a container's changes
@@ -343,6 +345,15 @@ impl ExecOptions {
 pub struct ContainerNameArg {
     /// The container
     pub name: String,
+}
+
+/// `berth container port`
+#[derive(Debug, Args)]
+pub struct ContainerPortArgs {
+    /// The container
+    pub name: String,
+    /// `PORT[/PROTO]`: only where this container port is published
+    pub port: Option<String>,
 }
 
 /// `berth container rename`
@@ -536,7 +547,12 @@ pub struct ComposeAttachArgs {
 
 /// `berth container run`
 #[derive(Debug, Args)]
+// `-h` is the host name, as with Docker: help is `--help` only.
+#[command(disable_help_flag = true)]
 pub struct ContainerRunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Every capability and host device, no seccomp filter or masked paths
     #[arg(long)]
     pub privileged: bool,
@@ -628,7 +644,7 @@ pub struct ContainerRunArgs {
     #[arg(long)]
     pub entrypoint: Option<String>,
     /// The container's host name
-    #[arg(long)]
+    #[arg(short = 'h', long)]
     pub hostname: Option<String>,
     /// Mount the container's root filesystem read-only
     #[arg(long)]

@@ -1096,6 +1096,45 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
+        ContainerCommand::Port(a) => {
+            let (_, r) = find(root, &a.name)?;
+            let wanted = a
+                .port
+                .as_deref()
+                .map(|p| {
+                    let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+                    let port = port
+                        .parse::<u16>()
+                        .with_context(|| format!("{p:?} is no PORT[/PROTO]"))?;
+                    anyhow::Ok((port, proto.to_string()))
+                })
+                .transpose()?;
+            let published = berth_netplane::Networks::open(root)?
+                .publications()
+                .into_iter()
+                .find(|(id, _)| *id == r.id)
+                .map(|(_, ports)| ports)
+                .unwrap_or_default();
+            let mut found = false;
+            for p in &published {
+                match &wanted {
+                    Some((port, proto)) if (p.container_port, &p.protocol) != (*port, proto) => {}
+                    Some(_) => writeln!(out, "{}:{}", p.host_ip, p.host_port)?,
+                    None => writeln!(
+                        out,
+                        "{}/{} -> {}:{}",
+                        p.container_port, p.protocol, p.host_ip, p.host_port
+                    )?,
+                }
+                found |= wanted
+                    .as_ref()
+                    .is_none_or(|(port, proto)| (p.container_port, &p.protocol) == (*port, proto));
+            }
+            if let (Some((port, proto)), false) = (&wanted, found) {
+                bail!("no public port '{port}/{proto}' published for {}", r.name);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         ContainerCommand::Top(a) => {
             let (_, r) = find(root, &a.name)?;
             let table = r

@@ -1026,3 +1026,52 @@ networks:
     assert_eq!(lan.sh(probe), "reached\n");
     host.berth(&d, &root, &["down"]).ok();
 }
+
+#[test]
+fn container_run_publishes_a_port_that_container_port_names() {
+    let d = Dir::new("container-port");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    ns.sh("ip link set lo up");
+    let run = |args: &[&str]| ns.berth(&d, &root, args);
+    run(&["network", "create", "--subnet", "10.98.7.0/24", "pubnet"]).ok();
+    run(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--network",
+        "pubnet",
+        "-h",
+        "webhost",
+        "-p",
+        "127.0.0.1:18390:8080",
+        "--init",
+        "localhost/busybox-test",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+    ])
+    .ok();
+    assert_eq!(
+        run(&["container", "port", "pub"]).ok(),
+        "8080/tcp -> 127.0.0.1:18390\n"
+    );
+    assert_eq!(
+        run(&["container", "port", "pub", "8080/tcp"]).ok(),
+        "127.0.0.1:18390\n"
+    );
+    let err = run(&["container", "port", "pub", "9999"]).fails();
+    assert!(err.contains("no public port '9999/tcp'"), "{err}");
+    assert_eq!(
+        run(&["container", "exec", "pub", "hostname"]).ok(),
+        "webhost\n"
+    );
+    let page = ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18390/index.html 2>&1");
+    assert_eq!(page, "hello from berth-busybox\n");
+    run(&["container", "rm", "-f", "pub"]).ok();
+}
