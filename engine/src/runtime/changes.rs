@@ -3,8 +3,11 @@
 //! (`export`), as `docker diff` and `docker export` give them.
 
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
 use crate::rootfs::ContainerFs;
 use crate::{Error, Result};
@@ -20,52 +23,69 @@ pub struct Change {
     pub path: String,
 }
 
-/// A directory's entries in name order, for output that does not depend on
-/// the filesystem's.
-fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok())
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    Ok(entries)
-}
-
-/// An overlayfs whiteout: a character device numbered 0/0.
-fn is_whiteout(m: &std::fs::Metadata) -> bool {
-    m.file_type().is_char_device() && m.rdev() == 0
-}
-
+/// Lists the changes below `upper` (a descriptor of the container's upper
+/// directory, or of one of its directories at `rel`): each directory is
+/// opened from its parent's descriptor and never through a symlink, and the
+/// image's layers are looked into within their own roots, so a container
+/// swapping a directory for a link to a host path lists nothing of the
+/// host's.
 fn walk(
-    upper: &Path,
+    upper: &OwnedFd,
     rel: &Path,
-    lowers: &[PathBuf],
+    lowers: &[OwnedFd],
     out: &mut Vec<Change>,
     depth: usize,
 ) -> Result<()> {
+    let io = |e: rustix::io::Errno| Error::Conflict(format!("diff: /{}: {e}", rel.display()));
     if depth > 256 {
         return Err(Error::Conflict("diff: directories nest too deeply".into()));
     }
-    for e in sorted_entries(&upper.join(rel))? {
-        let rel = rel.join(e.file_name());
+    let mut names = Vec::new();
+    for e in rustix::fs::Dir::read_from(upper).map_err(io)? {
+        let name = e.map_err(io)?.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            names.push(name);
+        }
+    }
+    names.sort();
+    for name in names {
+        let rel = rel.join(&name);
         let shown = format!("/{}", rel.display());
-        let m = std::fs::symlink_metadata(e.path()).map_err(|err| Error::io(e.path(), err))?;
-        if is_whiteout(&m) {
+        let Ok(st) = rustix::fs::statat(upper, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let ft = FileType::from_raw_mode(st.st_mode);
+        if ft == FileType::CharacterDevice && st.st_rdev == 0 {
             out.push(Change {
                 kind: 'D',
                 path: shown,
             });
             continue;
         }
-        let in_image = lowers
-            .iter()
-            .any(|l| std::fs::symlink_metadata(l.join(&rel)).is_ok());
+        let in_image = lowers.iter().any(|l| {
+            crate::fsutil::openat2(
+                l,
+                rel.as_path(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            )
+            .is_ok()
+        });
         out.push(Change {
             kind: if in_image { 'C' } else { 'A' },
             path: shown,
         });
-        if m.is_dir() {
-            walk(upper, &rel, lowers, out, depth + 1)?;
+        if ft == FileType::Directory {
+            let Ok(sub) = rustix::fs::openat(
+                upper,
+                name.as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) else {
+                continue;
+            };
+            walk(&sub, &rel, lowers, out, depth + 1)?;
         }
     }
     Ok(())
@@ -75,8 +95,19 @@ fn walk(
 pub fn diff(root: &Path, name: &str) -> Result<Vec<Change>> {
     let (dir, record) = find(root, name)?;
     let fs = ContainerFs::of(&dir);
+    let lowers = record
+        .layers
+        .iter()
+        .map(|l| crate::archive::open_dir(l))
+        .collect::<Result<Vec<_>>>()?;
     let mut out = Vec::new();
-    walk(&fs.upper, Path::new(""), &record.layers, &mut out, 0)?;
+    walk(
+        &crate::archive::open_dir(&fs.upper)?,
+        Path::new(""),
+        &lowers,
+        &mut out,
+        0,
+    )?;
     Ok(out)
 }
 
