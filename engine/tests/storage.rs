@@ -191,10 +191,13 @@ fn a_removed_containers_directory_comes_back_bare_for_the_next() {
     assert!(!attrs[..n].windows(9).any(|w| w == b"user.left"));
     // The next container takes it, once.
     let staging = root.path().join(".creating-c2");
-    assert!(spares::take(root.path(), &staging));
+    let held = spares::take(root.path(), &staging).expect("a spare");
     assert!(staging.join("upper").is_dir());
-    assert!(!spares::take(
-        root.path(),
-        &root.path().join(".creating-c3")
-    ));
+    // Taken locked: what collects killed creators' directories leaves it.
+    let again = std::fs::File::open(&staging).unwrap();
+    assert!(
+        rustix::fs::flock(&again, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err()
+    );
+    drop(held);
+    assert!(spares::take(root.path(), &root.path().join(".creating-c3")).is_none());
 }

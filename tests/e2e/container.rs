@@ -988,7 +988,9 @@ fn no_host_descriptor_reaches_a_container() {
             .expect("run berth");
         crate::sandbox::Run(out)
     };
-    let own_fds = "ls /proc/$$/fd | tr '\\n' ' '";
+    // Those of a child the shell starts with nothing extra open (a pipe's
+    // or a redirection's descriptors of the shell's own could show).
+    let own_fds = "sleep 1 & ls /proc/$!/fd | tr '\\n' ' '";
     let run = leaky(&[
         "container",
         "run",

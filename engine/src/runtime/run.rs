@@ -523,12 +523,16 @@ fn prepare_for(
     // that no `collect_orphans` finds it named and not yet locked.
     let dir = containers_dir(root).join(&id);
     let staging = containers_dir(root).join(format!("{STAGING}{id}"));
-    if !super::spares::take(root, &staging) {
-        private_dir(&staging)?;
-    }
-    let creating = std::fs::File::open(&staging).map_err(|e| Error::io(&staging, e))?;
-    rustix::fs::flock(&creating, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::io(&staging, e.into()))?;
+    let creating = match super::spares::take(root, &staging) {
+        Some(locked) => locked,
+        None => {
+            private_dir(&staging)?;
+            let creating = std::fs::File::open(&staging).map_err(|e| Error::io(&staging, e))?;
+            rustix::fs::flock(&creating, rustix::fs::FlockOperation::LockExclusive)
+                .map_err(|e| Error::io(&staging, e.into()))?;
+            creating
+        }
+    };
     std::fs::rename(&staging, &dir).map_err(|e| Error::io(&dir, e))?;
     if userns.is_some() {
         // The runtime reaches the root and bind sources by path from
@@ -1021,7 +1025,12 @@ pub fn remove(root: &Path, dir: &Path, record: &ContainerRecord, volumes: bool) 
     // `.removing-` directory that `collect_orphans` finishes, never a
     // container with half its files.
     let trash = dir.with_file_name(format!(".removing-{}", record.id));
-    std::fs::rename(dir, &trash).map_err(|e| Error::io(dir, e))?;
+    match std::fs::rename(dir, &trash) {
+        Ok(()) => {}
+        // Removed meanwhile by its supervisor (`--rm`) or another `rm`.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    }
     crate::events::container(root, "destroy", record, &[]);
     // A remapped container's directories are owned and mounted for its
     // range: those are not for another.

@@ -29,15 +29,18 @@ fn spares_dir(root: &Path) -> PathBuf {
     root.join("spares")
 }
 
-/// Moves a spare to `staging`; false when there is none (the caller makes
-/// the directory). Racing takers each get another, or none.
-pub fn take(root: &Path, staging: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(spares_dir(root)) else {
-        return false;
-    };
-    entries
-        .flatten()
-        .any(|e| std::fs::rename(e.path(), staging).is_ok())
+/// Moves a spare to `staging`, locked (as `run::prepare` holds a new
+/// container's directory until its record exists: an old unlocked staging
+/// directory is a killed creator's); None when there is none (the caller
+/// makes the directory). Racing takers each get another, or none.
+pub fn take(root: &Path, staging: &Path) -> Option<std::fs::File> {
+    let entries = std::fs::read_dir(spares_dir(root)).ok()?;
+    entries.flatten().find_map(|e| {
+        let dir = std::fs::File::open(e.path()).ok()?;
+        rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+        std::fs::rename(e.path(), staging).ok()?;
+        Some(dir)
+    })
 }
 
 /// Makes the removed container directory `trash` (out of sight, its root
