@@ -132,6 +132,28 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
+/// The host-wide lock on choosing a subnet (`/run/berth/subnets.lock`).
+fn host_subnet_lock() -> Result<std::fs::File> {
+    let dir = Path::new("/run/berth");
+    let io = |path: &Path, cause| Error::Io {
+        path: path.to_path_buf(),
+        cause,
+    };
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .map_err(|e| io(dir, e))?;
+    let p = dir.join("subnets.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .map_err(|e| io(&p, e))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io(&p, e.into()))?;
+    Ok(f)
+}
+
 fn random_id() -> Result<String> {
     let mut buf = [0u8; 32];
     std::fs::File::open("/dev/urandom")
@@ -314,6 +336,13 @@ impl Networks {
             .iter()
             .filter_map(|r| r.subnet.parse().ok())
             .collect();
+        // Other state roots on this host choose from the same pools and see
+        // each other's subnets only once routed: one chooses at a time,
+        // until its bridge has its address.
+        let _host = match req.subnet {
+            None => Some(host_subnet_lock()?),
+            Some(_) => None,
+        };
         let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
         let subnet = match &req.subnet {
             Some(s) => {
