@@ -1115,23 +1115,27 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
                 .find(|(id, _)| *id == r.id)
                 .map(|(_, ports)| ports)
                 .unwrap_or_default();
-            let mut found = false;
-            for p in &published {
-                match &wanted {
-                    Some((port, proto)) if (p.container_port, &p.protocol) != (*port, proto) => {}
-                    Some(_) => writeln!(out, "{}:{}", p.host_ip, p.host_port)?,
-                    None => writeln!(
+            let shown: Vec<_> = published
+                .iter()
+                .filter(|p| {
+                    wanted.as_ref().is_none_or(|(port, proto)| {
+                        (p.container_port, &p.protocol) == (*port, proto)
+                    })
+                })
+                .collect();
+            if let (Some((port, proto)), true) = (&wanted, shown.is_empty()) {
+                bail!("no public port '{port}/{proto}' published for {}", r.name);
+            }
+            for p in shown {
+                if wanted.is_some() {
+                    writeln!(out, "{}:{}", p.host_ip, p.host_port)?;
+                } else {
+                    writeln!(
                         out,
                         "{}/{} -> {}:{}",
                         p.container_port, p.protocol, p.host_ip, p.host_port
-                    )?,
+                    )?;
                 }
-                found |= wanted
-                    .as_ref()
-                    .is_none_or(|(port, proto)| (p.container_port, &p.protocol) == (*port, proto));
-            }
-            if let (Some((port, proto)), false) = (&wanted, found) {
-                bail!("no public port '{port}/{proto}' published for {}", r.name);
             }
             Ok(ExitCode::SUCCESS)
         }

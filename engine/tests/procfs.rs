@@ -35,26 +35,34 @@ fn sysctl_writes_go_to_procfs_whatever_is_mounted_over_the_target() {
             MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
         )
         .unwrap();
+        let procfs = ProcfsHandleBuilder::new().unmasked().build().unwrap();
+        let read = |procfs: &pathrs::procfs::ProcfsHandle| {
+            procfs
+                .open(
+                    ProcfsBase::ProcRoot,
+                    "sys/kernel/shmmni",
+                    OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
+                )
+                .map(|mut f| {
+                    let mut got = String::new();
+                    f.read_to_string(&mut got).unwrap();
+                    got
+                })
+        };
+        // The handle works before the bind (else the refusal below would
+        // prove nothing).
+        assert_eq!(read(&procfs).unwrap(), real);
         mount_bind(&decoy_path, target).unwrap();
         assert_eq!(
             std::fs::read_to_string(target).unwrap(),
             "decoy\n",
             "the bind hides the target from a path"
         );
-        let procfs = ProcfsHandleBuilder::new().unmasked().build().unwrap();
-        match procfs.open(
-            ProcfsBase::ProcRoot,
-            "sys/kernel/shmmni",
-            OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC,
-        ) {
-            // Either the handle refuses the overmounted file …
-            Err(_) => {}
-            // … or it reaches the kernel's own.
-            Ok(mut f) => {
-                let mut got = String::new();
-                f.read_to_string(&mut got).unwrap();
-                assert_eq!(got, real, "the handle read the decoy");
-            }
+        // Either the handle refuses the overmounted file, or it reaches
+        // the kernel's own.
+        let fresh = ProcfsHandleBuilder::new().unmasked().build().unwrap();
+        if let Ok(got) = read(&fresh) {
+            assert_eq!(got, real, "the handle read the decoy");
         }
     })
     .join()

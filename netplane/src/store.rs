@@ -135,22 +135,31 @@ fn valid_name(name: &str) -> bool {
 /// The host-wide lock on choosing a subnet (`/run/berth/subnets.lock`).
 fn host_subnet_lock() -> Result<std::fs::File> {
     let dir = Path::new("/run/berth");
-    let io = |path: &Path, cause| Error::Io {
-        path: path.to_path_buf(),
-        cause,
-    };
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(dir)
-        .map_err(|e| io(dir, e))?;
-    let p = dir.join("subnets.lock");
+        .map_err(|e| Error::Io {
+            path: dir.to_path_buf(),
+            cause: e,
+        })?;
+    exclusive_lock(&dir.join("subnets.lock"))
+}
+
+/// An exclusive lock on the file `p` (made if missing), held until the
+/// file is dropped.
+fn exclusive_lock(p: &Path) -> Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&p)
-        .map_err(|e| io(&p, e))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| io(&p, e.into()))?;
+        .open(p)
+        .map_err(|e| Error::Io {
+            path: p.to_path_buf(),
+            cause: e,
+        })?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| Error::Io {
+        path: p.to_path_buf(),
+        cause: e.into(),
+    })?;
     Ok(f)
 }
 
@@ -227,23 +236,7 @@ impl Networks {
     /// An exclusive lock on the file `name` of the store, held until the
     /// file is dropped.
     fn lock_file(&self, name: &str) -> Result<std::fs::File> {
-        let p = self.dir.join(name);
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&p)
-            .map_err(|e| Error::Io {
-                path: p.clone(),
-                cause: e,
-            })?;
-        rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
-            Error::Io {
-                path: p,
-                cause: e.into(),
-            }
-        })?;
-        Ok(f)
+        exclusive_lock(&self.dir.join(name))
     }
 
     pub(crate) fn save(&self, r: &NetworkRecord) -> Result<()> {

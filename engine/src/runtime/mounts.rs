@@ -333,17 +333,24 @@ fn check_subpath(volume: &str, sub: &str) -> Result<()> {
 /// names; the runtime mounts from there. Held until the container is
 /// built; each start resolves them anew, as Docker does.
 pub fn pin_subpaths(root: &Path, mounts: &[MountRequest]) -> Result<Vec<OwnedFd>> {
+    let subpaths: Vec<(&String, &String)> = mounts
+        .iter()
+        .filter_map(|m| match m {
+            MountRequest::Volume {
+                name: Some(name),
+                subpath: Some(sub),
+                ..
+            } => Some((name, sub)),
+            _ => None,
+        })
+        .collect();
+    if subpaths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let volumes = VolumeStore::open(root)?;
     let mut pins = Vec::new();
-    for m in mounts {
-        let MountRequest::Volume {
-            name: Some(name),
-            subpath: Some(sub),
-            ..
-        } = m
-        else {
-            continue;
-        };
-        let data = VolumeStore::open(root)?.data_path(name);
+    for (name, sub) in subpaths {
+        let data = volumes.data_path(name);
         let failed =
             |e: rustix::io::Errno| Error::Conflict(format!("volume {name}: subpath {sub:?}: {e}"));
         let dir = rustix::fs::open(

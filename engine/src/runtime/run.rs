@@ -797,8 +797,7 @@ pub struct Streams {
 /// directory (a symlink out of the root, a file): the runtime mounts
 /// filesystems there and writes through them (sysctls, masks, device
 /// nodes and links), so they must be the container's own (catalog RT-06,
-/// RT-10). The runtime refuses such
-/// an image too, without saying why.
+/// RT-10). The runtime refuses such an image too, without saying why.
 fn kernel_mount_points(merged: &Path, image: &str) -> Result<()> {
     // `/dev` too: the runtime makes its nodes and links by path under it.
     for top in ["proc", "sys", "dev"] {
