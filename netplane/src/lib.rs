@@ -13,6 +13,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod iptables;
 pub mod link;
+pub mod peers;
 pub mod ports;
 pub mod store;
 

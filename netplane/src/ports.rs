@@ -85,15 +85,28 @@ impl Networks {
         out
     }
 
-    /// Checks that every requested host port is free, naming the first one
-    /// that is not. Nothing changes.
+    /// Checks that every requested host port is free (bound by no socket,
+    /// published by no other container of this root or of another root in
+    /// this network namespace), naming the first one that is not. Nothing
+    /// changes.
     pub fn check_ports(&self, requests: &[PortRequest], owners: &[&str]) -> Result<()> {
-        let taken: Vec<PublishedPort> = self
+        let host = crate::peers::lock()?;
+        self.check_ports_locked(&host, requests, owners)
+    }
+
+    fn check_ports_locked(
+        &self,
+        host: &crate::peers::NamespaceLock,
+        requests: &[PortRequest],
+        owners: &[&str],
+    ) -> Result<()> {
+        let mut taken: Vec<PublishedPort> = self
             .publications()
             .into_iter()
             .filter(|(c, _)| !owners.contains(&c.as_str()))
             .flat_map(|(_, p)| p)
             .collect();
+        taken.extend(self.peer_ports(host));
         for r in requests {
             let Some(port) = r.host_port else { continue };
             let clash = taken.iter().any(|t| {
@@ -122,7 +135,10 @@ impl Networks {
         requests: &[PortRequest],
     ) -> Result<Vec<PublishedPort>> {
         let _lock = self.lock()?;
-        self.check_ports(requests, &[owner])?;
+        // Held from the check to the rules: another root publishing the
+        // same port at once finds this one's.
+        let host = crate::peers::lock()?;
+        self.check_ports_locked(&host, requests, &[owner])?;
         let mut out = Vec::new();
         for r in requests {
             let host_port = match r.host_port {
@@ -145,7 +161,7 @@ impl Networks {
         let path = self.ports_dir().join(format!("{owner}.json"));
         let bytes = serde_json::to_vec_pretty(&out).map_err(|e| Error::Invalid(e.to_string()))?;
         std::fs::write(&path, bytes).map_err(|e| Error::Io { path, cause: e })?;
-        self.sync_firewall()?;
+        self.sync_locked(&host, None)?;
         Ok(out)
     }
 

@@ -12,10 +12,7 @@ use crate::error::{Error, Result};
 use crate::firewall::{self, NetRules};
 use crate::ipam::{self, Subnet};
 use crate::link;
-
-/// Serialises firewall syncs; holds the names of the networks whose rules
-/// the last sync applied.
-const FIREWALL_LOCK: &str = ".firewall.lock";
+use crate::peers::{self, NamespaceLock};
 
 /// What `network create` asks for.
 #[derive(Clone, Debug, Default)]
@@ -252,11 +249,13 @@ impl Networks {
         })
     }
 
-    /// Re-applies the firewall table for every recorded network and
-    /// published port. Serialised by a lock of its own (taken after the
-    /// store's, never before it): every change of the records is followed
-    /// by a sync that reads them after the change, so the last table
-    /// applied is always the current one, however commands interleave.
+    /// Re-applies the firewall table of this network namespace: every
+    /// network and published port of this root and of the other roots
+    /// with networks here ([`crate::peers`]). Serialised by the host-wide
+    /// firewall lock (taken after the store's, never before it): every
+    /// change of the records is followed by a sync that reads them after
+    /// the change, so the last table applied is always the current one,
+    /// however commands interleave.
     pub fn sync_firewall(&self) -> Result<()> {
         self.sync_firewall_without(None)
     }
@@ -264,31 +263,74 @@ impl Networks {
     /// [`Self::sync_firewall`], leaving out the network `gone` (one whose
     /// record is about to go).
     fn sync_firewall_without(&self, gone: Option<&str>) -> Result<()> {
-        let mut lock = self.lock_file(FIREWALL_LOCK)?;
-        let networks: Vec<NetworkRecord> = self
+        let host = peers::lock()?;
+        self.sync_locked(&host, gone)
+    }
+
+    /// The networks of the other roots in this namespace whose bridges are
+    /// here, and those roots' publications; roots with none are taken off
+    /// the register.
+    fn peer_state(
+        &self,
+        host: &NamespaceLock,
+    ) -> (
+        Vec<(PathBuf, NetworkRecord)>,
+        Vec<crate::ports::PublishedPort>,
+    ) {
+        let here = peers::interfaces();
+        let mut networks = Vec::new();
+        let mut ports = Vec::new();
+        for dir in host.others(&self.dir) {
+            let other = Networks { dir: dir.clone() };
+            let recs: Vec<NetworkRecord> = other
+                .list()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| here.contains(&r.bridge))
+                .collect();
+            if recs.is_empty() {
+                host.unregister(&dir);
+                continue;
+            }
+            ports.extend(other.publications().into_iter().flat_map(|(_, p)| p));
+            networks.extend(recs.into_iter().map(|r| (dir.clone(), r)));
+        }
+        (networks, ports)
+    }
+
+    /// [`Self::sync_firewall_without`] under the host lock.
+    pub(crate) fn sync_locked(&self, host: &NamespaceLock, gone: Option<&str>) -> Result<()> {
+        let own: Vec<NetworkRecord> = self
             .list()?
             .into_iter()
             .filter(|r| Some(r.name.as_str()) != gone)
             .collect();
-        // The lock file names the networks of the table last applied (see
-        // `remove`).
-        let names: String = networks.iter().map(|r| format!("{}\n", r.name)).collect();
-        let _ = lock
-            .set_len(0)
-            .and_then(|()| std::io::Write::write_all(&mut lock, names.as_bytes()));
+        if own.is_empty() {
+            host.unregister(&self.dir);
+        } else {
+            host.register(&self.dir)?;
+        }
+        let (others, mut ports) = self.peer_state(host);
+        ports.extend(self.publications().into_iter().flat_map(|(_, p)| p));
+        let networks: Vec<(PathBuf, NetworkRecord)> = own
+            .into_iter()
+            .map(|r| (self.dir.clone(), r))
+            .chain(others)
+            .collect();
+        // Names the networks of the table last applied (see `remove`).
+        let applied: String = networks
+            .iter()
+            .map(|(d, r)| format!("{}\n", d.join(&r.name).display()))
+            .collect();
+        let _ = std::fs::write(host.applied_path(), applied);
         let rules: Vec<NetRules> = networks
             .into_iter()
-            .map(|r| NetRules {
+            .map(|(_, r)| NetRules {
                 subnet6: r.subnet6,
                 bridge: r.bridge,
                 subnet: r.subnet,
                 internal: r.internal,
             })
-            .collect();
-        let ports: Vec<_> = self
-            .publications()
-            .into_iter()
-            .flat_map(|(_, p)| p)
             .collect();
         if !ports.is_empty() {
             // Lets DNAT to a bridge address apply to 127.0.0.1 traffic from
@@ -303,6 +345,11 @@ impl Networks {
         firewall::apply_rules(&rules, &ports)?;
         let bridges: Vec<String> = rules.into_iter().map(|r| r.bridge).collect();
         firewall::sync_docker_user(&bridges)
+    }
+
+    /// The host ports other roots in this namespace publish.
+    pub(crate) fn peer_ports(&self, host: &NamespaceLock) -> Vec<crate::ports::PublishedPort> {
+        self.peer_state(host).1
     }
 
     /// Creates a network: record, bridge, address, firewall rules. A
@@ -556,10 +603,11 @@ impl Networks {
         // A sync of another command (or of another network's removal) that
         // still found the record applied its rules last: apply again.
         let applied = {
-            let _lock = self.lock_file(FIREWALL_LOCK)?;
-            std::fs::read_to_string(self.dir.join(FIREWALL_LOCK)).unwrap_or_default()
+            let host = peers::lock()?;
+            std::fs::read_to_string(host.applied_path()).unwrap_or_default()
         };
-        if applied.lines().any(|n| n == r.name) {
+        let me = self.dir.join(&r.name);
+        if applied.lines().any(|n| Path::new(n) == me) {
             self.sync_firewall()?;
         }
         Ok(())

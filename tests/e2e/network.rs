@@ -1075,3 +1075,101 @@ fn container_run_publishes_a_port_that_container_port_names() {
     assert_eq!(page, "hello from berth-busybox\n");
     run(&["container", "rm", "-f", "pub"]).ok();
 }
+
+/// Two state roots in one network namespace share its firewall: neither
+/// overwrites the other's rules, a host port one publishes is taken for the
+/// other, and their networks are isolated from each other as from their
+/// own.
+#[test]
+fn two_state_roots_in_one_namespace_keep_each_others_rules() {
+    let d = Dir::new("two-roots");
+    let ns = Netns::new();
+    ns.sh("ip link set lo up");
+    let a = crate::container::busybox_root(&d);
+    let b = d.path().join("state-b").to_string_lossy().into_owned();
+    crate::container::import_image(
+        &d,
+        &b,
+        crate::container::busybox_tar(&[]),
+        "localhost/busybox-test:latest",
+    );
+    let httpd = [
+        "localhost/busybox-test",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+    ];
+    let serve = |root: &str, name: &str, net: &str, publish: &str| {
+        let mut args = vec!["container", "run", "-d", "--init", "--name", name];
+        args.extend(["--network", net]);
+        if !publish.is_empty() {
+            args.extend(["-p", publish]);
+        }
+        args.extend(httpd);
+        ns.berth(&d, root, &args)
+    };
+    let bridge = |root: &str, net: &str| {
+        ns.berth(&d, root, &["network", "inspect", net]).json()[0]["Bridge"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    ns.berth(
+        &d,
+        &a,
+        &["network", "create", "--subnet", "10.97.1.0/24", "na"],
+    )
+    .ok();
+    ns.berth(
+        &d,
+        &b,
+        &["network", "create", "--subnet", "10.97.2.0/24", "nb"],
+    )
+    .ok();
+    let (bra, brb) = (bridge(&a, "na"), bridge(&b, "nb"));
+    serve(&a, "web-a", "na", "127.0.0.1:18391:8080").ok();
+    serve(&b, "web-b", "nb", "").ok();
+    let table = ns.sh("nft list table ip berth");
+    for want in [
+        format!("iifname \"{bra}\" oifname \"{brb}\" drop"),
+        format!("iifname \"{brb}\" oifname \"{bra}\" drop"),
+        "dport 18391 dnat to 10.97.1.2:8080".to_string(),
+    ] {
+        assert!(table.contains(&want), "{want} missing:\n{table}");
+    }
+    let err = serve(&b, "thief", "nb", "127.0.0.1:18391:8080").fails();
+    assert!(err.contains("already allocated"), "{err}");
+    let page = ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18391/index.html 2>&1");
+    assert_eq!(page, "hello from berth-busybox\n");
+    let across = ns.berth(
+        &d,
+        &b,
+        &[
+            "container",
+            "exec",
+            "web-b",
+            "wget",
+            "-T",
+            "1",
+            "-qO-",
+            "http://10.97.1.2:8080/index.html",
+        ],
+    );
+    assert!(!across.0.status.success(), "reached across roots");
+    ns.berth(&d, &a, &["container", "rm", "-f", "web-a"]).ok();
+    ns.berth(&d, &a, &["network", "rm", "na"]).ok();
+    let table = ns.sh("nft list table ip berth");
+    assert!(!table.contains(&bra) && !table.contains("18391"), "{table}");
+    assert!(
+        table.contains(&format!(
+            "ip saddr 10.97.2.0/24 oifname != \"{brb}\" masquerade"
+        )),
+        "{table}"
+    );
+    ns.berth(&d, &b, &["container", "rm", "-f", "web-b"]).ok();
+    ns.berth(&d, &b, &["network", "rm", "nb"]).ok();
+    assert_eq!(ns.sh("nft list tables"), "", "no firewall table left");
+}
