@@ -12,6 +12,7 @@ use berth_engine::runtime::run::{self, ContainerRecord, Network, PortBinding, fi
 use berth_engine::runtime::spec::{ProcessRequest, Throttle, ThrottleKind};
 use berth_engine::runtime::{RunRequest, run_foreground};
 use berth_engine::runtime::{freeze, shim};
+use berth_netplane::store::DEFAULT_BRIDGE;
 use berth_netplane::{Networks, PortRequest};
 
 use crate::cli::{ContainerCommand, ContainerRunArgs, Global, ShimArgs};
@@ -142,6 +143,14 @@ fn berth_command() -> std::process::Command {
 /// Starts the embedded DNS server of this network namespace's networks,
 /// unless it runs already, and waits until it answers on `networks`.
 pub fn ensure_dns(global: &Global, networks: &[String]) -> anyhow::Result<()> {
+    let networks: Vec<String> = networks
+        .iter()
+        .filter(|n| n.as_str() != DEFAULT_BRIDGE)
+        .cloned()
+        .collect();
+    if networks.is_empty() {
+        return Ok(());
+    }
     // Under the lock a starting or leaving server takes too: a server seen
     // alive here stays for the networks that exist now.
     let lock = berth_netplane::dns::lock(&global.root)?;
@@ -161,7 +170,7 @@ pub fn ensure_dns(global: &Global, networks: &[String]) -> anyhow::Result<()> {
         std::mem::forget(child);
     }
     drop(lock);
-    dns_ready(global, networks)
+    dns_ready(global, &networks)
 }
 
 /// Waits until the DNS server listens on the gateways of `networks`, so the
@@ -202,6 +211,12 @@ impl Network for NetplaneHook {
         names.extend(record.dns_names.iter().cloned());
         names.push(record.id[..12].to_string());
         for (i, n) in record.networks.iter().enumerate() {
+            if n == DEFAULT_BRIDGE {
+                // Made on demand, and back after a reboot or a removal.
+                self.nets
+                    .ensure_default()
+                    .map_err(|e| conflict(format!("network {n}: {e}")))?;
+            }
             let opts = record.network_opts.get(n).cloned().unwrap_or_default();
             let mut names = names.clone();
             names.extend(opts.aliases.iter().cloned());
@@ -418,6 +433,16 @@ fn throttles(a: &ContainerRunArgs) -> anyhow::Result<Vec<Throttle>> {
 }
 
 fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
+    let networks = run_networks(&a.networks);
+    if networks.first().is_some_and(|n| n == DEFAULT_BRIDGE) {
+        // As `docker run`: these are a user-defined network's.
+        if a.ip.is_some() || a.ip6.is_some() {
+            bail!("user specified IP address is supported on user defined networks only");
+        }
+        if !a.aliases.is_empty() {
+            bail!("network-scoped alias is supported only for containers in user defined networks");
+        }
+    }
     let resources = berth_engine::runtime::spec::Resources {
         memory: bytes("--memory", &a.memory)?,
         memory_swap: bytes("--memory-swap", &a.memory_swap)?,
@@ -520,12 +545,6 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             &crate::args::key_values(&a.log_opts, "--log-opt")?,
         )
         .map_err(anyhow::Error::msg)?,
-        networks: a
-            .networks
-            .iter()
-            .filter(|n| !is_network_mode(n))
-            .cloned()
-            .collect(),
         volumes_from: a.volumes_from.clone(),
         extra_hosts: a
             .add_host
@@ -557,10 +576,8 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
         dns_names: Vec::new(),
         // As `docker run`: --ip and --network-alias apply to the network
         // given with --network.
-        network_opts: a
-            .networks
-            .iter()
-            .find(|n| !is_network_mode(n))
+        network_opts: networks
+            .first()
             .map(|n| {
                 let opts = berth_engine::runtime::run::NetworkOpts {
                     ipv4_address: a.ip,
@@ -593,7 +610,25 @@ fn request(a: &ContainerRunArgs) -> anyhow::Result<RunRequest> {
             None => None,
         },
         no_healthcheck: a.no_healthcheck,
+        networks,
     })
+}
+
+/// The networks `container run --network …` joins: the named ones, or
+/// the default bridge when none is named (`default` names it too, as
+/// `bridge` does); none for a network mode alone.
+fn run_networks(given: &[String]) -> Vec<String> {
+    if given.is_empty() {
+        return vec![DEFAULT_BRIDGE.to_string()];
+    }
+    given
+        .iter()
+        .filter(|n| !is_network_mode(n))
+        .map(|n| match n.as_str() {
+            "default" => DEFAULT_BRIDGE.to_string(),
+            _ => n.clone(),
+        })
+        .collect()
 }
 
 /// `--network` values that are modes rather than networks.
@@ -603,6 +638,11 @@ fn is_network_mode(n: &str) -> bool {
 
 /// Starts the supervisor of a prepared container and waits for its report.
 pub fn start_supervisor(global: &Global, id: &str) -> anyhow::Result<i32> {
+    start_supervisor_once(global, id, false)
+}
+
+/// [`start_supervisor`]; `retried` after a previous supervisor went.
+fn start_supervisor_once(global: &Global, id: &str, retried: bool) -> anyhow::Result<i32> {
     // The DNS server may be gone (a reboot, a killed `up` that created the
     // network): every start on a network makes sure it answers.
     let dir = global.root.join("containers").join(id);
@@ -634,12 +674,18 @@ pub fn start_supervisor(global: &Global, id: &str) -> anyhow::Result<i32> {
     }
     let _ = child.wait();
     if report == shim::ALREADY_SUPERVISED {
-        // Started by an earlier command that was killed: let it finish.
+        // Started by an earlier command that was killed: let it finish. Or
+        // the supervisor of the last run, which records the exit before
+        // it takes the container off its networks: once it is gone, this
+        // start is a supervisor's of its own.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
             let r = run::load_record(&dir)?;
-            if r.status != "created" {
-                return Ok(r.pid.unwrap_or(0));
+            match r.status.as_str() {
+                "created" => {}
+                "exited" if shim::supervisor_alive(&r) => {}
+                "exited" if !retried => return start_supervisor_once(global, id, true),
+                _ => return Ok(r.pid.unwrap_or(0)),
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -698,17 +744,22 @@ pub fn launch_with_keys(
     let images = ImageStore::open(root)
         .with_context(|| format!("opening the image store in {}", root.display()))?;
     let mut net = NetplaneHook::open(root)?;
+    let mut first = None;
     for n in &req.networks {
-        net.nets.inspect(n)?;
+        let rec = if n == DEFAULT_BRIDGE {
+            net.nets.ensure_default()?
+        } else {
+            net.nets.inspect(n)?
+        };
+        first.get_or_insert(rec);
     }
-    if let Some(first) = req.networks.first() {
+    if let Some(first) = first.filter(|r| r.serves_dns()) {
         // Names resolve through the embedded DNS server on the gateway.
-        let gateway = net.nets.inspect(first)?.gateway;
-        if !req.dns.contains(&gateway) {
-            req.dns.insert(0, gateway);
+        if !req.dns.contains(&first.gateway) {
+            req.dns.insert(0, first.gateway);
         }
-        ensure_dns(global, &req.networks)?;
     }
+    ensure_dns(global, &req.networks)?;
     // A taken host port is an error before anything changes.
     let reqs = req
         .ports

@@ -66,6 +66,13 @@ pub fn container(root: &Path, dir: &Path, r: &ContainerRecord) -> Value {
             )
         })
         .collect();
+    let default_bridge = |key: &str| {
+        networks
+            .get(berth_netplane::store::DEFAULT_BRIDGE)
+            .and_then(|n| n.get(key))
+            .cloned()
+            .unwrap_or_else(|| json!(""))
+    };
     let mut ports = serde_json::Map::new();
     for p in &r.ports {
         let key = format!("{}/{}", p.container_port, p.protocol);
@@ -140,7 +147,15 @@ pub fn container(root: &Path, dir: &Path, r: &ContainerRecord) -> Value {
             "Env": config.pointer("/Env").cloned().unwrap_or(Value::Null),
             "WorkingDir": config.pointer("/WorkingDir").cloned().unwrap_or(Value::Null),
         },
-        "NetworkSettings": {"Networks": networks, "Ports": ports},
+        "NetworkSettings": {
+            // Docker fills these (deprecated) fields from the default
+            // bridge only, and scripts still read them.
+            "IPAddress": default_bridge("IPAddress"),
+            "Gateway": default_bridge("Gateway"),
+            "MacAddress": default_bridge("MacAddress"),
+            "Networks": networks,
+            "Ports": ports,
+        },
         "Berth": serde_json::to_value(r).unwrap_or_default(),
     })
 }

@@ -1,5 +1,6 @@
 //! The embedded DNS server: `berth __dns`, one single-threaded process that
-//! runs while some network exists. It listens on each network's gateway
+//! runs while some network with DNS exists (all but the default bridge).
+//! It listens on each such network's gateway
 //! address only (never on host-wide addresses), answers containers of that
 //! network with the names of the containers on *that* network (service
 //! names with every replica, container names, aliases), and forwards every
@@ -317,7 +318,7 @@ pub fn live_server(root: &Path) -> Option<u32> {
 pub fn stop_if_idle(root: &Path) -> crate::Result<()> {
     let nets = Networks::open(root)?;
     let _lock = lock(root)?;
-    if !nets.list()?.is_empty() {
+    if nets.list()?.iter().any(NetworkRecord::serves_dns) {
         return Ok(());
     }
     if let Some(pid) = live_server(root) {
@@ -336,6 +337,15 @@ pub fn stop_if_idle(root: &Path) -> crate::Result<()> {
     }
     let _ = std::fs::remove_file(root.join("networks").join("dns.pid"));
     Ok(())
+}
+
+/// The networks the server answers on.
+fn served(nets: &Networks) -> crate::Result<Vec<NetworkRecord>> {
+    Ok(nets
+        .list()?
+        .into_iter()
+        .filter(NetworkRecord::serves_dns)
+        .collect())
 }
 
 /// Serves until no network is left. Runs in the network namespace of the
@@ -369,13 +379,13 @@ pub fn serve(root: &Path) -> crate::Result<()> {
         if watcher.changed() || reload || listeners.is_empty() || unbound {
             reload = false;
             unbound = false;
-            let records = nets.list()?;
+            let records = served(&nets)?;
             if records.is_empty() {
                 // Leave only under the lock `berth` takes to decide whether a
                 // server runs: one that found this process alive must not
                 // see it go away afterwards.
                 let held = lock(root)?;
-                if nets.list()?.is_empty() {
+                if served(&nets)?.is_empty() {
                     if live_server(root) == Some(me) {
                         let _ = std::fs::remove_file(dir.join("dns.pid"));
                     }

@@ -128,7 +128,13 @@ impl NamespaceLock {
             })
             .filter_map(|e| {
                 let bytes = std::fs::read(e.path()).ok()?;
-                Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+                let dir = PathBuf::from(std::ffi::OsString::from_vec(bytes));
+                if !dir.is_dir() {
+                    // A root removed with its networks still recorded.
+                    let _ = std::fs::remove_file(e.path());
+                    return None;
+                }
+                Some(dir)
             })
             .filter(|p| p != networks_dir)
             .collect();
@@ -137,12 +143,33 @@ impl NamespaceLock {
         out
     }
 
-    /// The file naming the networks (`<networks dir>/<name>` lines) whose
-    /// rules the last sync in this namespace applied.
-    pub fn applied_path(&self) -> PathBuf {
+    fn applied_path(&self) -> PathBuf {
         Path::new(RUN_DIR)
             .join("roots")
             .join(format!("{}.applied", self.netns))
+    }
+
+    /// Records the networks (`<networks dir>/<name>`) whose rules a sync
+    /// applied in this namespace; none leaves no file.
+    pub fn set_applied(&self, networks: &[PathBuf]) {
+        if networks.is_empty() {
+            let _ = std::fs::remove_file(self.applied_path());
+            return;
+        }
+        let text: String = networks
+            .iter()
+            .map(|n| format!("{}\n", n.display()))
+            .collect();
+        let _ = std::fs::write(self.applied_path(), text);
+    }
+
+    /// Whether the last sync in this namespace applied the rules of the
+    /// network `<networks dir>/<name>`.
+    pub fn applied(&self, network: &Path) -> bool {
+        std::fs::read_to_string(self.applied_path())
+            .unwrap_or_default()
+            .lines()
+            .any(|l| Path::new(l) == network)
     }
 }
 

@@ -14,6 +14,12 @@ use crate::ipam::{self, Subnet};
 use crate::link;
 use crate::peers::{self, NamespaceLock};
 
+/// The network `container run` joins without `--network`: Docker's
+/// predefined `bridge`, made here when a container first needs it. As on
+/// Docker's, containers reach each other by address only: no embedded DNS
+/// serves it, and its containers use the host's name servers.
+pub const DEFAULT_BRIDGE: &str = "bridge";
+
 /// What `network create` asks for.
 #[derive(Clone, Debug, Default)]
 pub struct NetworkRequest {
@@ -103,6 +109,12 @@ pub struct NetworkRecord {
 }
 
 impl NetworkRecord {
+    /// Whether the embedded DNS server answers on this network (every one
+    /// but the [`DEFAULT_BRIDGE`]).
+    pub fn serves_dns(&self) -> bool {
+        self.name != DEFAULT_BRIDGE
+    }
+
     /// The IPv6 subnet and gateway, on a network with IPv6.
     pub fn ipv6(&self) -> Option<(crate::ipam::Subnet6, std::net::Ipv6Addr)> {
         Some((
@@ -318,11 +330,12 @@ impl Networks {
             .chain(others)
             .collect();
         // Names the networks of the table last applied (see `remove`).
-        let applied: String = networks
-            .iter()
-            .map(|(d, r)| format!("{}\n", d.join(&r.name).display()))
-            .collect();
-        let _ = std::fs::write(host.applied_path(), applied);
+        host.set_applied(
+            &networks
+                .iter()
+                .map(|(d, r)| d.join(&r.name))
+                .collect::<Vec<_>>(),
+        );
         let rules: Vec<NetRules> = networks
             .into_iter()
             .map(|(_, r)| NetRules {
@@ -577,6 +590,27 @@ impl Networks {
         }
     }
 
+    /// The [`DEFAULT_BRIDGE`] network, complete: made if missing, its
+    /// bridge brought back if gone (a reboot, a removal by hand).
+    pub fn ensure_default(&self) -> Result<NetworkRecord> {
+        if let Ok(r) = self.inspect(DEFAULT_BRIDGE)
+            && self.is_complete(&r)
+        {
+            return Ok(r);
+        }
+        let req = NetworkRequest {
+            name: DEFAULT_BRIDGE.into(),
+            labels: BTreeMap::from([(
+                "com.docker.network.bridge.default_bridge".to_string(),
+                "true".to_string(),
+            )]),
+            ..NetworkRequest::default()
+        };
+        // A second command making it at once loses the race to create and
+        // completes the one the first made.
+        self.ensure(&req).or_else(|_| self.ensure(&req))
+    }
+
     /// Removes a network: bridge, rules, record. Missing pieces count as done.
     pub fn remove(&self, name: &str) -> Result<()> {
         let r = self.inspect(name)?;
@@ -602,12 +636,8 @@ impl Networks {
         })?;
         // A sync of another command (or of another network's removal) that
         // still found the record applied its rules last: apply again.
-        let applied = {
-            let host = peers::lock()?;
-            std::fs::read_to_string(host.applied_path()).unwrap_or_default()
-        };
-        let me = self.dir.join(&r.name);
-        if applied.lines().any(|n| Path::new(n) == me) {
+        let applied = peers::lock()?.applied(&self.dir.join(&r.name));
+        if applied {
             self.sync_firewall()?;
         }
         Ok(())

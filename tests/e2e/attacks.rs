@@ -270,7 +270,7 @@ fn a_terminal_console_is_the_allocated_pty_whatever_the_image_put_in_dev() {
          test -w /proc/sysrq-trigger && echo writable || echo read-only"
     );
     // `script` gives the run a terminal of its own.
-    let out = std::process::Command::new("script")
+    let out = crate::sandbox::in_test_netns(&mut std::process::Command::new("script"))
         .args(["-qec", &line, "/dev/null"])
         .env("BERTH_ROOT", &root)
         .stdin(std::process::Stdio::null())

@@ -147,6 +147,8 @@ fn up_is_level_triggered_recreates_what_changed_and_down_leaves_nothing() {
                 "container",
                 "run",
                 "--rm",
+                "--network",
+                "none",
                 "-v",
                 "e2e_data:/data",
                 "localhost/busybox-test",

@@ -880,8 +880,9 @@ fn a_supervisors_sockets_are_paths_in_private_directories() {
             })
         })
         .expect("the container's supervisor");
+    // Sockets are listed per network namespace: the supervisor's.
     let names: std::collections::HashMap<String, String> =
-        std::fs::read_to_string("/proc/net/unix")
+        std::fs::read_to_string(format!("/proc/{shim}/net/unix"))
             .unwrap()
             .lines()
             .skip(1)
@@ -975,7 +976,7 @@ fn no_host_descriptor_reaches_a_container() {
     let root = busybox_root(&d);
     // A caller that leaks the host's root on descriptors 3 to 30.
     let leaky = |args: &[&str]| {
-        let out = std::process::Command::new("bash")
+        let out = crate::sandbox::in_test_netns(&mut std::process::Command::new("bash"))
             .arg("-c")
             .arg(r#"for i in $(seq 3 30); do eval "exec $i</"; done; exec "$@""#)
             .arg("bash")
@@ -2046,7 +2047,7 @@ fn a_foreground_run_on_a_terminal_detaches_and_returns_its_exit_code() {
             "{} container run -it --rm --name {name} localhost/busybox-test sh",
             env!("CARGO_BIN_EXE_berth")
         );
-        let mut child = std::process::Command::new("script")
+        let mut child = crate::sandbox::in_test_netns(&mut std::process::Command::new("script"))
             .args(["-qec", &line, "/dev/null"])
             .env("BERTH_ROOT", &root)
             .stdin(std::process::Stdio::piped())

@@ -1144,21 +1144,18 @@ fn two_state_roots_in_one_namespace_keep_each_others_rules() {
     assert!(err.contains("already allocated"), "{err}");
     let page = ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18391/index.html 2>&1");
     assert_eq!(page, "hello from berth-busybox\n");
-    let across = ns.berth(
-        &d,
-        &b,
-        &[
-            "container",
-            "exec",
-            "web-b",
-            "wget",
-            "-T",
-            "1",
-            "-qO-",
-            "http://10.97.1.2:8080/index.html",
-        ],
+    // The same address inside the root's own network answers, the other
+    // root's does not.
+    let fetch = |url: &str| {
+        let script = format!("timeout 2 wget -qO- {url} 2>/dev/null || echo unreachable");
+        ns.berth(&d, &b, &["container", "exec", "web-b", "sh", "-c", &script])
+            .ok()
+    };
+    assert_eq!(
+        fetch("http://10.97.2.2:8080/index.html"),
+        "hello from berth-busybox\n"
     );
-    assert!(!across.0.status.success(), "reached across roots");
+    assert_eq!(fetch("http://10.97.1.2:8080/index.html"), "unreachable\n");
     ns.berth(&d, &a, &["container", "rm", "-f", "web-a"]).ok();
     ns.berth(&d, &a, &["network", "rm", "na"]).ok();
     let table = ns.sh("nft list table ip berth");
@@ -1171,5 +1168,122 @@ fn two_state_roots_in_one_namespace_keep_each_others_rules() {
     );
     ns.berth(&d, &b, &["container", "rm", "-f", "web-b"]).ok();
     ns.berth(&d, &b, &["network", "rm", "nb"]).ok();
+    assert_eq!(ns.sh("nft list tables"), "", "no firewall table left");
+}
+
+/// `container run` without `--network` joins the default bridge, as
+/// `docker run` does: made when first needed, a published port answers
+/// through it, its containers reach each other and the outside by address,
+/// and, as Docker's, it has no embedded DNS (the host's name servers).
+#[test]
+fn container_run_without_a_network_joins_the_default_bridge() {
+    let d = Dir::new("default-bridge");
+    let ns = Netns::new();
+    let root = crate::container::busybox_root(&d);
+    ns.sh("ip link set lo up");
+    let run = |args: &[&str]| ns.berth(&d, &root, args);
+    let httpd = [
+        "localhost/busybox-test",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+    ];
+    let mut args = vec!["container", "run", "-d", "--init", "--name", "web"];
+    args.extend(["-p", "127.0.0.1:18393:8080"]);
+    args.extend(httpd);
+    run(&args).ok();
+    let page = ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18393/index.html 2>&1");
+    assert_eq!(page, "hello from berth-busybox\n");
+    let net = run(&["network", "inspect", "bridge"]).json();
+    let (subnet, gateway, bridge) = (
+        net[0]["Subnet"].as_str().unwrap().to_string(),
+        net[0]["Gateway"].as_str().unwrap().to_string(),
+        net[0]["Bridge"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(subnet, "172.17.0.0/16", "Docker's first pool, free here");
+    let ip = run(&[
+        "container",
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}} {{.HostConfig.NetworkMode}}",
+        "web",
+    ])
+    .ok();
+    assert_eq!(ip, format!("172.17.0.2 {gateway} bridge\n"));
+    // Another container (`--network default` names the same network)
+    // reaches it by address; the name servers are the host's.
+    let out = run(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "default",
+        "localhost/busybox-test",
+        "sh",
+        "-c",
+        "timeout 2 wget -qO- http://172.17.0.2:8080/index.html; cat /etc/resolv.conf; ip -4 route",
+    ])
+    .ok();
+    assert!(out.starts_with("hello from berth-busybox\n"), "{out}");
+    assert!(!out.contains(&format!("nameserver {gateway}")), "{out}");
+    assert!(
+        out.contains(&format!("default via {gateway} dev eth0")),
+        "{out}"
+    );
+    let gw_hex = format!(
+        "{:08X}:0035",
+        u32::from_ne_bytes(gateway.parse::<std::net::Ipv4Addr>().unwrap().octets())
+    );
+    assert!(
+        !ns.sh("cat /proc/net/udp").contains(&gw_hex),
+        "no DNS server on the default bridge"
+    );
+    // As `docker run`: addresses and aliases are a user network's.
+    let err = run(&[
+        "container",
+        "run",
+        "--rm",
+        "--ip",
+        "172.17.0.9",
+        "localhost/busybox-test",
+        "true",
+    ])
+    .fails();
+    assert!(
+        err.contains("user specified IP address is supported on user defined networks only"),
+        "{err}"
+    );
+    let err = run(&[
+        "container",
+        "run",
+        "--rm",
+        "--network-alias",
+        "x",
+        "localhost/busybox-test",
+        "true",
+    ])
+    .fails();
+    assert!(
+        err.contains("network-scoped alias is supported only"),
+        "{err}"
+    );
+    // A bridge removed by hand comes back for the next start.
+    run(&["container", "stop", "-t", "1", "web"]).ok();
+    ns.sh(&format!("ip link del {bridge}"));
+    run(&["container", "start", "web"]).ok();
+    // (httpd listens a moment after its start.)
+    let page = (0..20)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18393/index.html 2>&1")
+        })
+        .find(|p| p == "hello from berth-busybox\n");
+    assert!(page.is_some(), "the published port answers after the restart");
+    run(&["container", "rm", "-f", "web"]).ok();
+    run(&["network", "rm", "bridge"]).ok();
+    assert_eq!(ns.sh("ip -br link | grep -c br-").trim(), "0");
     assert_eq!(ns.sh("nft list tables"), "", "no firewall table left");
 }

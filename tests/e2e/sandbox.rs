@@ -1,8 +1,70 @@
 //! A temporary project directory and a way to run `berth` in it.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The network namespace where this test binary runs every `berth` that
+/// has none of its own ([`crate::network::Netns`]): the default bridge
+/// that `container run` makes, its veths and firewall rules go there,
+/// never into the host's. It lives while this descriptor is open (as long
+/// as the binary), with its loopback up.
+pub fn test_netns() -> BorrowedFd<'static> {
+    static NS: OnceLock<std::fs::File> = OnceLock::new();
+    NS.get_or_init(|| {
+        // A thread of its own: namespaces are per thread.
+        std::thread::spawn(|| {
+            // SAFETY: only the network namespace is unshared, on a thread
+            // that shares no descriptors it could lose.
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+                .expect("unsharing a network namespace for the tests (needs root)");
+            let up = Command::new("ip")
+                .args(["link", "set", "lo", "up"])
+                .status()
+                .expect("ip link set lo up");
+            assert!(up.success(), "bringing the test namespace's loopback up");
+            std::fs::File::open("/proc/thread-self/ns/net").expect("the test namespace")
+        })
+        .join()
+        .expect("making the test namespace")
+    })
+    .as_fd()
+}
+
+/// Makes `cmd` run in [`test_netns`].
+pub fn in_test_netns(cmd: &mut Command) -> &mut Command {
+    let fd = test_netns().as_raw_fd();
+    // SAFETY: the child only calls setns(2), async-signal-safe, on a
+    // descriptor open for the whole life of this process.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::thread::move_into_link_name_space(
+                BorrowedFd::borrow_raw(fd),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .map_err(Into::into)
+        })
+    }
+}
+
+/// Runs `f` on a thread in [`test_netns`] (commands it starts run there).
+pub fn in_test_netns_do<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            rustix::thread::move_into_link_name_space(
+                test_netns(),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .expect("joining the test namespace");
+            f()
+        })
+        .join()
+        .expect("a thread in the test namespace")
+    })
+}
 
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct Dir {
@@ -39,7 +101,7 @@ impl Dir {
     /// Runs `berth args…` in a subfolder and returns its standard output.
     pub fn berth_in(&self, sub: &str, args: &[&str]) -> String {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-        let out = cmd
+        let out = in_test_netns(&mut cmd)
             .args(args)
             .current_dir(self.path.join(sub))
             .env_clear()
@@ -56,7 +118,8 @@ impl Dir {
 
     pub fn berth_with(&self, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-        cmd.args(args)
+        in_test_netns(&mut cmd)
+            .args(args)
             .current_dir(&self.path)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -88,8 +151,59 @@ impl Dir {
 impl Drop for Dir {
     /// Cleans up even after a failed test: containers started under the
     /// sandbox's state root are killed, their roots unmounted and their
-    /// cgroups removed before the directory goes.
+    /// cgroups removed, and the networks its state roots left in the test
+    /// namespace removed, before the directory goes.
     fn drop(&mut self) {
+        self.kill_containers();
+        self.remove_networks();
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+impl Dir {
+    /// Removes, through `berth network rm`, the networks of every state
+    /// root in the sandbox whose bridges are in the test namespace (a
+    /// test's own namespace takes its bridges with it).
+    fn remove_networks(&self) {
+        let roots: Vec<PathBuf> = std::fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("networks").is_dir())
+            .collect();
+        if roots.is_empty() {
+            return;
+        }
+        in_test_netns_do(|| {
+            let here = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap_or_default();
+            for root in &roots {
+                for e in std::fs::read_dir(root.join("networks"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let rec: serde_json::Value = std::fs::read(e.path())
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok())
+                        .unwrap_or_default();
+                    let (Some(name), Some(bridge)) = (rec["Name"].as_str(), rec["Bridge"].as_str())
+                    else {
+                        continue;
+                    };
+                    if here.contains(&format!("{bridge}:")) {
+                        let _ = Command::new(env!("CARGO_BIN_EXE_berth"))
+                            .arg("--root")
+                            .arg(root)
+                            .args(["network", "rm", name])
+                            .output();
+                    }
+                }
+            }
+        });
+    }
+
+    fn kill_containers(&self) {
         let containers = self.path.join("state/containers");
         if let Ok(entries) = std::fs::read_dir(&containers) {
             for e in entries.flatten() {
@@ -128,7 +242,6 @@ impl Drop for Dir {
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
