@@ -14,6 +14,7 @@ use berth_engine::runtime::run::{self, RunRequest, find, list_records};
 use berth_engine::runtime::spec::{ProcessRequest, Resources, Throttle, ThrottleKind};
 use berth_engine::runtime::{freeze, shim, succession};
 use berth_engine::volume::VolumeStore;
+use berth_netplane::store::DEFAULT_BRIDGE;
 use berth_netplane::{NetworkRequest, Networks};
 use berth_planner::{
     ContainerState, DesiredState, DownOptions, ObservedContainer, ObservedNetwork, ObservedState,
@@ -273,6 +274,8 @@ impl<'a> HostRuntime<'a> {
                     })
                     .collect()
             }
+            // Docker's default bridge, as with Docker Compose.
+            "bridge" => vec![DEFAULT_BRIDGE.to_string()],
             _ => Vec::new(),
         };
         let network_mode = match svc.network_mode.split_once(':') {
@@ -415,6 +418,11 @@ impl<'a> HostRuntime<'a> {
             },
             config: Some(d.config.clone()),
             dns: match networks.first() {
+                // No embedded DNS there: the host's name servers.
+                Some(n) if n == DEFAULT_BRIDGE => {
+                    self.networks.ensure_default().map_err(err)?;
+                    Vec::new()
+                }
                 Some(n) => vec![self.networks.inspect(n).map_err(err)?.gateway],
                 None => Vec::new(),
             }

@@ -17,6 +17,14 @@ pub fn run(global: &Global, cmd: &NetworkCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match cmd {
         NetworkCommand::Create(a) => {
+            // Docker's predefined networks: `bridge` is made when a
+            // container first needs it.
+            if matches!(a.name.as_str(), "bridge" | "host" | "none") {
+                bail!(
+                    "operation is not permitted on predefined {} network",
+                    a.name
+                );
+            }
             if a.driver != "bridge" {
                 bail!(
                     "network driver {:?} is not supported (only bridge)",

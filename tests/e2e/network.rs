@@ -1281,8 +1281,27 @@ fn container_run_without_a_network_joins_the_default_bridge() {
             ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18393/index.html 2>&1")
         })
         .find(|p| p == "hello from berth-busybox\n");
-    assert!(page.is_some(), "the published port answers after the restart");
+    assert!(
+        page.is_some(),
+        "the published port answers after the restart"
+    );
     run(&["container", "rm", "-f", "web"]).ok();
+    // Compose's `network_mode: bridge` is the same network; `down` leaves
+    // it, as Docker Compose leaves Docker's.
+    d.write(
+        "compose.yaml",
+        "services:\n  app:\n    image: localhost/busybox-test\n    network_mode: bridge\n    init: true\n    command: sleep 30\n",
+    );
+    run(&["up", "-d"]).ok();
+    let route = run(&["exec", "-T", "app", "ip", "-4", "route"]).ok();
+    assert!(
+        route.contains(&format!("default via {gateway} dev eth0")),
+        "{route}"
+    );
+    run(&["down"]).ok();
+    assert_eq!(run(&["network", "ls", "-q"]).ok(), "bridge\n");
+    let err = run(&["network", "create", "bridge"]).fails();
+    assert!(err.contains("predefined bridge network"), "{err}");
     run(&["network", "rm", "bridge"]).ok();
     assert_eq!(ns.sh("ip -br link | grep -c br-").trim(), "0");
     assert_eq!(ns.sh("nft list tables"), "", "no firewall table left");
