@@ -7,6 +7,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::sandbox::{Dir, Run};
 
+/// A web server on port 8080 of the test image, serving `/www`.
+const HTTPD: [&str; 7] = [
+    "localhost/busybox-test",
+    "httpd",
+    "-f",
+    "-p",
+    "8080",
+    "-h",
+    "/www",
+];
+
 /// A network namespace, deleted on drop.
 pub struct Netns(String);
 
@@ -1093,22 +1104,13 @@ fn two_state_roots_in_one_namespace_keep_each_others_rules() {
         crate::container::busybox_tar(&[]),
         "localhost/busybox-test:latest",
     );
-    let httpd = [
-        "localhost/busybox-test",
-        "httpd",
-        "-f",
-        "-p",
-        "8080",
-        "-h",
-        "/www",
-    ];
     let serve = |root: &str, name: &str, net: &str, publish: &str| {
         let mut args = vec!["container", "run", "-d", "--init", "--name", name];
         args.extend(["--network", net]);
         if !publish.is_empty() {
             args.extend(["-p", publish]);
         }
-        args.extend(httpd);
+        args.extend(HTTPD);
         ns.berth(&d, root, &args)
     };
     let bridge = |root: &str, net: &str| {
@@ -1182,18 +1184,9 @@ fn container_run_without_a_network_joins_the_default_bridge() {
     let root = crate::container::busybox_root(&d);
     ns.sh("ip link set lo up");
     let run = |args: &[&str]| ns.berth(&d, &root, args);
-    let httpd = [
-        "localhost/busybox-test",
-        "httpd",
-        "-f",
-        "-p",
-        "8080",
-        "-h",
-        "/www",
-    ];
     let mut args = vec!["container", "run", "-d", "--init", "--name", "web"];
     args.extend(["-p", "127.0.0.1:18393:8080"]);
-    args.extend(httpd);
+    args.extend(HTTPD);
     run(&args).ok();
     let page = ns.sh("timeout 2 busybox wget -qO- http://127.0.0.1:18393/index.html 2>&1");
     assert_eq!(page, "hello from berth-busybox\n");

@@ -1,6 +1,6 @@
 //! A temporary project directory and a way to run `berth` in it.
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -34,31 +34,29 @@ pub fn test_netns() -> BorrowedFd<'static> {
     .as_fd()
 }
 
+/// Moves the calling thread into [`test_netns`].
+fn enter_test_netns() -> std::io::Result<()> {
+    rustix::thread::move_into_link_name_space(
+        test_netns(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(Into::into)
+}
+
 /// Makes `cmd` run in [`test_netns`].
 pub fn in_test_netns(cmd: &mut Command) -> &mut Command {
-    let fd = test_netns().as_raw_fd();
+    // Made here, so the child only reads the descriptor.
+    test_netns();
     // SAFETY: the child only calls setns(2), async-signal-safe, on a
     // descriptor open for the whole life of this process.
-    unsafe {
-        cmd.pre_exec(move || {
-            rustix::thread::move_into_link_name_space(
-                BorrowedFd::borrow_raw(fd),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .map_err(Into::into)
-        })
-    }
+    unsafe { cmd.pre_exec(enter_test_netns) }
 }
 
 /// Runs `f` on a thread in [`test_netns`] (commands it starts run there).
 pub fn in_test_netns_do<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
         s.spawn(|| {
-            rustix::thread::move_into_link_name_space(
-                test_netns(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .expect("joining the test namespace");
+            enter_test_netns().expect("joining the test namespace");
             f()
         })
         .join()
